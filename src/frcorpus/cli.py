@@ -1,0 +1,222 @@
+"""The `frcorpus` command: thin Typer commands over the library.
+
+Exit codes: 0 success, 1 a failed run, 2 a configuration error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Build versioned French SFT corpora.")
+console = Console(stderr=True)
+out = Console()
+
+
+def _config_errors(problems: list[str]) -> None:
+    console.print(f"[bold red]{len(problems)} problem(s) in the pipeline:[/]")
+    for p in problems:
+        console.print(f"  {p}", markup=False, highlight=False)
+    raise typer.Exit(2)
+
+
+def _load(path: Path):
+    from frcorpus.config import ConfigError, load_pipeline, missing_dependencies
+
+    try:
+        loaded = load_pipeline(path)
+    except ConfigError as e:
+        _config_errors(e.problems)
+    problems = missing_dependencies(loaded)
+    if problems:
+        _config_errors(problems)
+    return loaded
+
+
+def _plan(loaded):
+    from frcorpus.engine import build_plan
+    from frcorpus.stages.io import SourceError
+
+    try:
+        return build_plan(loaded)
+    except SourceError as e:
+        line = 1
+        for i, s in enumerate(loaded.config.sources):
+            if f"source '{s.name}'" in str(e):
+                line = loaded.line_of("sources", i, "path")
+        _config_errors([f"{loaded.path}:{line}: {e}"])
+
+
+@app.command()
+def validate(pipeline: Annotated[Path, typer.Argument(help="pipeline YAML file")]) -> None:
+    """Check a pipeline without running it: schema, paths, formats, optional dependencies."""
+    from frcorpus.stages.io import peek_format
+
+    loaded = _load(pipeline)
+    plan = _plan(loaded)
+    table = Table(title=f"{loaded.config.name}: sources", title_justify="left")
+    for col in ("source", "files", "format", "licence"):
+        table.add_column(col)
+    for src in plan.sources:
+        table.add_row(src.config.name, str(len(src.files)), peek_format(src), src.config.license or "-")
+    out.print(table)
+    out.print(f"[green]OK[/] {pipeline}: {len(loaded.config.stages)} stages, {len(plan.phases)} phase(s)")
+
+
+@app.command()
+def stages(
+    schema: Annotated[bool, typer.Option("--schema", help="print the pipeline JSON Schema")] = False,
+) -> None:
+    """List the stages and their options (or print the JSON Schema for editors)."""
+    from frcorpus.config import PipelineConfig
+    from frcorpus.stages import REGISTRY
+
+    if schema:
+        print(json.dumps(PipelineConfig.model_json_schema(), indent=2))
+        return
+    for name, cls in REGISTRY.items():
+        kind = "global" if cls.is_global else "per-record"
+        doc = (cls.__doc__ or sys.modules[cls.__module__].__doc__ or "").strip().splitlines()[0]
+        out.print(f"[bold]{name}[/]  ({cls.family}, {kind})  {doc}", highlight=False)
+        for field, info in cls.Config.model_fields.items():
+            if field == "type":
+                continue
+            default = "required" if info.is_required() else f"default {info.get_default(call_default_factory=True)!r}"
+            desc = info.description or ""
+            out.print(f"    {field}: {_type_name(info.annotation)} ({default}) {desc}", highlight=False)
+        out.print()
+
+
+def _type_name(annotation: Any) -> str:
+    text = str(annotation).replace("typing.", "")
+    return text.removeprefix("<class '").removesuffix("'>")
+
+
+class RunProgress:
+    """One progress bar per job, counting its completed tasks (works for subprocess workers too)."""
+
+    def __init__(self, enabled: bool):
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=console, disable=not enabled,
+        )
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self):
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.progress.stop()
+
+    def start_job(self, job) -> None:
+        self.task = self.progress.add_task(job.label, total=job.tasks)
+        self.job = job
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while not self._stop.wait(0.3):
+            self._update()
+
+    def _update(self) -> None:
+        done = len(list((self.job.logging_dir / "completions").glob("*")))
+        self.progress.update(self.task, completed=done)
+
+    def end_job(self, job) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join()
+        self._update()
+
+
+def report(result, console_out: Console) -> None:
+    stats = result.stats
+    table = Table(title="stages", title_justify="left")
+    for col, justify in (("stage", "left"), ("in", "right"), ("kept", "right"), ("rejected", "right"),
+                         ("reasons", "left"), ("seconds", "right")):
+        table.add_column(col, justify=justify)
+    for stage_id, s in stats["stages"].items():
+        rejected = sum(s["rejected"].values())
+        reasons = ", ".join(f"{r}: {n}" for r, n in sorted(s["rejected"].items(), key=lambda x: -x[1]))
+        table.add_row(stage_id, str(s["in"]), str(s["kept"]), str(rejected), reasons or "-", f"{s['seconds']:.2f}")
+    console_out.print(table)
+    sources = Table(title="sources", title_justify="left")
+    for col in ("source", "read", "kept", "rejected", "format"):
+        sources.add_column(col, justify="left" if col in ("source", "format") else "right")
+    for name, s in stats["sources"].items():
+        sources.add_row(name, str(s["read"]), str(s["kept"]), str(s["rejected"]), ", ".join(s["formats"]) or "-")
+    t = stats["totals"]
+    sources.add_row("[bold]total[/]", str(t["read"]), str(t["kept"]), str(t["rejected"]), "")
+    console_out.print(sources)
+    console_out.print(f"[green]version {result.version}[/] written to [bold]{result.version_dir}[/]")
+
+
+@app.command()
+def run(
+    pipeline: Annotated[Path, typer.Argument(help="pipeline YAML file")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print the plan (and Slurm scripts); run nothing")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="continue an interrupted run of this pipeline")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
+) -> None:
+    """Run a pipeline and write a new immutable dataset version."""
+    from frcorpus.engine import RunError, build_jobs, run_plan, slurm_scripts
+
+    loaded = _load(pipeline)
+    plan = _plan(loaded)
+    if dry_run:
+        cfg = plan.config
+        out.print(f"[bold]{cfg.name}[/] version {cfg.version}: {len(plan.sources)} source(s), "
+                  f"{sum(len(s.files) for s in plan.sources)} file(s), {cfg.executor.type} executor, "
+                  f"{plan.tasks} task(s)")
+        for job in build_jobs(plan):
+            out.print(f"  {job.label}  [{job.tasks} task(s)]", highlight=False)
+        out.print(f"work folder: {plan.paths.work}\nversions in: {plan.paths.name_dir}")
+        if cfg.executor.type == "slurm":
+            with tempfile.TemporaryDirectory() as tmp:
+                for label, script in slurm_scripts(plan, Path(tmp)):
+                    out.print(f"\n# ---- {label}\n{script}", highlight=False, markup=False)
+        return
+    start = time.perf_counter()
+    try:
+        with RunProgress(enabled=not quiet) as progress:
+            result = run_plan(plan, resume=resume, progress=progress)
+    except RunError as e:
+        console.print(f"[bold red]run failed:[/] {e}", highlight=False)
+        raise typer.Exit(1) from None
+    except Exception as e:  # a crash in a stage: say where the logs are
+        console.print(f"[bold red]run failed:[/] {type(e).__name__}: {e}\nlogs: {plan.paths.work / 'logs'}",
+                      highlight=False)
+        raise typer.Exit(1) from None
+    if isinstance(result, list):
+        out.print("submitted Slurm jobs:\n  " + "\n  ".join(result))
+        return
+    report(result, out)
+    out.print(f"finished in {time.perf_counter() - start:.1f} s")
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from loguru import logger
+
+    logger.remove()
+    logger.add(sys.stderr, level=os.environ.get("FRCORPUS_DATATROVE_LOG_LEVEL", "WARNING"))
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,335 @@
+"""The pipeline YAML: pydantic models, and errors that name file:line, YAML path, value and fix.
+
+Validation never loads a model or reads data: `load_pipeline` checks the shape; `check_pipeline`
+adds what needs the machine (paths exist, optional dependencies importable).
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.util
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from frcorpus.stages import REGISTRY
+
+FORMATS = ("auto", "messages", "sharegpt", "alpaca", "prompt_response")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PromptResponseFields(Strict):
+    prompt: str = "prompt"
+    response: str = "response"
+    system: str | None = None
+
+
+class SourceConfig(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="unique name of the source")
+    path: str = Field(
+        description="file, glob, folder, local Hugging Face dataset folder, bundled sample "
+        "(frcorpus://samples/...) or Hub id org/name@revision"
+    )
+    format: Literal["auto", "messages", "sharegpt", "alpaca", "prompt_response"] = "auto"
+    license: str | None = Field(None, description="SPDX-style licence id, e.g. apache-2.0, cc-by-nc-4.0")
+    language: str | None = Field(None, pattern=r"^[a-z]{2,3}$", description="language hint (ISO 639)")
+    limit: int | None = Field(None, ge=1, description="read at most this many records from the source")
+    fields: PromptResponseFields = Field(
+        default_factory=PromptResponseFields, description="field names for format prompt_response"
+    )
+    id_field: str = Field("id", description="field holding the source's own record id, if any")
+
+
+class LocalExecutor(Strict):
+    type: Literal["local"]
+    tasks: int = Field(1, ge=1, description="shards of the work")
+    workers: int = Field(1, ge=1, description="tasks run at the same time")
+
+
+class SlurmExecutor(Strict):
+    type: Literal["slurm"]
+    tasks: int = Field(1, ge=1)
+    workers: int = Field(-1, ge=-1, description="max concurrent array tasks (-1: no limit)")
+    partition: str
+    time: str = Field("04:00:00", description="time limit per job (HH:MM:SS)")
+    cpus_per_task: int = Field(1, ge=1)
+    mem_per_cpu_gb: int = Field(2, ge=1)
+    gpus_per_task: int = Field(0, ge=0)
+    qos: str | None = None
+    venv_path: str | None = Field(None, description="activate script sourced by each job")
+    env_command: str | None = None
+    sbatch_args: dict[str, str] = Field(default_factory=dict)
+    job_name: str = "frcorpus"
+
+
+class RayExecutor(Strict):
+    type: Literal["ray"]
+    tasks: int = Field(1, ge=1)
+    workers: int = Field(-1, ge=-1, description="concurrent tasks (-1: as many as tasks)")
+    address: str | None = Field(None, description="Ray cluster address; none starts a local instance")
+    cpus_per_task: int = Field(1, ge=1)
+    mem_per_cpu_gb: float = Field(2, gt=0)
+    gpus_per_task: int = Field(0, ge=0)
+
+
+ExecutorConfig = Annotated[LocalExecutor | SlurmExecutor | RayExecutor, Field(discriminator="type")]
+
+
+class OutputConfig(Strict):
+    dir: str = Field("out", description="versions are written to <dir>/<name>/<version>/")
+    compression: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
+    row_group_size: int = Field(10_000, ge=100)
+
+
+# The discriminated union of every registered stage's Config: one place to extend (the registry).
+StageConfigUnion = Annotated[Union[tuple(cls.Config for cls in REGISTRY.values())], Field(discriminator="type")]  # noqa: UP007
+
+
+class PipelineConfig(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="dataset name")
+    version: str = Field(
+        "auto",
+        pattern=r"^(auto|[0-9A-Za-z][0-9A-Za-z_.+-]*)$",
+        description="version string, or auto (run date + content fingerprint)",
+    )
+    description: str | None = None
+    sources: list[SourceConfig] = Field(min_length=1)
+    stages: list[StageConfigUnion] = Field(default_factory=list)  # type: ignore[valid-type]
+    executor: ExecutorConfig = Field(default_factory=lambda: LocalExecutor(type="local"))  # type: ignore[valid-type]
+    output: OutputConfig = Field(default_factory=OutputConfig)
+
+    @field_validator("sources")
+    @classmethod
+    def _unique_sources(cls, sources):
+        seen = set()
+        for s in sources:
+            if s.name in seen:
+                raise ValueError(f"source name {s.name!r} is used twice; source names must be unique")
+            seen.add(s.name)
+        return sources
+
+    @model_validator(mode="after")
+    def _unique_stage_ids(self):
+        ids = [s.id for s in self.stages if s.id]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"stage id {dupes[0]!r} is used twice; stage ids must be unique")
+        return self
+
+    def stage_ids(self) -> list[str]:
+        """Explicit ids, else the type, numbered from the second occurrence (`exact_dedup_2`)."""
+        ids: list[str] = []
+        seen: dict[str, int] = {}
+        for s in self.stages:
+            if s.id:
+                ids.append(s.id)
+                continue
+            seen[s.type] = seen.get(s.type, 0) + 1
+            ids.append(s.type if seen[s.type] == 1 else f"{s.type}_{seen[s.type]}")
+        return ids
+
+
+class ConfigError(Exception):
+    """One or more problems in a pipeline file; `str()` lists them all, one per line."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+# --------------------------------------------------------------------------- YAML with line numbers
+
+
+def _line_map(node: yaml.Node, path: tuple = (), out: dict | None = None) -> dict[tuple, int]:
+    """YAML path (keys and indices) -> 1-based line of the value, from PyYAML's composed nodes."""
+    out = {} if out is None else out
+    out.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value
+            out[(*path, key, "__key__")] = key_node.start_mark.line + 1
+            _line_map(value_node, (*path, key), out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _line_map(item, (*path, i), out)
+    return out
+
+
+def _fmt_path(path: tuple) -> str:
+    text = ""
+    for p in path:
+        text += f"[{p}]" if isinstance(p, int) else (f".{p}" if text else str(p))
+    return text or "<top>"
+
+
+def _get(data: Any, path: tuple) -> Any:
+    for p in path:
+        try:
+            data = data[p]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
+
+
+def _suggest(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(str(word), choices, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _clean_loc(raw: Any, loc: tuple) -> tuple:
+    """Drop the discriminator tags pydantic inserts in locations of tagged unions."""
+    out: list = []
+    data = raw
+    for part in loc:
+        if isinstance(data, dict) and isinstance(part, str) and part not in data and data.get("type") == part:
+            continue
+        out.append(part)
+        data = data[part] if isinstance(data, (dict, list)) and _has(data, part) else None
+    return tuple(out)
+
+
+def _has(data: Any, part: Any) -> bool:
+    if isinstance(data, dict):
+        return part in data
+    return isinstance(part, int) and 0 <= part < len(data)
+
+
+def _model_for(path: tuple, raw: dict) -> type[BaseModel] | None:
+    """The pydantic model that validates the mapping at `path`, for listing valid options."""
+    if not path:
+        return PipelineConfig
+    head = path[0]
+    if head == "stages" and len(path) == 2:
+        cls = REGISTRY.get(str(_get(raw, (*path, "type"))))
+        return cls.Config if cls else None
+    if head == "sources" and len(path) == 2:
+        return SourceConfig
+    if head == "sources" and len(path) == 3 and path[2] == "fields":
+        return PromptResponseFields
+    if head == "executor" and len(path) == 1:
+        return {"local": LocalExecutor, "slurm": SlurmExecutor, "ray": RayExecutor}.get(
+            str(_get(raw, path + ("type",)))
+        )
+    if head == "output" and len(path) == 1:
+        return OutputConfig
+    return None
+
+
+def _message(err: dict, raw: dict, path: tuple) -> str:
+    kind = err["type"]
+    value = _get(raw, path)
+    if kind == "extra_forbidden":
+        model = _model_for(path[:-1], raw)
+        options = sorted(model.model_fields) if model else []
+        return f"unknown option {path[-1]!r}{_suggest(path[-1], options)} (options: {', '.join(options)})"
+    if kind == "union_tag_invalid":
+        tag = err["ctx"]["tag"]
+        if path and path[0] == "stages":
+            names = sorted(REGISTRY)
+            return f"unknown stage {tag!r}{_suggest(tag, names)} (stages: {', '.join(names)}; see `frcorpus stages`)"
+        return f"unknown type {tag!r}; expected one of {err['ctx']['expected_tags']}"
+    if kind == "union_tag_not_found":
+        what = "stage" if path and path[0] == "stages" else "executor"
+        return f"missing 'type:'; every {what} needs one (see `frcorpus stages`)"
+    if kind == "missing":
+        return "required option is missing"
+    if kind == "literal_error":
+        return f"invalid value {value!r}; expected {err['ctx']['expected']}{_suggest(value, _literal_choices(err))}"
+    if kind == "value_error":
+        return str(err["ctx"]["error"])
+    if kind == "string_pattern_mismatch":
+        return f"invalid value {value!r}: {_pattern_hint(path)}"
+    return f"invalid value {value!r}: {err['msg']}"
+
+
+def _literal_choices(err: dict) -> list[str]:
+    return re.findall(r"'([^']*)'", err["ctx"]["expected"])
+
+
+def _pattern_hint(path: tuple) -> str:
+    last = path[-1] if path else ""
+    return {
+        "name": "use letters, digits, '.', '_' and '-', starting with a letter or digit",
+        "version": "use 'auto' or a version like 0.1.0",
+        "language": "use an ISO 639 code such as 'fr' or 'en'",
+        "id": "use letters, digits, '.', '_' and '-'",
+    }.get(last, "does not match the expected pattern")
+
+
+def _errors_to_problems(exc: ValidationError, raw: dict, lines: dict, where: str) -> list[str]:
+    problems = []
+    for err in exc.errors():
+        path = _clean_loc(raw, tuple(err["loc"]))
+        if err["type"] == "extra_forbidden":
+            line = lines.get((*path, "__key__")) or lines.get(path[:-1], 1)
+        else:
+            line = lines.get(path) or lines.get(path[:-1]) or lines.get(path[:1], 1)
+        problems.append(f"{where}:{line}: {_fmt_path(path)}: {_message(err, raw, path)}")
+    return problems
+
+
+@dataclass(frozen=True)
+class LoadedPipeline:
+    path: Path
+    text: str
+    config: PipelineConfig
+    lines: dict[tuple, int]
+
+    def line_of(self, *path: Any) -> int:
+        return self.lines.get(tuple(path), 1)
+
+
+def load_pipeline(path: str | Path) -> LoadedPipeline:
+    """Parse and validate a pipeline file; raise ConfigError listing every problem."""
+    path = Path(path)
+    where = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"{where}: file not found"]) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError([f"{where}: cannot read the pipeline file: {e}"]) from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = mark.line + 1 if mark else 1
+        problem = getattr(e, "problem", None) or str(e)
+        raise ConfigError([f"{where}:{line}: invalid YAML: {problem}"]) from None
+    if not isinstance(raw, dict):
+        raise ConfigError([f"{where}:1: the pipeline must be a mapping with name, sources and stages"])
+    lines = _line_map(node) if node is not None else {}
+    try:
+        config = PipelineConfig.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(_errors_to_problems(e, raw, lines, where)) from None
+    return LoadedPipeline(path=path, text=text, config=config, lines=lines)
+
+
+def missing_dependencies(loaded: LoadedPipeline) -> list[str]:
+    """Optional dependencies of the stages and executor that are not importable, with install hints."""
+    cfg = loaded.config
+    problems = []
+    where = str(loaded.path)
+    for i, stage in enumerate(cfg.stages):
+        for module, hint in REGISTRY[stage.type].requires.items():
+            if importlib.util.find_spec(module) is None:
+                line = loaded.line_of("stages", i)
+                problems.append(
+                    f"{where}:{line}: stages[{i}] ({stage.type}): needs the '{module}' package; "
+                    f"install it with: {hint}"
+                )
+    if cfg.executor.type == "ray" and importlib.util.find_spec("ray") is None:
+        problems.append(
+            f"{where}:{loaded.line_of('executor')}: executor.type: ray needs the 'ray' package; "
+            "install it with: pip install 'frcorpus[ray]'"
+        )
+    return problems

@@ -1,0 +1,730 @@
+"""Compile a pipeline into datatrove pipelines and run them (DESIGN section 3).
+
+The plan, for stages `[r1, r2, G1, G2, r3]` (r: per-record, G: global):
+
+    phase 0   (N tasks) read sources -> r1 -> r2 -> write records + signatures of G1, G2
+    barrier 0 (1 task)  G1.decide, then G2.decide on what G1 kept -> decisions per shard
+    phase 1   (N tasks) read shard + apply decisions -> r3 -> write data/ and rejects/
+    finalize  (1 task)  stats.json, manifest.json, card; the staging folder becomes the version
+
+Consecutive per-record stages fuse into one pass; consecutive global stages share one barrier, and
+only their small signatures cross it. Rejected records travel in the stream with their reason and
+are written to rejects/ by the phase that sees them, so no step can drop a record silently.
+
+Every phase is a datatrove executor (local, Slurm or Ray) with its own logging folder: datatrove's
+completion markers make `--resume` skip finished tasks, and each task rewrites its own output
+files atomically, so a resumed run produces exactly the files of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import datatrove.executor.base as dt_executor_base
+import datatrove.utils.logging as dt_logging
+import orjson
+from datatrove.data import Document
+from datatrove.pipeline.base import PipelineStep
+from loguru import logger as loguru_logger
+
+from frcorpus import __version__
+from frcorpus.config import LoadedPipeline, PipelineConfig
+from frcorpus.output import (
+    ShardWriter,
+    atomic_write_bytes,
+    atomic_write_text,
+    auto_version,
+    dependency_versions,
+    file_entries,
+    fingerprint,
+    merge_task_stats,
+    render_card,
+    resolved_yaml,
+    size_category,
+    write_manifest,
+)
+from frcorpus.record import data_schema, rejects_schema
+from frcorpus.stages import REGISTRY
+from frcorpus.stages.base import GlobalStage, SignatureItem, Stage, StageStats
+from frcorpus.stages.io import ResolvedSource, SourceReader, check_readable, resolve_source, sha256_file
+
+log = logging.getLogger(__name__)
+
+def _task_logger(logging_dir, rank, local_rank=0, node_rank=-1):
+    """datatrove sends every task's INFO log to the console; frcorpus keeps them in the task's log
+    file and shows its own progress bars and errors instead."""
+    loguru_logger.remove()
+    logfile = logging_dir.open(f"logs/task_{rank:05d}.log", "w")
+    loguru_logger.add(logfile, colorize=False, level="DEBUG", format=_LOG_FORMAT)
+    loguru_logger.info(f"Launching pipeline for {rank=}")
+    return logfile
+
+
+def _console_logger():
+    loguru_logger.remove()
+    loguru_logger.add(sys.stderr, level=os.environ.get("FRCORPUS_DATATROVE_LOG_LEVEL", "WARNING"))
+
+
+_LOG_FORMAT = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <8} | {name}:{function}:{line} - {message}"
+dt_executor_base.add_task_logger = _task_logger
+dt_logging.setup_default_logger = _console_logger
+
+
+class RunError(Exception):
+    """A run that cannot start or did not finish (exit code 1)."""
+
+
+# ----------------------------------------------------------------------------------- the plan
+
+
+@dataclass
+class StageSpec:
+    position: int
+    id: str
+    config: Any
+
+    def build(self) -> Stage:
+        return REGISTRY[self.config.type](self.config, self.id)
+
+
+@dataclass
+class PhaseSpec:
+    index: int
+    record_stages: list[StageSpec]
+    global_after: list[StageSpec]  # decided in the barrier after this phase; empty for the last phase
+
+    @property
+    def final(self) -> bool:
+        return not self.global_after
+
+
+@dataclass
+class Paths:
+    """Where a run keeps its work (`work`) and where the finished version goes (`name_dir`)."""
+
+    name_dir: Path
+    work: Path
+
+    @property
+    def staging(self) -> Path:
+        return self.work / "version"
+
+    def phase(self, k: int) -> Path:
+        return self.work / f"phase{k}"
+
+    def barrier(self, k: int) -> Path:
+        return self.work / f"barrier{k}"
+
+    def logs(self, what: str) -> Path:
+        return self.work / "logs" / what
+
+
+@dataclass
+class Unit:
+    """A piece of reading work: files of one source, read in order, with an optional record budget."""
+
+    source: int
+    files: list[int]
+    budget: int | None
+
+
+@dataclass
+class Plan:
+    loaded: LoadedPipeline
+    sources: list[ResolvedSource]
+    phases: list[PhaseSpec]
+    units: list[Unit]
+    paths: Paths
+    run_key: str
+    started: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+
+    @property
+    def config(self) -> PipelineConfig:
+        return self.loaded.config
+
+    @property
+    def tasks(self) -> int:
+        return self.config.executor.tasks
+
+    def annotation_fields(self):
+        fields = []
+        for phase in self.phases:
+            for spec in phase.record_stages + phase.global_after:
+                for name, dtype in REGISTRY[spec.config.type].annotations:
+                    if name not in [f[0] for f in fields]:
+                        fields.append((name, dtype))
+        return fields
+
+
+def build_plan(loaded: LoadedPipeline, cwd: Path | None = None) -> Plan:
+    """Resolve sources (hashing every input file) and cut the stages into phases."""
+    cfg = loaded.config
+    sources = [resolve_source(s, cwd) for s in cfg.sources]
+    for src in sources:
+        check_readable(src)
+        src.sha256 = {str(p): sha256_file(p) for p in src.files}
+    phases: list[PhaseSpec] = []
+    record: list[StageSpec] = []
+    glob: list[StageSpec] = []
+    for pos, (stage_id, stage_cfg) in enumerate(zip(cfg.stage_ids(), cfg.stages, strict=True)):
+        spec = StageSpec(pos, stage_id, stage_cfg)
+        if REGISTRY[stage_cfg.type].is_global:
+            glob.append(spec)
+            continue
+        if glob:  # a per-record stage after global ones closes the phase
+            phases.append(PhaseSpec(len(phases), record, glob))
+            record, glob = [], []
+        record.append(spec)
+    if glob:
+        phases.append(PhaseSpec(len(phases), record, glob))
+        record = []
+    phases.append(PhaseSpec(len(phases), record, []))
+    units: list[Unit] = []
+    for i, src in enumerate(sources):
+        if src.config.limit is not None:  # an exact limit needs the source's files read in order by one task
+            units.append(Unit(i, list(range(len(src.files))), src.config.limit))
+        else:
+            units.extend(Unit(i, [j], None) for j in range(len(src.files)))
+    key_material = json.dumps(
+        {
+            "frcorpus": __version__,
+            "config": cfg.model_dump(mode="json"),
+            "inputs": [src.sha256 for src in sources],
+        },
+        sort_keys=True,
+    )
+    run_key = hashlib.sha256(key_material.encode()).hexdigest()[:16]
+    name_dir = Path(cfg.output.dir) / cfg.name
+    if not name_dir.is_absolute():
+        name_dir = (cwd or Path.cwd()) / name_dir
+    return Plan(loaded, sources, phases, units, Paths(name_dir, name_dir / ".work" / run_key), run_key)
+
+
+# ----------------------------------------------------------------------------------- datatrove steps
+
+
+def _stage_stats_json(stats: StageStats, position: int) -> dict[str, Any]:
+    return {**stats.to_json(), "position": position}
+
+
+class ReadSources(PipelineStep):
+    """Phase 0 input: this task's share of the reading units, as Documents whose metadata is the record."""
+
+    name = "read sources"
+    type = "frcorpus"
+
+    def __init__(self, sources: list[ResolvedSource], units: list[Unit]):
+        super().__init__()
+        self.sources = sources
+        self.units = units
+        self.read_stats = StageStats()
+        self.read_counts: dict[str, int] = Counter()
+        self.formats: dict[str, Counter] = defaultdict(Counter)
+
+    def run(self, data, rank: int = 0, world_size: int = 1) -> Iterator[Document]:
+        for k, unit in enumerate(self.units):
+            if k % world_size != rank:
+                continue
+            src = self.sources[unit.source]
+            reader = SourceReader(src, unit.source)
+            budget = unit.budget
+            start = time.perf_counter()
+            for fi in unit.files:
+                for rec in reader.read(fi, src.files[fi], budget):
+                    self.read_counts[src.config.name] += 1
+                    self.read_stats.n_in += 1
+                    if rec["_reject"] is None:
+                        self.read_stats.kept += 1
+                    else:
+                        self.read_stats.rejected[rec["_reject"]["reason"]] += 1
+                    if budget is not None:
+                        budget -= 1
+                    yield Document(text="", id=rec["id"], metadata=rec)
+                if budget == 0:
+                    break
+            self.read_stats.seconds += time.perf_counter() - start
+            self.formats[src.config.name].update(reader.formats)
+
+
+class ReadShard(PipelineStep):
+    """Phase k>0 input: the records this task's rank wrote in phase k-1, with the barrier's decisions."""
+
+    name = "read shard"
+    type = "frcorpus"
+
+    def __init__(self, records_dir: Path, decisions_dir: Path):
+        super().__init__()
+        self.records_dir = records_dir
+        self.decisions_dir = decisions_dir
+
+    def run(self, data, rank: int = 0, world_size: int = 1) -> Iterator[Document]:
+        decisions = orjson.loads((self.decisions_dir / f"{rank:05d}.json").read_bytes())
+        with open(self.records_dir / f"{rank:05d}.jsonl", "rb") as f:
+            for row, line in enumerate(f):
+                rec = orjson.loads(line)
+                rec["_order"] = tuple(rec["_order"])
+                decision = decisions.get(str(row))
+                if decision is not None:
+                    rec["_reject"] = {"stage": decision[0], "reason": decision[1], "detail": decision[2]}
+                yield Document(text="", id=rec["id"], metadata=rec)
+
+
+class RunStage(PipelineStep):
+    """Adapter: a frcorpus per-record stage as a datatrove step, fed in batches."""
+
+    type = "frcorpus stage"
+
+    def __init__(self, spec: StageSpec, batch_size: int = 256):
+        super().__init__()
+        self.spec = spec
+        self.name = spec.id
+        self.batch_size = batch_size
+        self.stage: Stage = spec.build()
+
+    def run(self, data, rank: int = 0, world_size: int = 1) -> Iterator[Document]:
+        self.stage.setup()
+        batch: list[Document] = []
+        for doc in data:
+            batch.append(doc)
+            if len(batch) >= self.batch_size:
+                self.stage.run_batch([d.metadata for d in batch])
+                yield from batch
+                batch = []
+        if batch:
+            self.stage.run_batch([d.metadata for d in batch])
+            yield from batch
+
+
+def _row(rec: dict[str, Any], annotation_names: list[str]) -> dict[str, Any]:
+    row = {"id": rec["id"], "messages": rec["messages"], "source": rec["source"]}
+    for name in annotation_names:
+        row[name] = rec.get(name)
+    return row
+
+
+class WritePhase(PipelineStep):
+    """End of a phase: rejects to rejects/, live records to data/ (last phase) or to the next phase's
+    input with their global-stage signatures; then this task's stats."""
+
+    name = "write"
+    type = "frcorpus"
+
+    def __init__(self, plan: Plan, phase: PhaseSpec, reader: ReadSources | None, stage_steps: list[RunStage]):
+        super().__init__()
+        self.paths = plan.paths
+        self.phase_index = phase.index
+        self.final = phase.final
+        self.globals: list[GlobalStage] = [spec.build() for spec in phase.global_after]
+        self.global_positions = [spec.position for spec in phase.global_after]
+        self.reader = reader
+        self.stage_steps = stage_steps
+        self.fields = plan.annotation_fields()
+        self.output = plan.config.output
+
+    def run(self, data, rank: int = 0, world_size: int = 1) -> Iterator[Document]:
+        names = [f[0] for f in self.fields]
+        staging = self.paths.staging
+        out = self.output
+        rejects = ShardWriter(
+            staging / "rejects" / f"p{self.phase_index}-{rank:05d}.parquet",
+            rejects_schema(self.fields), out.compression, out.row_group_size, write_empty=False,
+        )
+        kept_writer = (
+            ShardWriter(staging / "data" / f"{rank:05d}.parquet", data_schema(self.fields), out.compression,
+                        out.row_group_size, write_empty=True)
+            if self.final else None
+        )
+        phase_dir = self.paths.phase(self.phase_index)
+        records_tmp = sigs_tmp = None
+        if not self.final:
+            (phase_dir / "records").mkdir(parents=True, exist_ok=True)
+            (phase_dir / "sigs").mkdir(parents=True, exist_ok=True)
+            records_tmp = open(phase_dir / "records" / f".{rank:05d}.jsonl.tmp", "wb")
+            sigs_tmp = open(phase_dir / "sigs" / f".{rank:05d}.jsonl.tmp", "wb")
+        sig_seconds = [0.0] * len(self.globals)
+        counts: dict[str, Counter] = defaultdict(Counter)
+        for doc in data:
+            rec = doc.metadata
+            name = rec["source"]["name"]
+            reject = rec["_reject"]
+            if reject is not None:
+                rejects.add({**_row(rec, names), **reject, "raw": rec.get("_raw")})
+                counts[name]["rejected"] += 1
+            elif kept_writer is not None:
+                kept_writer.add(_row(rec, names))
+                counts[name]["kept"] += 1
+            else:
+                sigs = []
+                for g, stage in enumerate(self.globals):
+                    start = time.perf_counter()
+                    sigs.append(stage.signature(rec))
+                    sig_seconds[g] += time.perf_counter() - start
+                records_tmp.write(orjson.dumps(rec) + b"\n")
+                sigs_tmp.write(orjson.dumps([rec["id"], name, rec["_order"], sigs]) + b"\n")
+        rejects.close()
+        if kept_writer is not None:
+            kept_writer.close()
+        if not self.final:
+            for handle, folder in ((records_tmp, "records"), (sigs_tmp, "sigs")):
+                handle.close()
+                os.replace(handle.name, phase_dir / folder / f"{rank:05d}.jsonl")
+        stats: dict[str, Any] = {"sources": {}, "stages": {}, "formats": {}}
+        if self.reader is not None:
+            for name, n in self.reader.read_counts.items():
+                counts[name]["read"] += n
+            stats["stages"]["read"] = _stage_stats_json(self.reader.read_stats, -1)
+            stats["formats"] = {k: dict(v) for k, v in self.reader.formats.items()}
+        stats["sources"] = {k: dict(v) for k, v in counts.items()}
+        for step in self.stage_steps:
+            stats["stages"][step.spec.id] = _stage_stats_json(step.stage.stats, step.spec.position)
+        for stage, pos, seconds in zip(self.globals, self.global_positions, sig_seconds, strict=True):
+            stats["stages"][stage.id] = _stage_stats_json(StageStats(seconds=seconds), pos)
+        atomic_write_text(phase_dir / "stats" / f"{rank:05d}.json", json.dumps(stats))
+        return
+        yield  # a datatrove step is a generator; this one consumes the stream and yields nothing
+
+
+class Decide(PipelineStep):
+    """The barrier: every global stage of the segment decides over all signatures, in global order."""
+
+    name = "decide"
+    type = "frcorpus"
+
+    def __init__(self, plan: Plan, phase: PhaseSpec):
+        super().__init__()
+        self.paths = plan.paths
+        self.phase_index = phase.index
+        self.tasks = plan.tasks
+        self.specs = phase.global_after
+
+    def run(self, data, rank: int = 0, world_size: int = 1) -> Iterator[Document]:
+        sig_dir = self.paths.phase(self.phase_index) / "sigs"
+        rows: list[tuple] = []  # (order, shard, row, id, source, sigs)
+        for shard in range(self.tasks):
+            with open(sig_dir / f"{shard:05d}.jsonl", "rb") as f:
+                for row, line in enumerate(f):
+                    rid, source, order, sigs = orjson.loads(line)
+                    rows.append((tuple(order), shard, row, rid, source, sigs))
+        rows.sort(key=lambda r: r[0])
+        live = list(range(len(rows)))
+        decisions: dict[int, dict[str, list[str]]] = defaultdict(dict)
+        stats: dict[str, Any] = {"stages": {}}
+        for g, spec in enumerate(self.specs):
+            stage = spec.build()
+            stage.setup()
+            start = time.perf_counter()
+            items = [SignatureItem(rows[i][3], rows[i][4], rows[i][5][g]) for i in live]
+            verdicts = stage.decide(items)
+            stage.stats.seconds += time.perf_counter() - start
+            stage.stats.n_in = len(items)
+            survivors = []
+            for j, i in enumerate(live):
+                verdict = verdicts.get(j)
+                if verdict is None:
+                    survivors.append(i)
+                    continue
+                reason = f"{stage.name}.{verdict.reason}"
+                stage.stats.rejected[reason] += 1
+                _, shard, row, *_ = rows[i]
+                decisions[shard][str(row)] = [stage.id, reason, verdict.detail]
+            stage.stats.kept = len(survivors)
+            live = survivors
+            stats["stages"][stage.id] = _stage_stats_json(stage.stats, spec.position)
+        out = self.paths.barrier(self.phase_index)
+        for shard in range(self.tasks):
+            atomic_write_bytes(out / "decisions" / f"{shard:05d}.json", orjson.dumps(decisions.get(shard, {})))
+        atomic_write_text(out / "stats.json", json.dumps(stats))
+        return
+        yield
+
+
+@dataclass
+class RunResult:
+    version_dir: Path
+    version: str
+    stats: dict[str, Any]
+    fingerprint: str
+
+
+class Finalize(PipelineStep):
+    """Merge stats, check the accounting, write manifest and card, publish the version folder."""
+
+    name = "finalize"
+    type = "frcorpus"
+
+    def __init__(self, plan: Plan):
+        super().__init__()
+        self.paths = plan.paths
+        self.phases = len(plan.phases)
+        self.name_ = plan.config.name
+        self.requested_version = plan.config.version
+        self.pipeline_text = plan.loaded.text
+        self.resolved = resolved_yaml(plan.config.model_dump(mode="json"))
+        self.config_json = plan.config.model_dump(mode="json")
+        self.sources = [
+            {
+                "name": s.config.name,
+                "uri": s.uri,
+                "revision": s.revision,
+                "license": s.config.license,
+                "language": s.config.language,
+                "files": [{"path": str(p), "sha256": s.sha256[str(p)], "bytes": p.stat().st_size} for p in s.files],
+            }
+            for s in plan.sources
+        ]
+        self.run_key = plan.run_key
+        self.started = plan.started
+
+    def run(self, data, rank: int = 0, world_size: int = 1) -> Iterator[Document]:
+        self.finalize()
+        return
+        yield
+
+    def stat_files(self) -> list[Path]:
+        files = []
+        for k in range(self.phases):
+            files.extend(sorted((self.paths.phase(k) / "stats").glob("*.json")))
+            barrier = self.paths.barrier(k) / "stats.json"
+            if barrier.exists():
+                files.append(barrier)
+        return files
+
+    def finalize(self) -> RunResult:
+        staging = self.paths.staging
+        stats = merge_task_stats(self.stat_files())
+        data_files = file_entries(staging, "data")
+        reject_files = file_entries(staging, "rejects")
+        data_rows = sum(f["rows"] for f in data_files.values())
+        reject_rows = sum(f["rows"] for f in reject_files.values())
+        problems = [
+            f"source {name}: read {s['read']} != kept {s['kept']} + rejected {s['rejected']}"
+            for name, s in stats["sources"].items()
+            if s["read"] != s["kept"] + s["rejected"]
+        ]
+        if data_rows != stats["totals"]["kept"]:
+            problems.append(f"data/ holds {data_rows} rows but stats count {stats['totals']['kept']} kept")
+        if reject_rows != stats["totals"]["rejected"]:
+            problems.append(f"rejects/ holds {reject_rows} rows but stats count {stats['totals']['rejected']}")
+        if problems:  # a bug in a stage or the engine: never publish a version that lost records
+            raise RunError("accounting check failed: " + "; ".join(problems))
+        files = {**data_files, **reject_files}
+        fp = fingerprint(files)
+        version = auto_version(self.started, fp) if self.requested_version == "auto" else self.requested_version
+        target = self.paths.name_dir / version
+        if target.exists():
+            raise RunError(
+                f"version {version} already exists at {target}; versions are immutable "
+                + ("(the same content was already published)" if self.requested_version == "auto"
+                   else "(change `version:` in the pipeline)")
+            )
+        for src in self.sources:
+            stats["sources"][src["name"]]["license"] = src["license"]
+        stats["fingerprint"] = fp
+        atomic_write_text(staging / "stats.json", json.dumps(stats, indent=2) + "\n")
+        atomic_write_text(staging / "pipeline.yaml", self.pipeline_text)
+        atomic_write_text(staging / "pipeline.resolved.yaml", self.resolved)
+        manifest = {
+            "name": self.name_,
+            "version": version,
+            "created": self.started.isoformat(timespec="seconds"),
+            "frcorpus": __version__,
+            "dependencies": dependency_versions(),
+            "run_key": self.run_key,
+            "executor": self.config_json["executor"],
+            "inputs": self.sources,
+            "models": [],
+            "rows": {"data": data_rows, "rejects": reject_rows},
+            "files": files,
+            "fingerprint": fp,
+        }
+        write_manifest(staging, manifest)
+        atomic_write_text(staging / "README.md", self._card(stats, version, fp))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staging, target)
+        # keep the logs for inspection, drop the intermediate records
+        logs_dir = self.paths.name_dir / ".logs" / version
+        if logs_dir.exists():
+            shutil.rmtree(logs_dir)
+        shutil.move(str(self.paths.work / "logs"), logs_dir)
+        shutil.rmtree(self.paths.work)
+        return RunResult(target, version, stats, fp)
+
+    def _card(self, stats: dict[str, Any], version: str, fp: str) -> str:
+        licenses = sorted({s["license"] for s in self.sources if s["license"]})
+        languages = sorted({s["language"] for s in self.sources if s["language"]}) or ["fr"]
+        card_data = {
+            "language": languages,
+            "license": licenses[0] if len(licenses) == 1 else "other",
+            "task_categories": ["text-generation"],
+            "size_categories": [size_category(stats["totals"]["kept"])],
+            "tags": ["frcorpus", "sft", "instruction-tuning"],
+            "configs": [{"config_name": "default", "data_files": [{"split": "train", "path": "data/*.parquet"}]}],
+            "pretty_name": self.name_,
+        }
+        sources = {
+            name: {**s, "formats": sorted(s["formats"])}
+            for name, s in stats["sources"].items()
+        }
+        return render_card(
+            card_data,
+            {
+                "name": self.name_,
+                "version": version,
+                "description": self.config_json.get("description"),
+                "totals": stats["totals"],
+                "sources": sources,
+                "stages": stats["stages"],
+                "fingerprint": fp,
+                "frcorpus_version": __version__,
+            },
+        )
+
+
+# ----------------------------------------------------------------------------------- executors
+
+
+@dataclass
+class Job:
+    """One datatrove pipeline of the plan, with its task count and logging folder."""
+
+    label: str
+    steps: list[PipelineStep]
+    tasks: int
+    logging_dir: Path
+
+
+def build_jobs(plan: Plan) -> list[Job]:
+    jobs = []
+    for phase in plan.phases:
+        reader = ReadSources(plan.sources, plan.units) if phase.index == 0 else None
+        first: PipelineStep = reader or ReadShard(
+            plan.paths.phase(phase.index - 1) / "records", plan.paths.barrier(phase.index - 1) / "decisions"
+        )
+        stage_steps = [RunStage(spec) for spec in phase.record_stages]
+        writer = WritePhase(plan, phase, reader, stage_steps)
+        names = [("read" if phase.index == 0 else "apply decisions")] + [s.id for s in phase.record_stages]
+        names.append("write data" if phase.final else "signatures(" + ", ".join(s.id for s in phase.global_after) + ")")
+        jobs.append(Job(f"phase {phase.index}: " + " -> ".join(names), [first, *stage_steps, writer], plan.tasks,
+                        plan.paths.logs(f"phase{phase.index}")))
+        if not phase.final:
+            jobs.append(Job(f"barrier {phase.index}: decide " + ", ".join(s.id for s in phase.global_after),
+                            [Decide(plan, phase)], 1, plan.paths.logs(f"barrier{phase.index}")))
+    jobs.append(Job("finalize: stats, manifest, card, publish", [Finalize(plan)], 1, plan.paths.logs("finalize")))
+    return jobs
+
+
+def make_executor(plan: Plan, job: Job, depends=None, slurm_logs: Path | None = None):
+    ex = plan.config.executor
+    workers = 1 if job.tasks == 1 else ex.workers
+    if ex.type == "local":
+        from datatrove.executor import LocalPipelineExecutor
+
+        return LocalPipelineExecutor(job.steps, tasks=job.tasks, workers=min(workers, job.tasks),
+                                     logging_dir=str(job.logging_dir))
+    if ex.type == "ray":
+        from datatrove.executor import RayPipelineExecutor
+
+        return RayPipelineExecutor(job.steps, tasks=job.tasks, workers=workers, logging_dir=str(job.logging_dir),
+                                   cpus_per_task=ex.cpus_per_task, mem_per_cpu_gb=ex.mem_per_cpu_gb,
+                                   gpus_per_task=ex.gpus_per_task, depends=depends)
+    from datatrove.executor import SlurmPipelineExecutor
+
+    return SlurmPipelineExecutor(
+        job.steps, tasks=job.tasks, time=ex.time, partition=ex.partition, cpus_per_task=ex.cpus_per_task,
+        mem_per_cpu_gb=ex.mem_per_cpu_gb, gpus_per_task=ex.gpus_per_task, workers=workers,
+        job_name=f"{ex.job_name}-{job.logging_dir.name}", qos=ex.qos, venv_path=ex.venv_path,
+        env_command=ex.env_command, sbatch_args=dict(ex.sbatch_args), logging_dir=str(job.logging_dir),
+        depends=depends, slurm_logs_folder=str(slurm_logs or job.logging_dir / "slurm_logs"),
+    )
+
+
+def slurm_scripts(plan: Plan, tmp: Path) -> list[tuple[str, str]]:
+    """The sbatch scripts a Slurm run would submit, without submitting anything."""
+    scripts = []
+    for job in build_jobs(plan):
+        ex = make_executor(plan, job, slurm_logs=tmp / job.logging_dir.name)
+        array = min(job.tasks, ex.max_array_size)
+        pickled = job.logging_dir / "executor.pik"
+        scripts.append((job.label, ex.get_launch_file_contents(ex.get_sbatch_args(array),
+                                                               f"srun -l -n 1 launch_pickled_pipeline {pickled}")))
+    return scripts
+
+
+def prepare_run(plan: Plan, resume: bool) -> None:
+    """Refuse to overwrite a version or to silently continue an interrupted run."""
+    cfg = plan.config
+    if cfg.version != "auto" and (plan.paths.name_dir / cfg.version).exists():
+        raise RunError(
+            f"version {cfg.version} already exists at {plan.paths.name_dir / cfg.version}; versions are "
+            "immutable: change `version:` (or use version: auto)"
+        )
+    if plan.paths.work.exists() and not resume:
+        raise RunError(
+            f"an interrupted run of this pipeline exists at {plan.paths.work}; continue it with "
+            "`frcorpus run --resume`, or delete that folder to start over"
+        )
+    plan.paths.work.mkdir(parents=True, exist_ok=True)
+    (plan.paths.work / "pipeline.yaml").write_text(plan.loaded.text, encoding="utf-8")
+
+
+def run_plan(plan: Plan, resume: bool = False, progress=None) -> RunResult | list[str]:
+    """Run every job in order. Local and Ray block until done; Slurm submits a dependent chain of
+    jobs and returns their labels."""
+    prepare_run(plan, resume)
+    jobs = build_jobs(plan)
+    ex_type = plan.config.executor.type
+    if ex_type == "slurm":
+        previous = None
+        for job in jobs:
+            previous = make_executor(plan, job, depends=previous)
+        previous.run()  # launches the whole chain through `depends`
+        return [job.label for job in jobs]
+    if ex_type == "ray":
+        import ray
+
+        if not ray.is_initialized():
+            ray.init(address=plan.config.executor.address, include_dashboard=False, log_to_driver=False)
+    for job in jobs:
+        executor = make_executor(plan, job)
+        if progress is not None:
+            progress.start_job(job)
+        try:
+            executor.run()
+        finally:
+            if progress is not None:
+                progress.end_job(job)
+        incomplete = executor.get_incomplete_ranks(skip_completed=True)
+        if incomplete:
+            raise RunError(
+                f"{job.label}: tasks {incomplete} failed; see the logs in {job.logging_dir / 'logs'}; "
+                "fix the cause and continue with `frcorpus run --resume`"
+            )
+    return load_result(plan)
+
+
+def load_result(plan: Plan) -> RunResult:
+    """Find the version the finalize job published (it runs in a worker, so read it back from disk)."""
+    marker = plan.paths.name_dir / ".logs"
+    candidates = []
+    for manifest in plan.paths.name_dir.glob("*/manifest.json"):
+        data = json.loads(manifest.read_text())
+        if data.get("run_key") == plan.run_key:
+            candidates.append((data["created"], manifest.parent, data))
+    if not candidates:
+        raise RunError(f"the run finished but no version with run key {plan.run_key} is in {plan.paths.name_dir} "
+                       f"(logs: {marker})")
+    _, version_dir, manifest = max(candidates, key=lambda c: c[0])
+    stats = json.loads((version_dir / "stats.json").read_text())
+    return RunResult(version_dir, manifest["version"], stats, manifest["fingerprint"])

@@ -1,0 +1,177 @@
+"""The version directory (DESIGN section 4, point 7): Parquet shards, stats, manifest, card.
+
+Writes go to a temporary name and are renamed into place, so that a task killed mid-write leaves
+nothing that a resumed run could mistake for finished output.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import importlib.metadata
+import json
+import os
+import platform
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
+
+from frcorpus.resources import resource_dir
+from frcorpus.stages.base import StageStats
+
+DEPENDENCIES = ("datatrove", "pyarrow", "polars", "pydantic", "datasets", "orjson", "xxhash", "huggingface_hub")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+class ShardWriter:
+    """Buffers rows and writes one Parquet file with a fixed schema, atomically on close."""
+
+    def __init__(self, path: Path, schema: pa.Schema, compression: str, row_group_size: int, write_empty: bool):
+        self.path = path
+        self.schema = schema
+        self.compression = None if compression == "none" else compression
+        self.row_group_size = row_group_size
+        self.write_empty = write_empty
+        self.rows: list[dict[str, Any]] = []
+        self.count = 0
+        self._writer: pq.ParquetWriter | None = None
+        self._tmp = path.with_name(f".{path.name}.tmp")
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        self.count += 1
+        if len(self.rows) >= self.row_group_size:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # no statistics or page index: smaller files, and nothing in them depends on timing
+            self._writer = pq.ParquetWriter(self._tmp, self.schema, compression=self.compression)
+        if self.rows:
+            self._writer.write_table(pa.Table.from_pylist(self.rows, schema=self.schema))
+            self.rows = []
+
+    def close(self) -> int:
+        if self.count or self.write_empty:
+            self._flush()
+        if self._writer is not None:
+            self._writer.close()
+            os.replace(self._tmp, self.path)
+        return self.count
+
+
+def sha256_path(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def merge_task_stats(stat_files: list[Path]) -> dict[str, Any]:
+    """Sum the per-task stats files of every phase and barrier into one stats.json body."""
+    sources: dict[str, Counter] = {}
+    stages: dict[str, StageStats] = {}
+    stage_order: dict[str, int] = {}
+    formats: dict[str, Counter] = {}
+    for path in stat_files:
+        data = json.loads(path.read_text())
+        for name, counts in data.get("sources", {}).items():
+            sources.setdefault(name, Counter()).update(counts)
+        for stage_id, body in data.get("stages", {}).items():
+            stage_order.setdefault(stage_id, body.get("position", len(stage_order)))
+            stats = StageStats.from_json(body)
+            if stage_id in stages:
+                stages[stage_id] += stats
+            else:
+                stages[stage_id] = stats
+        for name, counts in data.get("formats", {}).items():
+            formats.setdefault(name, Counter()).update(counts)
+    ordered = sorted(stages, key=lambda s: stage_order[s])
+    source_json = {
+        name: {"read": c["read"], "kept": c["kept"], "rejected": c["rejected"], "formats": dict(formats.get(name, {}))}
+        for name, c in sources.items()
+    }
+    totals = {k: sum(s[k] for s in source_json.values()) for k in ("read", "kept", "rejected")}
+    return {
+        "sources": source_json,
+        "stages": {s: stages[s].to_json() for s in ordered},
+        "totals": totals,
+    }
+
+
+def dependency_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in DEPENDENCIES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def file_entries(version_dir: Path, folder: str) -> dict[str, dict[str, Any]]:
+    entries = {}
+    for path in sorted((version_dir / folder).glob("*.parquet")):
+        rel = path.relative_to(version_dir).as_posix()
+        entries[rel] = {"sha256": sha256_path(path), "bytes": path.stat().st_size, "rows": pq.read_metadata(path).num_rows}
+    return entries
+
+
+def fingerprint(files: dict[str, dict[str, Any]]) -> str:
+    """Content fingerprint of a version: hash of every output file's name and sha256, in name order."""
+    h = hashlib.sha256()
+    for rel in sorted(files):
+        h.update(f"{rel}\x00{files[rel]['sha256']}\n".encode())
+    return h.hexdigest()
+
+
+def auto_version(when: dt.datetime, fp: str) -> str:
+    return f"{when:%Y.%m.%d}-{fp[:10]}"
+
+
+def resolved_yaml(config_dump: dict[str, Any]) -> str:
+    return yaml.safe_dump(config_dump, sort_keys=False, allow_unicode=True)
+
+
+def size_category(n: int) -> str:
+    for limit, label in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
+        if n < limit:
+            return label
+    return "1M<n<10M" if n < 10_000_000 else "n>10M"
+
+
+def render_card(card_data: dict[str, Any], context: dict[str, Any]) -> str:
+    """Render cards/dataset_card.md.j2 through huggingface_hub's DatasetCard (a failure is an error)."""
+    from huggingface_hub import DatasetCard, DatasetCardData
+
+    template = resource_dir("cards") / "dataset_card.md.j2"
+    # DatasetCard.validate() asks the Hub; offline we check what it would: the header parses back.
+    card = DatasetCard.from_template(DatasetCardData(**card_data), template_path=str(template), **context)
+    parsed = DatasetCard(str(card)).data.to_dict()
+    missing = [k for k in ("license", "language", "configs") if k not in parsed]
+    if missing:
+        raise ValueError(f"dataset card header lacks {missing}; check {template}")
+    return str(card)
+
+
+def write_manifest(version_dir: Path, manifest: dict[str, Any]) -> None:
+    atomic_write_text(version_dir / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")

@@ -1,0 +1,143 @@
+"""The canonical record (DESIGN section 2).
+
+Two faces of one shape:
+- pydantic models (`Record`, ...) validate records at the edges (tests, `frcorpus inspect`, users
+  building records in Python) and document the schema;
+- inside the hot loop a record is a plain dict with the same keys, because building a pydantic
+  object per record would cost more than the stages themselves. Engine-private keys start with
+  `_` (`_order`, `_reject`, `_raw`) and are never written to the dataset.
+
+The Parquet schema is explicit (`data_schema`, `rejects_schema`) so that every shard of every run
+has the same columns and types, whatever the first batch happened to contain.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import pyarrow as pa
+import xxhash
+from pydantic import BaseModel, ConfigDict, Field
+
+Role = Literal["system", "user", "assistant"]
+ROLES: tuple[str, ...] = ("system", "user", "assistant")
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: Role
+    content: str = Field(min_length=1)
+
+
+class SourceInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    uri: str
+    revision: str | None = None
+    license: str | None = None
+    language: str | None = None
+    location: str | None = Field(None, description="file:line (or file:row) the record was read from")
+    record_id: str | None = Field(None, description="the id the source gave the record, if any")
+
+
+class TurnLang(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    lang: str
+    score: float
+
+
+class Lineage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    source_id: str
+    source_lang: str
+    model: str
+    model_revision: str | None = None
+    prompt_hash: str
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    messages: list[Message] = Field(min_length=1)
+    source: SourceInfo
+    lang: list[TurnLang] | None = Field(None, description="per-turn language, aligned with messages")
+    scores: dict[str, float] = Field(default_factory=dict)
+    lineage: Lineage | None = None
+
+
+MESSAGE_TYPE = pa.struct([("role", pa.string()), ("content", pa.string())])
+SOURCE_TYPE = pa.struct(
+    [
+        ("name", pa.string()),
+        ("uri", pa.string()),
+        ("revision", pa.string()),
+        ("license", pa.string()),
+        ("language", pa.string()),
+        ("location", pa.string()),
+        ("record_id", pa.string()),
+    ]
+)
+BASE_FIELDS: list[tuple[str, pa.DataType]] = [
+    ("id", pa.string()),
+    ("messages", pa.list_(MESSAGE_TYPE)),
+    ("source", SOURCE_TYPE),
+]
+REJECT_FIELDS: list[tuple[str, pa.DataType]] = [
+    ("stage", pa.string()),
+    ("reason", pa.string()),
+    ("detail", pa.string()),
+    ("raw", pa.string()),
+]
+
+
+def data_schema(annotation_fields: list[tuple[str, pa.DataType]]) -> pa.Schema:
+    """Columns of `data/*.parquet`: the base record plus the columns the pipeline's stages add."""
+    return pa.schema(BASE_FIELDS + annotation_fields)
+
+
+def rejects_schema(annotation_fields: list[tuple[str, pa.DataType]]) -> pa.Schema:
+    return pa.schema(BASE_FIELDS + annotation_fields + REJECT_FIELDS)
+
+
+def content_hash(messages: list[dict[str, str]]) -> str:
+    """Stable 128-bit hash of a conversation (roles and contents), as 32 hex characters."""
+    h = xxhash.xxh3_128()
+    for m in messages:
+        h.update(m["role"].encode())
+        h.update(b"\x00")
+        h.update(m["content"].encode("utf-8", "surrogatepass"))
+        h.update(b"\x01")
+    return h.hexdigest()
+
+
+def new_record(
+    *,
+    record_id: str,
+    messages: list[dict[str, str]],
+    source: dict[str, Any],
+    order: tuple[int, int, int],
+) -> dict[str, Any]:
+    """A record dict as the readers emit it."""
+    return {"id": record_id, "messages": messages, "source": source, "_order": order, "_reject": None}
+
+
+def reject_record(
+    *,
+    record_id: str,
+    source: dict[str, Any],
+    order: tuple[int, int, int],
+    stage: str,
+    reason: str,
+    detail: str,
+    raw: str | None,
+    messages: list[dict[str, str]] | None = None,
+) -> dict[str, Any]:
+    """A record that could not be read: it goes straight to rejects/ with its location."""
+    return {
+        "id": record_id,
+        "messages": messages or [],
+        "source": source,
+        "_order": order,
+        "_reject": {"stage": stage, "reason": reason, "detail": detail},
+        "_raw": raw,
+    }

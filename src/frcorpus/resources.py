@@ -1,0 +1,43 @@
+"""Locate the user-editable resources (`filters/`, `cards/`) and the bundled samples.
+
+In a wheel they live inside the package (`frcorpus/filters`, `frcorpus/cards`, see the
+force-include in pyproject.toml); in a source checkout or an editable install they are the
+top-level folders of the repository.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+import yaml
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+SAMPLE_SCHEME = "frcorpus://"
+
+
+def resource_dir(name: str) -> Path:
+    """Return the folder `filters` or `cards`, from the wheel or from the checkout."""
+    for candidate in (PACKAGE_DIR / name, PACKAGE_DIR.parents[1] / name):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError(
+        f"frcorpus resource folder '{name}' not found next to {PACKAGE_DIR}; reinstall frcorpus"
+    )
+
+
+def resolve_bundled(path: str) -> Path:
+    """`frcorpus://samples/x.jsonl` -> the file shipped inside the package."""
+    return PACKAGE_DIR / path.removeprefix(SAMPLE_SCHEME)
+
+
+@cache
+def role_aliases() -> dict[str, str]:
+    """Lower-cased role name -> canonical role, read from filters/role_aliases.yaml."""
+    data = yaml.safe_load((resource_dir("filters") / "role_aliases.yaml").read_text(encoding="utf-8"))
+    aliases: dict[str, str] = {}
+    for canonical, names in data.items():
+        aliases[canonical.lower()] = canonical
+        for alias in names:
+            aliases[str(alias).lower()] = canonical
+    return aliases

@@ -1,0 +1,34 @@
+"""The stage registry: one explicit dict, one line per stage (DESIGN section 4, point 5)."""
+
+from __future__ import annotations
+
+from frcorpus.stages.base import GlobalStage, Stage
+from frcorpus.stages.dedup import ExactDedup
+from frcorpus.stages.heuristics import Length
+from frcorpus.stages.normalize import Normalize
+from frcorpus.stages.select import Select
+
+
+def build_registry(classes: list[type[Stage]]) -> dict[str, type[Stage]]:
+    registry: dict[str, type[Stage]] = {}
+    for cls in classes:
+        if cls.name in registry:
+            other = registry[cls.name]
+            raise ValueError(
+                f"duplicate stage name {cls.name!r}: {other.__module__}.{other.__qualname__} "
+                f"and {cls.__module__}.{cls.__qualname__}"
+            )
+        registry[cls.name] = cls
+    return registry
+
+
+REGISTRY: dict[str, type[Stage]] = build_registry(
+    [
+        Normalize,
+        Length,
+        ExactDedup,
+        Select,
+    ]
+)
+
+__all__ = ["REGISTRY", "GlobalStage", "Stage", "build_registry"]

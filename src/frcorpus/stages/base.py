@@ -1,0 +1,183 @@
+"""The stage contract (DESIGN section 4, points 2-3).
+
+A stage is a class with a `name` (the YAML `type:`), a nested pydantic `Config`, `setup()` for
+models and clients, and one method to write:
+
+- `Transformer.process(records)`: change records in a batch (may reject via `self.reject`);
+- `Filter.keep(record) -> True | Reject`: decide about one record;
+- `GlobalStage.signature(record)` + `GlobalStage.decide(items)`: stages that need every record
+  (dedup, sampling). The engine computes signatures in parallel, runs `decide` once over all of
+  them in the global record order, and applies the rejections in the next parallel pass.
+
+The base classes count records in / kept / rejected by reason, time the work, and keep the
+annotate-only switch, so a stage never does its own bookkeeping. Stages are plain Python over
+lists of record dicts, testable without datatrove; `engine.py` adapts them to datatrove steps.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """A decision against a record: `reason` is a stable code, `detail` is free text."""
+
+    reason: str
+    detail: str = ""
+
+
+class StageConfig(BaseModel):
+    """Options common to every stage. Subclasses add theirs and fix `type` with a Literal."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    type: str
+    id: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="key of this stage in stats.json and in rejects' `stage` column "
+        "(default: the type, numbered when a type appears twice)",
+    )
+
+
+class FilterConfig(StageConfig):
+    annotate_only: bool = Field(False, description="annotate and count, but reject nothing")
+
+
+@dataclass
+class StageStats:
+    """What one stage did in one task; merged across tasks by the engine."""
+
+    n_in: int = 0
+    kept: int = 0
+    rejected: Counter = None  # type: ignore[assignment]
+    seconds: float = 0.0
+    counters: Counter = None  # type: ignore[assignment]
+
+    def __post_init__(self):
+        self.rejected = Counter(self.rejected or {})
+        self.counters = Counter(self.counters or {})
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "in": self.n_in,
+            "kept": self.kept,
+            "rejected": dict(sorted(self.rejected.items())),
+            "seconds": round(self.seconds, 4),
+            **({"counters": dict(sorted(self.counters.items()))} if self.counters else {}),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> StageStats:
+        return cls(data["in"], data["kept"], data["rejected"], data["seconds"], data.get("counters"))
+
+    def __iadd__(self, other: StageStats) -> StageStats:
+        self.n_in += other.n_in
+        self.kept += other.kept
+        self.rejected.update(other.rejected)
+        self.seconds += other.seconds
+        self.counters.update(other.counters)
+        return self
+
+
+class Stage(ABC):
+    name: ClassVar[str]
+    family: ClassVar[str]
+    Config: ClassVar[type[StageConfig]]
+    is_global: ClassVar[bool] = False
+    #: optional dependencies: importable module -> pip install hint
+    requires: ClassVar[dict[str, str]] = {}
+    #: extra output columns this stage writes on records, with their Arrow types
+    annotations: ClassVar[list[tuple[str, pa.DataType]]] = []
+
+    def __init__(self, config: StageConfig, stage_id: str):
+        self.config = config
+        self.id = stage_id
+        self.stats = StageStats()
+
+    def setup(self) -> None:
+        """Load models, open clients: called once per worker, never in __init__."""
+
+    def count(self, key: str, n: int = 1) -> None:
+        """A stage-specific counter, reported in stats.json under the stage."""
+        self.stats.counters[key] += n
+
+    def reject(self, record: dict[str, Any], reason: str, detail: str = "") -> None:
+        record["_reject"] = {"stage": self.id, "reason": f"{self.name}.{reason}", "detail": detail}
+
+    @abstractmethod
+    def run_batch(self, records: list[dict[str, Any]]) -> None:
+        """Process one batch in place: the engine's only entry point for per-record stages."""
+
+
+class Transformer(Stage):
+    @abstractmethod
+    def process(self, records: list[dict[str, Any]]) -> None:
+        """Change the records of a batch in place; call `self.reject` to reject one."""
+
+    def run_batch(self, records: list[dict[str, Any]]) -> None:
+        live = [r for r in records if r["_reject"] is None]
+        start = time.perf_counter()
+        self.process(live)
+        self.stats.seconds += time.perf_counter() - start
+        self.stats.n_in += len(live)
+        for r in live:
+            if r["_reject"] is None:
+                self.stats.kept += 1
+            else:
+                self.stats.rejected[r["_reject"]["reason"]] += 1
+
+
+class Filter(Stage):
+    @abstractmethod
+    def keep(self, record: dict[str, Any]) -> bool | Reject:
+        """True to keep the record, or a `Reject` with the reason code (without the stage prefix)."""
+
+    def run_batch(self, records: list[dict[str, Any]]) -> None:
+        annotate_only = getattr(self.config, "annotate_only", False)
+        start = time.perf_counter()
+        for r in records:
+            if r["_reject"] is not None:
+                continue
+            self.stats.n_in += 1
+            verdict = self.keep(r)
+            if verdict is True or annotate_only:
+                self.stats.kept += 1
+                if verdict is not True:
+                    self.count(f"would_reject.{self.name}.{verdict.reason}")
+                continue
+            reason = f"{self.name}.{verdict.reason}"
+            r["_reject"] = {"stage": self.id, "reason": reason, "detail": verdict.detail}
+            self.stats.rejected[reason] += 1
+        self.stats.seconds += time.perf_counter() - start
+
+
+@dataclass(slots=True)
+class SignatureItem:
+    """What a global stage sees of one record in `decide`: small, so that millions fit in memory."""
+
+    id: str
+    source: str
+    sig: Any
+
+
+class GlobalStage(Stage):
+    is_global: ClassVar[bool] = True
+
+    @abstractmethod
+    def signature(self, record: dict[str, Any]) -> Any:
+        """A small JSON-serialisable summary of the record (a hash, a sampling key, ...)."""
+
+    @abstractmethod
+    def decide(self, items: list[SignatureItem]) -> dict[int, Reject]:
+        """Given every live record's signature in global order, return rejections by index."""
+
+    def run_batch(self, records: list[dict[str, Any]]) -> None:  # global stages are not batched
+        raise TypeError(f"{self.name} is a global stage; the engine runs it through decide()")

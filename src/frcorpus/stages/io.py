@@ -1,0 +1,449 @@
+"""Sources: find the files of a source, detect its format, turn raw rows into canonical records.
+
+Every malformed row becomes a rejected record with reason `read.<what>` and its location
+(`file:line` for text files, `file[row N]` for tabular ones); a path that does not exist or a
+file that cannot be opened is a `SourceError` raised before any work starts.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import logging
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+import xxhash
+
+from frcorpus.config import SourceConfig
+from frcorpus.record import new_record, reject_record
+from frcorpus.resources import SAMPLE_SCHEME, resolve_bundled, role_aliases
+
+log = logging.getLogger(__name__)
+
+DATA_SUFFIXES = (".jsonl", ".json", ".parquet", ".arrow", ".jsonl.gz")
+HUB_ID = re.compile(r"^(?:hf://datasets/)?([A-Za-z0-9][\w.-]*/[\w.-]+)(?:@([\w./-]+))?$")
+RAW_KEEP = 4000  # characters of a malformed row kept in rejects/ to show what was wrong
+
+
+class SourceError(Exception):
+    """A source that cannot be read at all (missing path, unreadable file, broken JSON array)."""
+
+
+class ReadIssue(Exception):
+    """A malformed record: `reason` becomes `read.<reason>`."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass
+class ResolvedSource:
+    config: SourceConfig
+    files: list[Path]
+    root: Path
+    uri: str
+    revision: str | None = None
+    sha256: dict[str, str] = field(default_factory=dict)
+
+    def rel(self, path: Path) -> str:
+        try:
+            return path.relative_to(self.root).as_posix()
+        except ValueError:
+            return path.name
+
+
+# ----------------------------------------------------------------------------------- resolution
+
+
+def _data_files(folder: Path) -> list[Path]:
+    return sorted(
+        p for p in folder.rglob("*") if p.is_file() and p.name.endswith(DATA_SUFFIXES) and not _hf_meta(p)
+    )
+
+
+def _hf_meta(p: Path) -> bool:
+    return p.name in ("dataset_info.json", "state.json", "dataset_dict.json")
+
+
+def _hf_disk_files(folder: Path) -> list[Path] | None:
+    """Arrow files of a folder written by `datasets.save_to_disk`, or None if it is not one."""
+    state = folder / "state.json"
+    if state.is_file() and (folder / "dataset_info.json").is_file():
+        names = [f["filename"] for f in json.loads(state.read_text())["_data_files"]]
+        return [folder / n for n in names]
+    if (folder / "dataset_dict.json").is_file():  # a DatasetDict: every split, in the file's order
+        splits = json.loads((folder / "dataset_dict.json").read_text())["splits"]
+        return [f for s in splits for f in (_hf_disk_files(folder / s) or [])]
+    return None
+
+
+def resolve_source(cfg: SourceConfig, cwd: Path | None = None) -> ResolvedSource:
+    """Find the files of a source (relative paths are relative to the working directory)."""
+    cwd = cwd or Path.cwd()
+    raw = cfg.path
+    if raw.startswith(SAMPLE_SCHEME):
+        path = resolve_bundled(raw)
+        if not path.exists():
+            raise SourceError(f"source '{cfg.name}': bundled file {raw!r} does not exist in this frcorpus")
+        return _local(cfg, path, raw)
+    path = Path(os.path.expanduser(raw))
+    path = path if path.is_absolute() else cwd / path
+    if path.exists():
+        return _local(cfg, path, raw)
+    if any(ch in raw for ch in "*?["):
+        files = sorted(Path(p) for p in glob.glob(str(path), recursive=True) if Path(p).is_file())
+        files = [p for p in files if p.name.endswith(DATA_SUFFIXES)]
+        if not files:
+            raise SourceError(
+                f"source '{cfg.name}': the pattern {raw!r} matches no data file "
+                f"({', '.join(DATA_SUFFIXES)}) under {path.parent}"
+            )
+        root = Path(os.path.commonpath([str(p.parent) for p in files]))
+        return ResolvedSource(cfg, files, root, uri=raw)
+    hub = HUB_ID.match(raw)
+    if hub and not raw.endswith(DATA_SUFFIXES):
+        return _hub(cfg, hub.group(1), hub.group(2))
+    raise SourceError(
+        f"source '{cfg.name}': path {raw!r} not found (looked for {path}); "
+        "give a file, folder, glob or Hub id org/name@revision"
+    )
+
+
+def _local(cfg: SourceConfig, path: Path, uri: str) -> ResolvedSource:
+    if path.is_file():
+        if not os.access(path, os.R_OK):
+            raise SourceError(f"source '{cfg.name}': file {path} is not readable (permissions)")
+        return ResolvedSource(cfg, [path], path.parent, uri=uri)
+    files = _hf_disk_files(path)
+    if files is None:
+        files = _data_files(path)
+    if not files:
+        raise SourceError(f"source '{cfg.name}': folder {path} holds no data file ({', '.join(DATA_SUFFIXES)})")
+    for f in files:
+        if not os.access(f, os.R_OK):
+            raise SourceError(f"source '{cfg.name}': file {f} is not readable (permissions)")
+    return ResolvedSource(cfg, files, path, uri=uri)
+
+
+def _hub(cfg: SourceConfig, repo_id: str, revision: str | None) -> ResolvedSource:
+    """Download a Hub dataset snapshot (only works online) and read it like a local folder."""
+    from huggingface_hub import HfApi, snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    try:
+        sha = HfApi().dataset_info(repo_id, revision=revision).sha
+        folder = Path(
+            snapshot_download(repo_id, repo_type="dataset", revision=sha, allow_patterns=["*.jsonl", "*.json", "*.parquet"])
+        )
+    except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as e:
+        raise SourceError(
+            f"source '{cfg.name}': cannot fetch Hub dataset {repo_id}@{revision or 'main'} ({type(e).__name__}: "
+            f"{str(e).splitlines()[0]}); this machine may be offline: download it and give a local path"
+        ) from None
+    files = _data_files(folder)
+    if not files:
+        raise SourceError(f"source '{cfg.name}': Hub dataset {repo_id} has no jsonl/json/parquet file")
+    return ResolvedSource(cfg, files, folder, uri=f"hf://datasets/{repo_id}", revision=sha)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def check_readable(src: ResolvedSource) -> None:
+    """Open every file once (cheap checks only) so that a broken file fails before any work."""
+    for path in src.files:
+        try:
+            if path.suffix == ".parquet":
+                pq.read_metadata(path)
+            elif path.suffix == ".arrow":
+                with pa.memory_map(str(path)) as f:
+                    pa.ipc.open_stream(f).schema  # noqa: B018 - reading the schema is the check
+            else:
+                with open(path, "rb") as f:
+                    f.read(1)
+        except (OSError, pa.ArrowInvalid) as e:
+            raise SourceError(f"source '{src.config.name}': cannot read {path}: {e}") from None
+
+
+# ----------------------------------------------------------------------------------- formats
+
+
+def detect_format(obj: dict, cfg: SourceConfig) -> tuple[str, dict[str, str | None]]:
+    """Guess the format of a row: returns (format, prompt/response field names)."""
+    fields = cfg.fields.model_dump()
+    if isinstance(obj.get("messages"), list):
+        return "messages", fields
+    for key in ("conversations", "conversation"):
+        turns = obj.get(key)
+        if isinstance(turns, list) and turns and isinstance(turns[0], dict):
+            return ("sharegpt" if "from" in turns[0] else "messages"), fields
+    if "instruction" in obj and "output" in obj:
+        return "alpaca", fields
+    for prompt, response in ((fields["prompt"], fields["response"]), ("question", "answer"), ("prompt", "completion")):
+        if prompt in obj and response in obj:
+            return "prompt_response", {**fields, "prompt": prompt, "response": response}
+    raise ReadIssue(
+        "unknown_format",
+        f"cannot detect the format from the fields {sorted(obj)[:8]}; set format: (messages, sharegpt, alpaca, "
+        "prompt_response) and, for prompt_response, fields: {prompt: ..., response: ...}",
+    )
+
+
+def _text(value: Any, where: str) -> str:
+    if value is None:
+        raise ReadIssue("missing_content", f"{where}: content is missing")
+    if isinstance(value, list):  # OpenAI content parts
+        texts = []
+        for part in value:
+            if not (isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str)):
+                raise ReadIssue("unsupported_content", f"{where}: only text content parts are supported")
+            texts.append(part["text"])
+        value = "".join(texts)
+    if not isinstance(value, str):
+        raise ReadIssue("bad_content_type", f"{where}: content is a {type(value).__name__}, not a string")
+    if not value.strip():
+        raise ReadIssue("empty_content", f"{where}: content is empty")
+    return value
+
+
+def _chat(turns: Any, role_key: str, content_key: str, field_name: str) -> list[dict[str, str]]:
+    if not isinstance(turns, list):
+        raise ReadIssue("missing_field", f"'{field_name}' must be a list of turns")
+    if not turns:
+        raise ReadIssue("empty_conversation", f"'{field_name}' is empty")
+    aliases = role_aliases()
+    messages = []
+    for i, turn in enumerate(turns):
+        if not isinstance(turn, dict):
+            raise ReadIssue("bad_turn", f"turn {i} is a {type(turn).__name__}, not an object")
+        role_raw = turn.get(role_key)
+        role = aliases.get(str(role_raw).strip().lower()) if role_raw is not None else None
+        if role is None:
+            raise ReadIssue(
+                "unknown_role",
+                f"turn {i}: role {role_raw!r} is not known; add it to filters/role_aliases.yaml",
+            )
+        content = turn.get(content_key)
+        if role == "system" and isinstance(content, str) and not content.strip():
+            messages.append({"role": role, "content": content})  # harmless; `normalize` removes it
+            continue
+        messages.append({"role": role, "content": _text(content, f"turn {i} ({role})")})
+    return messages
+
+
+def check_turns(messages: list[dict[str, str]]) -> None:
+    """Structure every chat format forbids breaking: system first, alternation, an answer."""
+    for i, m in enumerate(messages):
+        if m["role"] == "system" and i != 0:
+            raise ReadIssue("misplaced_system", f"turn {i}: a system turn may only come first")
+        if i and m["role"] == messages[i - 1]["role"]:
+            raise ReadIssue("consecutive_roles", f"turns {i - 1} and {i} are both '{m['role']}'")
+    first = messages[1] if messages[0]["role"] == "system" and len(messages) > 1 else messages[0]
+    if first["role"] != "user":
+        raise ReadIssue("starts_with_assistant", "the first turn after the system prompt is not a user turn")
+    if not any(m["role"] == "assistant" for m in messages):
+        raise ReadIssue("no_assistant_turn", "the conversation has no assistant turn")
+
+
+def to_messages(obj: Any, fmt: str, fields: dict[str, str | None]) -> list[dict[str, str]]:
+    """Convert one raw row to canonical messages, or raise ReadIssue."""
+    if not isinstance(obj, dict):
+        raise ReadIssue("not_an_object", f"the row is a {type(obj).__name__}, not a JSON object")
+    if fmt == "messages":
+        key = next((k for k in ("messages", "conversations", "conversation") if k in obj), None)
+        if key is None:
+            raise ReadIssue("missing_field", "no 'messages' field")
+        messages = _chat(obj[key], "role", "content", key)
+    elif fmt == "sharegpt":
+        key = next((k for k in ("conversations", "conversation") if k in obj), None)
+        if key is None:
+            raise ReadIssue("missing_field", "no 'conversations' field")
+        messages = _chat(obj[key], "from", "value", key)
+    elif fmt == "alpaca":
+        for name in ("instruction", "output"):
+            if name not in obj:
+                raise ReadIssue("missing_field", f"no '{name}' field")
+        prompt = _text(obj["instruction"], "instruction")
+        extra = obj.get("input")
+        if isinstance(extra, str) and extra.strip():
+            prompt = f"{prompt}\n\n{extra}"
+        messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": _text(obj["output"], "output")}]
+        if isinstance(obj.get("system"), str) and obj["system"].strip():
+            messages.insert(0, {"role": "system", "content": obj["system"]})
+    else:  # prompt_response
+        for name in (fields["prompt"], fields["response"]):
+            if name not in obj:
+                raise ReadIssue("missing_field", f"no '{name}' field")
+        messages = [
+            {"role": "user", "content": _text(obj[fields["prompt"]], fields["prompt"])},
+            {"role": "assistant", "content": _text(obj[fields["response"]], fields["response"])},
+        ]
+        system_key = fields.get("system")
+        if system_key and isinstance(obj.get(system_key), str) and obj[system_key].strip():
+            messages.insert(0, {"role": "system", "content": obj[system_key]})
+    check_turns(messages)
+    return messages
+
+
+# ----------------------------------------------------------------------------------- rows
+
+
+def _jsonl_rows(path: Path) -> Iterator[tuple[str, Any, str | None, ReadIssue | None]]:
+    """(location suffix, parsed object, raw text, issue) for each non-blank line."""
+    with open(path, "rb") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                text = line.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raw = line.decode("utf-8", "replace")[:RAW_KEEP]
+                yield str(lineno), None, raw, ReadIssue("invalid_utf8", f"invalid UTF-8 at byte {e.start}")
+                continue
+            try:
+                yield str(lineno), orjson.loads(text), None, None
+            except orjson.JSONDecodeError as e:
+                yield str(lineno), None, text.rstrip("\n")[:RAW_KEEP], ReadIssue("invalid_json", str(e))
+
+
+def _json_rows(path: Path) -> Iterator[tuple[str, Any, str | None, ReadIssue | None]]:
+    data = path.read_bytes()
+    head = data.lstrip()[:1]
+    if head != b"[":  # a .json file holding JSON lines
+        yield from _jsonl_rows(path)
+        return
+    try:
+        rows = orjson.loads(data)
+    except orjson.JSONDecodeError as e:
+        raise SourceError(f"{path}: not a valid JSON array ({e}); fix the file or convert it to JSON lines") from None
+    for i, obj in enumerate(rows):
+        yield f"[{i}]", obj, None, None
+
+
+def _table_rows(path: Path) -> Iterator[tuple[str, Any, str | None, ReadIssue | None]]:
+    if path.suffix == ".parquet":
+        batches = pq.ParquetFile(path).iter_batches(batch_size=2048)
+    else:
+        reader = pa.ipc.open_stream(pa.memory_map(str(path)))
+        batches = iter(reader)
+    i = 0
+    for batch in batches:
+        for obj in batch.to_pylist():
+            yield f"[{i}]", obj, None, None
+            i += 1
+
+
+def file_rows(path: Path) -> Iterator[tuple[str, Any, str | None, ReadIssue | None]]:
+    if path.suffix in (".parquet", ".arrow"):
+        return _table_rows(path)
+    if path.suffix == ".json":
+        return _json_rows(path)
+    return _jsonl_rows(path)
+
+
+@dataclass
+class SourceReader:
+    """Reads the files of one source into records; counts what it detected."""
+
+    src: ResolvedSource
+    source_index: int
+    formats: dict[str, int] = field(default_factory=dict)
+
+    def read(self, file_index: int, path: Path, budget: int | None) -> Iterator[dict[str, Any]]:
+        cfg = self.src.config
+        rel = self.src.rel(path)
+        multi_file = len(self.src.files) > 1
+        fmt, fields = (cfg.format, cfg.fields.model_dump())
+        detected = cfg.format != "auto"
+        seen_ids: set[str] = set()
+        n = 0
+        for row_index, (where, obj, raw, issue) in enumerate(file_rows(path)):
+            if budget is not None and n >= budget:
+                return
+            n += 1
+            location = f"{rel}:{where}" if not where.startswith("[") else f"{rel}{where}"
+            order = (self.source_index, file_index, row_index)
+            source = self._source_info(location, None)
+            if issue is None and not detected and isinstance(obj, dict):
+                try:
+                    fmt, fields = detect_format(obj, cfg)
+                    detected = True
+                    log.info("source '%s': %s: detected format '%s'", cfg.name, rel, fmt)
+                except ReadIssue as e:
+                    issue = e
+            if issue is None:
+                try:
+                    messages = to_messages(obj, fmt, fields)
+                except ReadIssue as e:
+                    issue = e
+            orig_id = obj.get(cfg.id_field) if isinstance(obj, dict) else None
+            orig_id = None if orig_id is None else str(orig_id)
+            if orig_id is not None:
+                record_id = f"{cfg.name}:{rel}:{orig_id}" if multi_file else f"{cfg.name}:{orig_id}"
+            else:
+                payload = raw.encode() if raw is not None else orjson.dumps(obj, default=str)
+                digest = xxhash.xxh3_64_hexdigest(f"{rel}\x00{row_index}\x00".encode() + payload)
+                record_id = f"{cfg.name}:{digest}"
+            source["record_id"] = orig_id
+            if issue is None and orig_id is not None:
+                if orig_id in seen_ids:
+                    issue = ReadIssue("duplicate_id", f"id {orig_id!r} already appeared earlier in {rel}")
+                seen_ids.add(orig_id)
+            if issue is not None:
+                if raw is None and obj is not None:
+                    raw = orjson.dumps(obj).decode()[:RAW_KEEP]
+                yield reject_record(
+                    record_id=record_id if issue.reason != "duplicate_id" else f"{record_id}#{row_index}",
+                    source=source,
+                    order=order,
+                    stage="read",
+                    reason=f"read.{issue.reason}",
+                    detail=f"{location}: {issue.detail}",
+                    raw=raw,
+                )
+                continue
+            self.formats[fmt] = self.formats.get(fmt, 0) + 1
+            yield new_record(record_id=record_id, messages=messages, source=source, order=order)
+
+    def _source_info(self, location: str, record_id: str | None) -> dict[str, Any]:
+        cfg = self.src.config
+        return {
+            "name": cfg.name,
+            "uri": self.src.uri,
+            "revision": self.src.revision,
+            "license": cfg.license,
+            "language": cfg.language,
+            "location": location,
+            "record_id": record_id,
+        }
+
+
+def peek_format(src: ResolvedSource) -> str:
+    """The format of a source as the reader will see it (first parsable row of the first file)."""
+    cfg = src.config
+    if cfg.format != "auto":
+        return cfg.format
+    for path in src.files:
+        for _, obj, _, issue in file_rows(path):
+            if issue is None and isinstance(obj, dict):
+                try:
+                    return f"{detect_format(obj, cfg)[0]} (detected)"
+                except ReadIssue:
+                    return "unknown (no format matches the first row)"
+    return "unknown (no readable row)"
