@@ -28,7 +28,7 @@ out = Console()
 def _config_errors(problems: list[str]) -> None:
     console.print(f"[bold red]{len(problems)} problem(s) in the pipeline:[/]")
     for p in problems:
-        console.print(f"  {p}", markup=False, highlight=False)
+        console.print(f"  {p}", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -52,11 +52,7 @@ def _plan(loaded):
     try:
         return build_plan(loaded)
     except SourceError as e:
-        line = 1
-        for i, s in enumerate(loaded.config.sources):
-            if f"source '{s.name}'" in str(e):
-                line = loaded.line_of("sources", i, "path")
-        _config_errors([f"{loaded.path}:{line}: {e}"])
+        _config_errors(e.problems)
 
 
 @app.command()

@@ -234,7 +234,8 @@ def _message(err: dict, raw: dict, path: tuple) -> str:
         if path and path[0] == "stages":
             names = sorted(REGISTRY)
             return f"unknown stage {tag!r}{_suggest(tag, names)} (stages: {', '.join(names)}; see `frcorpus stages`)"
-        return f"unknown type {tag!r}; expected one of {err['ctx']['expected_tags']}"
+        expected = re.findall(r"'([^']*)'", err["ctx"]["expected_tags"])
+        return f"unknown type {tag!r}{_suggest(tag, expected)} (types: {', '.join(expected)})"
     if kind == "union_tag_not_found":
         what = "stage" if path and path[0] == "stages" else "executor"
         return f"missing 'type:'; every {what} needs one (see `frcorpus stages`)"
@@ -271,8 +272,8 @@ def _errors_to_problems(exc: ValidationError, raw: dict, lines: dict, where: str
             line = lines.get((*path, "__key__")) or lines.get(path[:-1], 1)
         else:
             line = lines.get(path) or lines.get(path[:-1]) or lines.get(path[:1], 1)
-        problems.append(f"{where}:{line}: {_fmt_path(path)}: {_message(err, raw, path)}")
-    return problems
+        problems.append((line, f"{where}:{line}: {_fmt_path(path)}: {_message(err, raw, path)}"))
+    return [text for _, text in sorted(problems, key=lambda p: p[0])]
 
 
 @dataclass(frozen=True)

@@ -58,7 +58,14 @@ from frcorpus.output import (
 from frcorpus.record import data_schema, rejects_schema
 from frcorpus.stages import REGISTRY
 from frcorpus.stages.base import GlobalStage, SignatureItem, Stage, StageStats
-from frcorpus.stages.io import ResolvedSource, SourceReader, check_readable, resolve_source, sha256_file
+from frcorpus.stages.io import (
+    ResolvedSource,
+    SourceError,
+    SourceReader,
+    check_readable,
+    resolve_source,
+    sha256_file,
+)
 
 log = logging.getLogger(__name__)
 
@@ -171,10 +178,18 @@ class Plan:
 def build_plan(loaded: LoadedPipeline, cwd: Path | None = None) -> Plan:
     """Resolve sources (hashing every input file) and cut the stages into phases."""
     cfg = loaded.config
-    sources = [resolve_source(s, cwd) for s in cfg.sources]
-    for src in sources:
-        check_readable(src)
-        src.sha256 = {str(p): sha256_file(p) for p in src.files}
+    sources: list[ResolvedSource] = []
+    problems: list[str] = []
+    for i, source_cfg in enumerate(cfg.sources):  # report every broken source at once
+        try:
+            src = resolve_source(source_cfg, cwd)
+            check_readable(src)
+            src.sha256 = {str(p): sha256_file(p) for p in src.files}
+            sources.append(src)
+        except SourceError as e:
+            problems.append(f"{loaded.path}:{loaded.line_of('sources', i, 'path')}: {e}")
+    if problems:
+        raise SourceError(problems[0], problems)
     phases: list[PhaseSpec] = []
     record: list[StageSpec] = []
     glob: list[StageSpec] = []
@@ -239,22 +254,20 @@ class ReadSources(PipelineStep):
                 continue
             src = self.sources[unit.source]
             reader = SourceReader(src, unit.source)
-            budget = unit.budget
-            start = time.perf_counter()
-            for fi in unit.files:
-                for rec in reader.read(fi, src.files[fi], budget):
-                    self.read_counts[src.config.name] += 1
-                    self.read_stats.n_in += 1
-                    if rec["_reject"] is None:
-                        self.read_stats.kept += 1
-                    else:
-                        self.read_stats.rejected[rec["_reject"]["reason"]] += 1
-                    if budget is not None:
-                        budget -= 1
-                    yield Document(text="", id=rec["id"], metadata=rec)
-                if budget == 0:
+            records = reader.read_files(unit.files, unit.budget)
+            while True:
+                start = time.perf_counter()  # time the reading only, not the stages downstream
+                rec = next(records, None)
+                self.read_stats.seconds += time.perf_counter() - start
+                if rec is None:
                     break
-            self.read_stats.seconds += time.perf_counter() - start
+                self.read_counts[src.config.name] += 1
+                self.read_stats.n_in += 1
+                if rec["_reject"] is None:
+                    self.read_stats.kept += 1
+                else:
+                    self.read_stats.rejected[rec["_reject"]["reason"]] += 1
+                yield Document(text="", id=rec["id"], metadata=rec)
             self.formats[src.config.name].update(reader.formats)
 
 

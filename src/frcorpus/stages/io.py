@@ -8,6 +8,7 @@ file that cannot be opened is a `SourceError` raised before any work starts.
 from __future__ import annotations
 
 import glob
+import gzip
 import hashlib
 import json
 import logging
@@ -35,7 +36,12 @@ RAW_KEEP = 4000  # characters of a malformed row kept in rejects/ to show what w
 
 
 class SourceError(Exception):
-    """A source that cannot be read at all (missing path, unreadable file, broken JSON array)."""
+    """Sources that cannot be read at all (missing path, unreadable file, broken JSON array).
+    `problems` holds one message per source, prefixed with file:line of the pipeline when known."""
+
+    def __init__(self, message: str, problems: list[str] | None = None):
+        super().__init__(message)
+        self.problems = problems or [message]
 
 
 class ReadIssue(Exception):
@@ -306,7 +312,8 @@ def to_messages(obj: Any, fmt: str, fields: dict[str, str | None]) -> list[dict[
 
 def _jsonl_rows(path: Path) -> Iterator[tuple[str, Any, str | None, ReadIssue | None]]:
     """(location suffix, parsed object, raw text, issue) for each non-blank line."""
-    with open(path, "rb") as f:
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rb") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
                 continue
@@ -364,6 +371,16 @@ class SourceReader:
     src: ResolvedSource
     source_index: int
     formats: dict[str, int] = field(default_factory=dict)
+
+    def read_files(self, file_indices: list[int], budget: int | None) -> Iterator[dict[str, Any]]:
+        """Records of these files in order; at most `budget` rows in all (the source's `limit`)."""
+        for fi in file_indices:
+            if budget is not None and budget <= 0:
+                return
+            for rec in self.read(fi, self.src.files[fi], budget):
+                if budget is not None:
+                    budget -= 1
+                yield rec
 
     def read(self, file_index: int, path: Path, budget: int | None) -> Iterator[dict[str, Any]]:
         cfg = self.src.config

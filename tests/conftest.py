@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("FRCORPUS_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def write_jsonl(path: Path, rows: list[Any]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r, ensure_ascii=False)) + "\n" for r in rows),
+                    encoding="utf-8")
+    return path
+
+
+def chat(q: str, a: str, **extra) -> dict:
+    return {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}], **extra}
+
+
+def write_pipeline(tmp_path: Path, sources: list[dict], stages: list[dict] | None = None,
+                   executor: dict | None = None, name: str = "test", version: str = "auto",
+                   filename: str = "pipeline.yaml") -> Path:
+    cfg = {
+        "name": name,
+        "version": version,
+        "sources": sources,
+        "stages": stages or [],
+        "executor": executor or {"type": "local", "tasks": 1, "workers": 1},
+        "output": {"dir": str(tmp_path / "out")},
+    }
+    path = tmp_path / filename
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def run_pipeline(path: Path, resume: bool = False):
+    from frcorpus.config import load_pipeline
+    from frcorpus.engine import build_plan, run_plan
+
+    return run_plan(build_plan(load_pipeline(path)), resume=resume)
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data not found at {SHARED_DATA} (set FRCORPUS_SHARED_DATA)")
+    return SHARED_DATA

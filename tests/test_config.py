@@ -1,0 +1,130 @@
+"""Pipeline YAML validation: every error names file:line, the YAML path, the value and a fix."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from frcorpus.cli import app
+from frcorpus.config import ConfigError, load_pipeline
+
+runner = CliRunner()
+
+BAD = """\
+name: bad name
+sources:
+  - name: a
+    path: x.jsonl
+    format: alpacca
+    licence: mit
+stages:
+  - type: normalise
+  - type: length
+    min_char: 3
+    min_turns: 0
+  - type: exact_dedup
+    view: answer
+  - unknown: 1
+executor: {type: local, tasks: 0}
+output: {dir: out, compresion: zstd}
+"""
+
+
+def problems_of(tmp_path, text: str) -> list[str]:
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as exc:
+        load_pipeline(path)
+    return [p.replace(str(path), "p.yaml") for p in exc.value.problems]
+
+
+def test_all_problems_reported_at_once_with_line_path_value_and_suggestion(tmp_path):
+    problems = problems_of(tmp_path, BAD)
+    assert problems == [
+        "p.yaml:1: name: invalid value 'bad name': use letters, digits, '.', '_' and '-', starting with a letter "
+        "or digit",
+        "p.yaml:5: sources[0].format: invalid value 'alpacca'; expected 'auto', 'messages', 'sharegpt', 'alpaca' "
+        "or 'prompt_response'; did you mean 'alpaca'?",
+        "p.yaml:6: sources[0].licence: unknown option 'licence'; did you mean 'license'? (options: fields, format, "
+        "id_field, language, license, limit, name, path)",
+        "p.yaml:8: stages[0]: unknown stage 'normalise'; did you mean 'normalize'? (stages: exact_dedup, length, "
+        "normalize, select; see `frcorpus stages`)",
+        "p.yaml:10: stages[1].min_char: unknown option 'min_char'; did you mean 'min_chars'? (options: "
+        "annotate_only, id, max_chars, max_chars_per_turn, max_turns, min_assistant_chars, min_chars, "
+        "min_chars_per_turn, min_turns, preset, type)",
+        "p.yaml:11: stages[1].min_turns: invalid value 0: Input should be greater than or equal to 1",
+        "p.yaml:13: stages[2].view: invalid value 'answer'; expected 'prompt', 'response' or 'conversation'",
+        "p.yaml:14: stages[3]: missing 'type:'; every stage needs one (see `frcorpus stages`)",
+        "p.yaml:15: executor.tasks: invalid value 0: Input should be greater than or equal to 1",
+        "p.yaml:16: output.compresion: unknown option 'compresion'; did you mean 'compression'? (options: "
+        "compression, dir, row_group_size)",
+    ]
+
+
+def test_invalid_yaml_names_the_line(tmp_path):
+    assert problems_of(tmp_path, "name: x\nsources: [\n") == [
+        "p.yaml:3: invalid YAML: expected the node content, but found '<stream end>'"
+    ]
+
+
+def test_cross_field_checks_and_unknown_executor(tmp_path):
+    text = (
+        "name: x\nsources:\n  - {name: a, path: a.jsonl}\n  - {name: a, path: b.jsonl}\n"
+        "stages:\n  - type: length\n    min_chars: 10\n    max_chars: 5\nexecutor: {type: slurmm}\n"
+    )
+    assert problems_of(tmp_path, text) == [
+        "p.yaml:3: sources: source name 'a' is used twice; source names must be unique",
+        "p.yaml:6: stages[0]: min_chars (10) is greater than max_chars (5)",
+        "p.yaml:9: executor: unknown type 'slurmm'; did you mean 'slurm'? (types: local, slurm, ray)",
+    ]
+
+
+def test_missing_sources_are_reported_together_before_any_work(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("name: x\nsources:\n  - name: a\n    path: nope.jsonl\n  - name: b\n    path: none/*.jsonl\n")
+    result = runner.invoke(app, ["validate", str(path)], env={"COLUMNS": "300"})
+    assert result.exit_code == 2
+    out = result.output.replace(str(tmp_path), "T")
+    assert "2 problem(s) in the pipeline:" in out
+    assert "T/p.yaml:4: source 'a': path 'nope.jsonl' not found (looked for" in out
+    assert "T/p.yaml:6: source 'b': the pattern 'none/*.jsonl' matches no data file" in out
+
+
+def test_exit_code_2_for_config_errors_and_missing_file(tmp_path):
+    assert runner.invoke(app, ["run", str(tmp_path / "absent.yaml")]).exit_code == 2
+    (tmp_path / "p.yaml").write_text(BAD)
+    result = runner.invoke(app, ["run", str(tmp_path / "p.yaml")])
+    assert result.exit_code == 2
+    assert "10 problem(s) in the pipeline" in result.output
+
+
+def test_stage_ids_default_to_type_and_are_numbered():
+    from frcorpus.config import PipelineConfig
+
+    cfg = PipelineConfig.model_validate({
+        "name": "x", "sources": [{"name": "a", "path": "a"}],
+        "stages": [{"type": "exact_dedup"}, {"type": "normalize", "id": "norm"}, {"type": "exact_dedup"}],
+    })
+    assert cfg.stage_ids() == ["exact_dedup", "norm", "exact_dedup_2"]
+
+
+def test_stages_command_lists_options_and_schema_is_json():
+    listing = runner.invoke(app, ["stages"], env={"COLUMNS": "200"})
+    assert listing.exit_code == 0
+    assert "exact_dedup  (dedup, global)" in listing.output
+    assert "view: Literal['prompt', 'response', 'conversation'] (default 'conversation')" in listing.output
+    schema = json.loads(runner.invoke(app, ["stages", "--schema"]).output)
+    stage_refs = {ref["$ref"].rsplit("/", 1)[-1] for ref in schema["properties"]["stages"]["items"]["oneOf"]}
+    assert len(stage_refs) == 4
+    assert schema["$defs"][schema["properties"]["stages"]["items"]["discriminator"]["mapping"]["length"]
+                           .rsplit("/", 1)[-1]]["additionalProperties"] is False
+
+
+def test_registry_refuses_duplicate_names():
+    from frcorpus.stages import REGISTRY, build_registry
+
+    with pytest.raises(ValueError, match="duplicate stage name 'length': frcorpus.stages.heuristics.Length and "
+                                         "frcorpus.stages.heuristics.Length"):
+        build_registry([REGISTRY["length"], REGISTRY["length"]])
