@@ -300,9 +300,9 @@ class RunStage(PipelineStep):
     type = "frcorpus stage"
 
     def __init__(self, spec: StageSpec, batch_size: int = 256):
+        self.name = spec.id  # before PipelineStep.__init__, which names its stats after it
         super().__init__()
         self.spec = spec
-        self.name = spec.id
         self.batch_size = batch_size
         self.stage: Stage = spec.build()
 
@@ -696,6 +696,7 @@ def run_plan(plan: Plan, resume: bool = False, progress=None) -> RunResult | lis
     """Run every job in order. Local and Ray block until done; Slurm submits a dependent chain of
     jobs and returns their labels."""
     prepare_run(plan, resume)
+    _console_logger()
     jobs = build_jobs(plan)
     ex_type = plan.config.executor.type
     if ex_type == "slurm":
@@ -708,7 +709,10 @@ def run_plan(plan: Plan, resume: bool = False, progress=None) -> RunResult | lis
         import ray
 
         if not ray.is_initialized():
-            ray.init(address=plan.config.executor.address, include_dashboard=False, log_to_driver=False)
+            ex = plan.config.executor
+            # a local instance gets as many CPUs as the tasks need, so that small machines can run it too
+            local = {} if ex.address else {"num_cpus": max(os.cpu_count() or 1, ex.cpus_per_task)}
+            ray.init(address=ex.address, include_dashboard=False, log_to_driver=False, **local)
     for job in jobs:
         executor = make_executor(plan, job)
         if progress is not None:
