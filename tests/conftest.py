@@ -14,8 +14,9 @@ SHARED_DATA = Path(os.environ.get("FRCORPUS_SHARED_DATA", REPO.parent / "shared"
 
 def write_jsonl(path: Path, rows: list[Any]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join((r if isinstance(r, str) else json.dumps(r, ensure_ascii=False)) + "\n" for r in rows),
-                    encoding="utf-8")
+    path.write_text(
+        "".join((r if isinstance(r, str) else json.dumps(r, ensure_ascii=False)) + "\n" for r in rows), encoding="utf-8"
+    )
     return path
 
 
@@ -23,9 +24,15 @@ def chat(q: str, a: str, **extra) -> dict:
     return {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}], **extra}
 
 
-def write_pipeline(tmp_path: Path, sources: list[dict], stages: list[dict] | None = None,
-                   executor: dict | None = None, name: str = "test", version: str = "auto",
-                   filename: str = "pipeline.yaml") -> Path:
+def write_pipeline(
+    tmp_path: Path,
+    sources: list[dict],
+    stages: list[dict] | None = None,
+    executor: dict | None = None,
+    name: str = "test",
+    version: str = "auto",
+    filename: str = "pipeline.yaml",
+) -> Path:
     cfg = {
         "name": name,
         "version": version,

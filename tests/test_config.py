@@ -103,10 +103,13 @@ def test_exit_code_2_for_config_errors_and_missing_file(tmp_path):
 def test_stage_ids_default_to_type_and_are_numbered():
     from frcorpus.config import PipelineConfig
 
-    cfg = PipelineConfig.model_validate({
-        "name": "x", "sources": [{"name": "a", "path": "a"}],
-        "stages": [{"type": "exact_dedup"}, {"type": "normalize", "id": "norm"}, {"type": "exact_dedup"}],
-    })
+    cfg = PipelineConfig.model_validate(
+        {
+            "name": "x",
+            "sources": [{"name": "a", "path": "a"}],
+            "stages": [{"type": "exact_dedup"}, {"type": "normalize", "id": "norm"}, {"type": "exact_dedup"}],
+        }
+    )
     assert cfg.stage_ids() == ["exact_dedup", "norm", "exact_dedup_2"]
 
 
@@ -118,13 +121,19 @@ def test_stages_command_lists_options_and_schema_is_json():
     schema = json.loads(runner.invoke(app, ["stages", "--schema"]).output)
     stage_refs = {ref["$ref"].rsplit("/", 1)[-1] for ref in schema["properties"]["stages"]["items"]["oneOf"]}
     assert len(stage_refs) == 4
-    assert schema["$defs"][schema["properties"]["stages"]["items"]["discriminator"]["mapping"]["length"]
-                           .rsplit("/", 1)[-1]]["additionalProperties"] is False
+    assert (
+        schema["$defs"][
+            schema["properties"]["stages"]["items"]["discriminator"]["mapping"]["length"].rsplit("/", 1)[-1]
+        ]["additionalProperties"]
+        is False
+    )
 
 
 def test_registry_refuses_duplicate_names():
     from frcorpus.stages import REGISTRY, build_registry
 
-    with pytest.raises(ValueError, match="duplicate stage name 'length': frcorpus.stages.heuristics.Length and "
-                                         "frcorpus.stages.heuristics.Length"):
+    with pytest.raises(
+        ValueError,
+        match="duplicate stage name 'length': frcorpus.stages.heuristics.Length and frcorpus.stages.heuristics.Length",
+    ):
         build_registry([REGISTRY["length"], REGISTRY["length"]])

@@ -46,8 +46,10 @@ def check_accounting(version_dir: Path) -> dict:
 
 
 def file_hashes(version_dir: Path) -> dict[str, str]:
-    return {p.relative_to(version_dir).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(version_dir.glob("*/*.parquet"))}
+    return {
+        p.relative_to(version_dir).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(version_dir.glob("*/*.parquet"))
+    }
 
 
 def test_quickstart_version_directory(tmp_path):
@@ -56,14 +58,27 @@ def test_quickstart_version_directory(tmp_path):
     assert result.exit_code == 0, result.output
     (version_dir,) = [p for p in (tmp_path / "out" / "quickstart-fr").iterdir() if not p.name.startswith(".")]
     assert sorted(p.name for p in version_dir.iterdir()) == [
-        "README.md", "data", "manifest.json", "pipeline.resolved.yaml", "pipeline.yaml", "rejects", "stats.json"]
+        "README.md",
+        "data",
+        "manifest.json",
+        "pipeline.resolved.yaml",
+        "pipeline.yaml",
+        "rejects",
+        "stats.json",
+    ]
     assert (version_dir / "pipeline.yaml").read_bytes() == (REPO / "pipelines" / "quickstart.yaml").read_bytes()
     stats = check_accounting(version_dir)
     assert stats["sources"]["conversations-fr"]["read"] == 97
     assert stats["sources"]["alpaca-mix"]["read"] == 21
     assert stats["stages"]["read"]["rejected"] == {
-        "read.consecutive_roles": 1, "read.empty_content": 2, "read.invalid_json": 1, "read.missing_content": 1,
-        "read.missing_field": 1, "read.no_assistant_turn": 1, "read.unknown_role": 1}
+        "read.consecutive_roles": 1,
+        "read.empty_content": 2,
+        "read.invalid_json": 1,
+        "read.missing_content": 1,
+        "read.missing_field": 1,
+        "read.no_assistant_turn": 1,
+        "read.unknown_role": 1,
+    }
     assert stats["stages"]["exact_dedup"]["rejected"] == {"exact_dedup.duplicate": 12}
     assert stats["stages"]["length"]["rejected"] == {"length.answer_too_short": 2}
     manifest = json.loads((version_dir / "manifest.json").read_text())
@@ -92,8 +107,9 @@ def test_same_inputs_give_byte_identical_output_whatever_the_workers(tmp_path):
     for run_i, workers in enumerate((1, 3)):
         d = tmp_path / f"run{run_i}"
         d.mkdir()
-        path = write_pipeline(d, [{"name": "s", "path": str(tmp_path / "in")}], stages,
-                              {"type": "local", "tasks": 3, "workers": workers})
+        path = write_pipeline(
+            d, [{"name": "s", "path": str(tmp_path / "in")}], stages, {"type": "local", "tasks": 3, "workers": workers}
+        )
         outs.append(run_pipeline(path))
     assert outs[0].fingerprint == outs[1].fingerprint
     assert file_hashes(outs[0].version_dir) == file_hashes(outs[1].version_dir)
@@ -121,13 +137,25 @@ def test_versions_are_immutable_and_interrupted_runs_are_not_overwritten(tmp_pat
 
 
 def test_per_record_stage_after_global_stages_makes_two_barriers(tmp_path):
-    rows = [chat("Bonjour ?", "Salut."), chat("Bonjour ?", "Salut."), chat("Long ?", "Une longue réponse ici."),
-            chat("Autre ?", "Encore une longue réponse.")]
+    rows = [
+        chat("Bonjour ?", "Salut."),
+        chat("Bonjour ?", "Salut."),
+        chat("Long ?", "Une longue réponse ici."),
+        chat("Autre ?", "Encore une longue réponse."),
+    ]
     write_jsonl(tmp_path / "d.jsonl", rows)
-    stages = [{"type": "exact_dedup"}, {"type": "length", "min_assistant_chars": 10}, {"type": "exact_dedup",
-              "view": "prompt"}, {"type": "select", "max_records": 1, "seed": 4}]
-    path = write_pipeline(tmp_path, [{"name": "s", "path": str(tmp_path / "d.jsonl")}], stages,
-                          {"type": "local", "tasks": 2, "workers": 1})
+    stages = [
+        {"type": "exact_dedup"},
+        {"type": "length", "min_assistant_chars": 10},
+        {"type": "exact_dedup", "view": "prompt"},
+        {"type": "select", "max_records": 1, "seed": 4},
+    ]
+    path = write_pipeline(
+        tmp_path,
+        [{"name": "s", "path": str(tmp_path / "d.jsonl")}],
+        stages,
+        {"type": "local", "tasks": 2, "workers": 1},
+    )
     plan = build_plan(load_pipeline(path))
     assert [(len(p.record_stages), len(p.global_after)) for p in plan.phases] == [(0, 1), (1, 2), (0, 0)]
     result = run_pipeline(path)
@@ -135,8 +163,12 @@ def test_per_record_stage_after_global_stages_makes_two_barriers(tmp_path):
     assert list(stats["stages"]) == ["read", "exact_dedup", "length", "exact_dedup_2", "select"]
     assert stats["stages"]["exact_dedup"]["rejected"] == {"exact_dedup.duplicate": 1}
     assert stats["stages"]["length"]["rejected"] == {"length.answer_too_short": 1}
-    assert stats["stages"]["select"] == {"in": 2, "kept": 1, "rejected": {"select.over_total_cap": 1},
-                                         "seconds": stats["stages"]["select"]["seconds"]}
+    assert stats["stages"]["select"] == {
+        "in": 2,
+        "kept": 1,
+        "rejected": {"select.over_total_cap": 1},
+        "seconds": stats["stages"]["select"]["seconds"],
+    }
     rejects = pl.read_parquet(result.version_dir / "rejects" / "*.parquet")
     dup = rejects.filter(pl.col("reason") == "exact_dedup.duplicate").row(0, named=True)
     assert dup["source"]["location"] == "d.jsonl:2"
@@ -152,17 +184,23 @@ def _id_at_line(result, rejects: pl.DataFrame, location: str) -> str:
 def test_source_limit_is_exact_across_tasks(tmp_path):
     for i in range(3):
         write_jsonl(tmp_path / "in" / f"f{i}.jsonl", [chat(f"q{i}-{j}", f"a{i}-{j}") for j in range(10)])
-    path = write_pipeline(tmp_path, [{"name": "s", "path": str(tmp_path / "in"), "limit": 15}],
-                          executor={"type": "local", "tasks": 3, "workers": 1})
+    path = write_pipeline(
+        tmp_path,
+        [{"name": "s", "path": str(tmp_path / "in"), "limit": 15}],
+        executor={"type": "local", "tasks": 3, "workers": 1},
+    )
     stats = check_accounting(run_pipeline(path).version_dir)
     assert stats["sources"]["s"]["read"] == 15
 
 
 def test_dry_run_prints_the_plan_and_slurm_scripts(tmp_path):
     write_jsonl(tmp_path / "d.jsonl", [chat("q ?", "a.")])
-    path = write_pipeline(tmp_path, [{"name": "s", "path": str(tmp_path / "d.jsonl")}],
-                          [{"type": "normalize"}, {"type": "exact_dedup"}],
-                          {"type": "slurm", "tasks": 8, "partition": "cpu", "time": "01:00:00"})
+    path = write_pipeline(
+        tmp_path,
+        [{"name": "s", "path": str(tmp_path / "d.jsonl")}],
+        [{"type": "normalize"}, {"type": "exact_dedup"}],
+        {"type": "slurm", "tasks": 8, "partition": "cpu", "time": "01:00:00"},
+    )
     result = runner.invoke(app, ["run", "--dry-run", str(path)], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     out = result.output
@@ -177,9 +215,13 @@ def test_dry_run_prints_the_plan_and_slurm_scripts(tmp_path):
 def _big_input(tmp_path: Path, files: int, rows: int) -> Path:
     folder = tmp_path / "in"
     for f in range(files):
-        write_jsonl(folder / f"part{f:02d}.jsonl",
-                    [chat(f"Question {f}-{i % (rows // 2)} : comment faire ?", "Réponse détaillée. " * 20)
-                     for i in range(rows)])
+        write_jsonl(
+            folder / f"part{f:02d}.jsonl",
+            [
+                chat(f"Question {f}-{i % (rows // 2)} : comment faire ?", "Réponse détaillée. " * 20)
+                for i in range(rows)
+            ],
+        )
     return folder
 
 
@@ -191,12 +233,14 @@ def test_resume_after_kill_9_gives_the_uninterrupted_output(tmp_path):
     ref_dir, killed_dir = tmp_path / "ref", tmp_path / "killed"
     ref_dir.mkdir()
     killed_dir.mkdir()
-    reference = run_pipeline(write_pipeline(ref_dir, [{"name": "s", "path": str(folder)}], stages, executor,
-                                            version="1.0.0"))
+    reference = run_pipeline(
+        write_pipeline(ref_dir, [{"name": "s", "path": str(folder)}], stages, executor, version="1.0.0")
+    )
     path = write_pipeline(killed_dir, [{"name": "s", "path": str(folder)}], stages, executor, version="1.0.0")
     frcorpus = [sys.executable, "-m", "frcorpus.cli", "run", "-q", str(path)]
-    proc = subprocess.Popen(frcorpus, cwd=killed_dir, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        frcorpus, cwd=killed_dir, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     completions = killed_dir / "out" / "test" / ".work"
     deadline = time.time() + 120
     while time.time() < deadline:

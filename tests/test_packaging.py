@@ -10,14 +10,32 @@ from tests.conftest import REPO
 
 
 def test_wheel_carries_resources(tmp_path):
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation",
-                    "-q", "-w", str(tmp_path)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(REPO),
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+        ],
+        check=True,
+        capture_output=True,
+    )
     (wheel,) = tmp_path.glob("frcorpus-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for required in ("frcorpus/filters/role_aliases.yaml", "frcorpus/filters/length_thresholds.yaml",
-                     "frcorpus/cards/dataset_card.md.j2", "frcorpus/samples/conversations_fr.jsonl",
-                     "frcorpus/samples/alpaca_mix.json", "frcorpus/cli.py"):
+    for required in (
+        "frcorpus/filters/role_aliases.yaml",
+        "frcorpus/filters/length_thresholds.yaml",
+        "frcorpus/cards/dataset_card.md.j2",
+        "frcorpus/samples/conversations_fr.jsonl",
+        "frcorpus/samples/alpaca_mix.json",
+        "frcorpus/cli.py",
+    ):
         assert required in names, required
-    entry_points = zipfile.ZipFile(wheel).read(
-        next(n for n in names if n.endswith("entry_points.txt"))).decode()
+    entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert "frcorpus = frcorpus.cli:main" in entry_points

@@ -21,8 +21,9 @@ def test_ray_executor_matches_local(tmp_path):
         d = tmp_path / kind
         d.mkdir()
         executor = {"type": kind, "tasks": 2, "workers": 2 if kind == "ray" else 1}
-        results[kind] = run_pipeline(write_pipeline(d, [{"name": "s", "path": str(tmp_path / "in")}], stages,
-                                                    executor, version="1.0.0"))
+        results[kind] = run_pipeline(
+            write_pipeline(d, [{"name": "s", "path": str(tmp_path / "in")}], stages, executor, version="1.0.0")
+        )
     assert file_hashes(results["ray"].version_dir) == file_hashes(results["local"].version_dir)
     assert results["ray"].fingerprint == results["local"].fingerprint
     stats = check_accounting(results["ray"].version_dir)

@@ -11,12 +11,24 @@ from tests.test_engine import check_accounting
 def test_vigogne_and_mifeval(tmp_path, shared_data):
     vigogne = shared_data / "instruct_fr" / "vigogne"
     sources = [
-        {"name": "oasst-1k", "path": str(vigogne / "oasst_20230412_fr_1k.jsonl"), "license": "cc-by-nc-4.0",
-         "language": "fr"},
-        {"name": "oasst-top1", "path": str(vigogne / "oasst_20230412_fr_top1.jsonl"), "license": "cc-by-nc-4.0",
-         "language": "fr"},
-        {"name": "mifeval-fr", "path": str(shared_data / "instruct_fr" / "mifeval_fr_responses" / "*.jsonl"),
-         "license": "apache-2.0", "language": "fr"},
+        {
+            "name": "oasst-1k",
+            "path": str(vigogne / "oasst_20230412_fr_1k.jsonl"),
+            "license": "cc-by-nc-4.0",
+            "language": "fr",
+        },
+        {
+            "name": "oasst-top1",
+            "path": str(vigogne / "oasst_20230412_fr_top1.jsonl"),
+            "license": "cc-by-nc-4.0",
+            "language": "fr",
+        },
+        {
+            "name": "mifeval-fr",
+            "path": str(shared_data / "instruct_fr" / "mifeval_fr_responses" / "*.jsonl"),
+            "license": "apache-2.0",
+            "language": "fr",
+        },
     ]
     stages = [{"type": "normalize"}, {"type": "exact_dedup", "view": "conversation"}]
     result = run_pipeline(write_pipeline(tmp_path, sources, stages, {"type": "local", "tasks": 4, "workers": 2}))
@@ -29,7 +41,8 @@ def test_vigogne_and_mifeval(tmp_path, shared_data):
     assert stats["sources"]["mifeval-fr"]["formats"] == {"prompt_response": 17 * 235}
 
     rejects = pl.read_parquet(result.version_dir / "rejects" / "*.parquet").with_columns(
-        pl.col("source").struct.field("name").alias("src"))
+        pl.col("source").struct.field("name").alias("src")
+    )
     dups = rejects.filter(pl.col("reason") == "exact_dedup.duplicate")
     top1 = dups.filter(pl.col("src") == "oasst-top1")
     # every top1 conversation repeats one of the 1k file (same content, other format and roles): all caught,

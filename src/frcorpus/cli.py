@@ -105,8 +105,12 @@ class RunProgress:
 
     def __init__(self, enabled: bool):
         self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=console, disable=not enabled,
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            disable=not enabled,
         )
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -143,8 +147,14 @@ class RunProgress:
 def report(result, console_out: Console) -> None:
     stats = result.stats
     table = Table(title="stages", title_justify="left")
-    for col, justify in (("stage", "left"), ("in", "right"), ("kept", "right"), ("rejected", "right"),
-                         ("reasons", "left"), ("seconds", "right")):
+    for col, justify in (
+        ("stage", "left"),
+        ("in", "right"),
+        ("kept", "right"),
+        ("rejected", "right"),
+        ("reasons", "left"),
+        ("seconds", "right"),
+    ):
         table.add_column(col, justify=justify)
     for stage_id, s in stats["stages"].items():
         rejected = sum(s["rejected"].values())
@@ -176,9 +186,11 @@ def run(
     plan = _plan(loaded)
     if dry_run:
         cfg = plan.config
-        out.print(f"[bold]{cfg.name}[/] version {cfg.version}: {len(plan.sources)} source(s), "
-                  f"{sum(len(s.files) for s in plan.sources)} file(s), {cfg.executor.type} executor, "
-                  f"{plan.tasks} task(s)")
+        out.print(
+            f"[bold]{cfg.name}[/] version {cfg.version}: {len(plan.sources)} source(s), "
+            f"{sum(len(s.files) for s in plan.sources)} file(s), {cfg.executor.type} executor, "
+            f"{plan.tasks} task(s)"
+        )
         for job in build_jobs(plan):
             out.print(f"  {job.label}  [{job.tasks} task(s)]", highlight=False)
         out.print(f"work folder: {plan.paths.work}\nversions in: {plan.paths.name_dir}")
@@ -195,8 +207,9 @@ def run(
         console.print(f"[bold red]run failed:[/] {e}", highlight=False)
         raise typer.Exit(1) from None
     except Exception as e:  # a crash in a stage: say where the logs are
-        console.print(f"[bold red]run failed:[/] {type(e).__name__}: {e}\nlogs: {plan.paths.work / 'logs'}",
-                      highlight=False)
+        console.print(
+            f"[bold red]run failed:[/] {type(e).__name__}: {e}\nlogs: {plan.paths.work / 'logs'}", highlight=False
+        )
         raise typer.Exit(1) from None
     if isinstance(result, list):
         out.print("submitted Slurm jobs:\n  " + "\n  ".join(result))

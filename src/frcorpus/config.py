@@ -325,8 +325,7 @@ def missing_dependencies(loaded: LoadedPipeline) -> list[str]:
             if importlib.util.find_spec(module) is None:
                 line = loaded.line_of("stages", i)
                 problems.append(
-                    f"{where}:{line}: stages[{i}] ({stage.type}): needs the '{module}' package; "
-                    f"install it with: {hint}"
+                    f"{where}:{line}: stages[{i}] ({stage.type}): needs the '{module}' package; install it with: {hint}"
                 )
     if cfg.executor.type == "ray" and importlib.util.find_spec("ray") is None:
         problems.append(

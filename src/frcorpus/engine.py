@@ -69,6 +69,7 @@ from frcorpus.stages.io import (
 
 log = logging.getLogger(__name__)
 
+
 def _task_logger(logging_dir, rank, local_rank=0, node_rank=-1):
     """datatrove sends every task's INFO log to the console; frcorpus keeps them in the task's log
     file and shows its own progress bars and errors instead."""
@@ -352,12 +353,21 @@ class WritePhase(PipelineStep):
         out = self.output
         rejects = ShardWriter(
             staging / "rejects" / f"p{self.phase_index}-{rank:05d}.parquet",
-            rejects_schema(self.fields), out.compression, out.row_group_size, write_empty=False,
+            rejects_schema(self.fields),
+            out.compression,
+            out.row_group_size,
+            write_empty=False,
         )
         kept_writer = (
-            ShardWriter(staging / "data" / f"{rank:05d}.parquet", data_schema(self.fields), out.compression,
-                        out.row_group_size, write_empty=True)
-            if self.final else None
+            ShardWriter(
+                staging / "data" / f"{rank:05d}.parquet",
+                data_schema(self.fields),
+                out.compression,
+                out.row_group_size,
+                write_empty=True,
+            )
+            if self.final
+            else None
         )
         phase_dir = self.paths.phase(self.phase_index)
         records_tmp = sigs_tmp = None
@@ -539,8 +549,11 @@ class Finalize(PipelineStep):
         if target.exists():
             raise RunError(
                 f"version {version} already exists at {target}; versions are immutable "
-                + ("(the same content was already published)" if self.requested_version == "auto"
-                   else "(change `version:` in the pipeline)")
+                + (
+                    "(the same content was already published)"
+                    if self.requested_version == "auto"
+                    else "(change `version:` in the pipeline)"
+                )
             )
         for src in self.sources:
             stats["sources"][src["name"]]["license"] = src["license"]
@@ -586,10 +599,7 @@ class Finalize(PipelineStep):
             "configs": [{"config_name": "default", "data_files": [{"split": "train", "path": "data/*.parquet"}]}],
             "pretty_name": self.name_,
         }
-        sources = {
-            name: {**s, "formats": sorted(s["formats"])}
-            for name, s in stats["sources"].items()
-        }
+        sources = {name: {**s, "formats": sorted(s["formats"])} for name, s in stats["sources"].items()}
         return render_card(
             card_data,
             {
@@ -629,11 +639,23 @@ def build_jobs(plan: Plan) -> list[Job]:
         writer = WritePhase(plan, phase, reader, stage_steps)
         names = [("read" if phase.index == 0 else "apply decisions")] + [s.id for s in phase.record_stages]
         names.append("write data" if phase.final else "signatures(" + ", ".join(s.id for s in phase.global_after) + ")")
-        jobs.append(Job(f"phase {phase.index}: " + " -> ".join(names), [first, *stage_steps, writer], plan.tasks,
-                        plan.paths.logs(f"phase{phase.index}")))
+        jobs.append(
+            Job(
+                f"phase {phase.index}: " + " -> ".join(names),
+                [first, *stage_steps, writer],
+                plan.tasks,
+                plan.paths.logs(f"phase{phase.index}"),
+            )
+        )
         if not phase.final:
-            jobs.append(Job(f"barrier {phase.index}: decide " + ", ".join(s.id for s in phase.global_after),
-                            [Decide(plan, phase)], 1, plan.paths.logs(f"barrier{phase.index}")))
+            jobs.append(
+                Job(
+                    f"barrier {phase.index}: decide " + ", ".join(s.id for s in phase.global_after),
+                    [Decide(plan, phase)],
+                    1,
+                    plan.paths.logs(f"barrier{phase.index}"),
+                )
+            )
     jobs.append(Job("finalize: stats, manifest, card, publish", [Finalize(plan)], 1, plan.paths.logs("finalize")))
     return jobs
 
@@ -644,22 +666,41 @@ def make_executor(plan: Plan, job: Job, depends=None, slurm_logs: Path | None = 
     if ex.type == "local":
         from datatrove.executor import LocalPipelineExecutor
 
-        return LocalPipelineExecutor(job.steps, tasks=job.tasks, workers=min(workers, job.tasks),
-                                     logging_dir=str(job.logging_dir))
+        return LocalPipelineExecutor(
+            job.steps, tasks=job.tasks, workers=min(workers, job.tasks), logging_dir=str(job.logging_dir)
+        )
     if ex.type == "ray":
         from datatrove.executor import RayPipelineExecutor
 
-        return RayPipelineExecutor(job.steps, tasks=job.tasks, workers=workers, logging_dir=str(job.logging_dir),
-                                   cpus_per_task=ex.cpus_per_task, mem_per_cpu_gb=ex.mem_per_cpu_gb,
-                                   gpus_per_task=ex.gpus_per_task, depends=depends)
+        return RayPipelineExecutor(
+            job.steps,
+            tasks=job.tasks,
+            workers=workers,
+            logging_dir=str(job.logging_dir),
+            cpus_per_task=ex.cpus_per_task,
+            mem_per_cpu_gb=ex.mem_per_cpu_gb,
+            gpus_per_task=ex.gpus_per_task,
+            depends=depends,
+        )
     from datatrove.executor import SlurmPipelineExecutor
 
     return SlurmPipelineExecutor(
-        job.steps, tasks=job.tasks, time=ex.time, partition=ex.partition, cpus_per_task=ex.cpus_per_task,
-        mem_per_cpu_gb=ex.mem_per_cpu_gb, gpus_per_task=ex.gpus_per_task, workers=workers,
-        job_name=f"{ex.job_name}-{job.logging_dir.name}", qos=ex.qos, venv_path=ex.venv_path,
-        env_command=ex.env_command, sbatch_args=dict(ex.sbatch_args), logging_dir=str(job.logging_dir),
-        depends=depends, slurm_logs_folder=str(slurm_logs or job.logging_dir / "slurm_logs"),
+        job.steps,
+        tasks=job.tasks,
+        time=ex.time,
+        partition=ex.partition,
+        cpus_per_task=ex.cpus_per_task,
+        mem_per_cpu_gb=ex.mem_per_cpu_gb,
+        gpus_per_task=ex.gpus_per_task,
+        workers=workers,
+        job_name=f"{ex.job_name}-{job.logging_dir.name}",
+        qos=ex.qos,
+        venv_path=ex.venv_path,
+        env_command=ex.env_command,
+        sbatch_args=dict(ex.sbatch_args),
+        logging_dir=str(job.logging_dir),
+        depends=depends,
+        slurm_logs_folder=str(slurm_logs or job.logging_dir / "slurm_logs"),
     )
 
 
@@ -670,8 +711,14 @@ def slurm_scripts(plan: Plan, tmp: Path) -> list[tuple[str, str]]:
         ex = make_executor(plan, job, slurm_logs=tmp / job.logging_dir.name)
         array = min(job.tasks, ex.max_array_size)
         pickled = job.logging_dir / "executor.pik"
-        scripts.append((job.label, ex.get_launch_file_contents(ex.get_sbatch_args(array),
-                                                               f"srun -l -n 1 launch_pickled_pipeline {pickled}")))
+        scripts.append(
+            (
+                job.label,
+                ex.get_launch_file_contents(
+                    ex.get_sbatch_args(array), f"srun -l -n 1 launch_pickled_pipeline {pickled}"
+                ),
+            )
+        )
     return scripts
 
 
@@ -740,8 +787,9 @@ def load_result(plan: Plan) -> RunResult:
         if data.get("run_key") == plan.run_key:
             candidates.append((data["created"], manifest.parent, data))
     if not candidates:
-        raise RunError(f"the run finished but no version with run key {plan.run_key} is in {plan.paths.name_dir} "
-                       f"(logs: {marker})")
+        raise RunError(
+            f"the run finished but no version with run key {plan.run_key} is in {plan.paths.name_dir} (logs: {marker})"
+        )
     _, version_dir, manifest = max(candidates, key=lambda c: c[0])
     stats = json.loads((version_dir / "stats.json").read_text())
     return RunResult(version_dir, manifest["version"], stats, manifest["fingerprint"])

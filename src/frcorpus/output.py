@@ -132,7 +132,11 @@ def file_entries(version_dir: Path, folder: str) -> dict[str, dict[str, Any]]:
     entries = {}
     for path in sorted((version_dir / folder).glob("*.parquet")):
         rel = path.relative_to(version_dir).as_posix()
-        entries[rel] = {"sha256": sha256_path(path), "bytes": path.stat().st_size, "rows": pq.read_metadata(path).num_rows}
+        entries[rel] = {
+            "sha256": sha256_path(path),
+            "bytes": path.stat().st_size,
+            "rows": pq.read_metadata(path).num_rows,
+        }
     return entries
 
 

@@ -21,9 +21,7 @@ def resource_dir(name: str) -> Path:
     for candidate in (PACKAGE_DIR / name, PACKAGE_DIR.parents[1] / name):
         if candidate.is_dir():
             return candidate
-    raise FileNotFoundError(
-        f"frcorpus resource folder '{name}' not found next to {PACKAGE_DIR}; reinstall frcorpus"
-    )
+    raise FileNotFoundError(f"frcorpus resource folder '{name}' not found next to {PACKAGE_DIR}; reinstall frcorpus")
 
 
 def resolve_bundled(path: str) -> Path:

@@ -18,16 +18,24 @@ def items(stage, records):
 
 
 def test_views_and_first_seen_is_kept():
-    records = [msgs("Bonjour  ?", "Salut"), msgs("Bonjour ?", "Salut"), msgs("Bonjour ?", "Coucou"),
-               msgs("bonjour ?", "Coucou")]
+    records = [
+        msgs("Bonjour  ?", "Salut"),
+        msgs("Bonjour ?", "Salut"),
+        msgs("Bonjour ?", "Coucou"),
+        msgs("bonjour ?", "Coucou"),
+    ]
     conv = dedup()
     assert conv.decide(items(conv, records)) == {1: Reject("duplicate", "dup_of=id0")}  # whitespace-normalised
     prompt = dedup(view="prompt")
-    assert prompt.decide(items(prompt, records)) == {1: Reject("duplicate", "dup_of=id0"),
-                                                     2: Reject("duplicate", "dup_of=id0")}
+    assert prompt.decide(items(prompt, records)) == {
+        1: Reject("duplicate", "dup_of=id0"),
+        2: Reject("duplicate", "dup_of=id0"),
+    }
     response = dedup(view="response", lowercase=True)
-    assert response.decide(items(response, records)) == {1: Reject("duplicate", "dup_of=id0"),
-                                                         3: Reject("duplicate", "dup_of=id2")}
+    assert response.decide(items(response, records)) == {
+        1: Reject("duplicate", "dup_of=id0"),
+        3: Reject("duplicate", "dup_of=id2"),
+    }
 
 
 def test_roles_are_part_of_the_conversation_view():
@@ -48,8 +56,10 @@ def test_select_caps_are_seeded_and_exact():
     kept = [i for i in range(100) if i not in rejects]
     assert len(kept) == 20
     assert sum(1 for i in kept if its[i].source == "a") == 10
-    assert set(rejects.values()) == {Reject("over_source_cap", "source a capped at 10"),
-                                     Reject("over_source_cap", "source b capped at 10")}
+    assert set(rejects.values()) == {
+        Reject("over_source_cap", "source a capped at 10"),
+        Reject("over_source_cap", "source b capped at 10"),
+    }
     again = select(max_per_source=10, seed=1)
     assert again.decide([SignatureItem(i.id, i.source, again.signature({"id": i.id})) for i in its]) == rejects
     other = select(max_per_source=10, seed=2)

@@ -14,8 +14,10 @@ def stage(**cfg):
 def conv(*contents, system=None):
     roles = ["user", "assistant"] * len(contents)
     msgs = [{"role": "system", "content": system}] if system else []
-    return {"messages": msgs + [{"role": r, "content": c} for r, c in zip(roles, contents, strict=False)],
-            "_reject": None}
+    return {
+        "messages": msgs + [{"role": r, "content": c} for r, c in zip(roles, contents, strict=False)],
+        "_reject": None,
+    }
 
 
 @pytest.mark.parametrize(

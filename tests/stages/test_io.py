@@ -26,32 +26,65 @@ def reasons(records):
 def test_every_malformed_line_is_rejected_with_reason_and_location(tmp_path):
     path = tmp_path / "d.jsonl"
     path.write_bytes(
-        b"\n".join([
-            json.dumps(chat("Bonjour ?", "Bonjour !", id=1)).encode(),
-            b'{"messages": [',
-            b'{"messages": [{"role": "user", "content": "caf\xe9"}]}',
-            json.dumps({"id": 4, "messages": [{"role": "user", "content": "q"}]}).encode(),
-            json.dumps({"id": 5, "messages": [{"role": "narrateur", "content": "q"},
-                                              {"role": "assistant", "content": "a"}]}).encode(),
-            json.dumps({"id": 6, "messages": [{"role": "user", "content": " "},
-                                              {"role": "assistant", "content": "a"}]}).encode(),
-            json.dumps({"id": 7, "messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"},
-                                              {"role": "assistant", "content": "c"}]}).encode(),
-            json.dumps({"id": 8, "messages": [{"role": "user"}, {"role": "assistant", "content": "c"}]}).encode(),
-            json.dumps({"id": 9, "messages": [{"role": "assistant", "content": "a"},
-                                              {"role": "user", "content": "b"}]}).encode(),
-            json.dumps({"id": 10, "messages": [{"role": "user", "content": "a"},
-                                               {"role": "assistant", "content": "b"},
-                                               {"role": "system", "content": "c"}]}).encode(),
-            json.dumps(chat("encore", "oui", id=1)).encode(),
-            b"[1, 2]",
-        ]) + b"\n"
+        b"\n".join(
+            [
+                json.dumps(chat("Bonjour ?", "Bonjour !", id=1)).encode(),
+                b'{"messages": [',
+                b'{"messages": [{"role": "user", "content": "caf\xe9"}]}',
+                json.dumps({"id": 4, "messages": [{"role": "user", "content": "q"}]}).encode(),
+                json.dumps(
+                    {
+                        "id": 5,
+                        "messages": [{"role": "narrateur", "content": "q"}, {"role": "assistant", "content": "a"}],
+                    }
+                ).encode(),
+                json.dumps(
+                    {"id": 6, "messages": [{"role": "user", "content": " "}, {"role": "assistant", "content": "a"}]}
+                ).encode(),
+                json.dumps(
+                    {
+                        "id": 7,
+                        "messages": [
+                            {"role": "user", "content": "a"},
+                            {"role": "user", "content": "b"},
+                            {"role": "assistant", "content": "c"},
+                        ],
+                    }
+                ).encode(),
+                json.dumps({"id": 8, "messages": [{"role": "user"}, {"role": "assistant", "content": "c"}]}).encode(),
+                json.dumps(
+                    {"id": 9, "messages": [{"role": "assistant", "content": "a"}, {"role": "user", "content": "b"}]}
+                ).encode(),
+                json.dumps(
+                    {
+                        "id": 10,
+                        "messages": [
+                            {"role": "user", "content": "a"},
+                            {"role": "assistant", "content": "b"},
+                            {"role": "system", "content": "c"},
+                        ],
+                    }
+                ).encode(),
+                json.dumps(chat("encore", "oui", id=1)).encode(),
+                b"[1, 2]",
+            ]
+        )
+        + b"\n"
     )
     records = read_all(path, format="messages")
     assert reasons(records) == [
-        None, "read.invalid_json", "read.invalid_utf8", "read.no_assistant_turn", "read.unknown_role",
-        "read.empty_content", "read.consecutive_roles", "read.missing_content", "read.starts_with_assistant",
-        "read.misplaced_system", "read.duplicate_id", "read.not_an_object",
+        None,
+        "read.invalid_json",
+        "read.invalid_utf8",
+        "read.no_assistant_turn",
+        "read.unknown_role",
+        "read.empty_content",
+        "read.consecutive_roles",
+        "read.missing_content",
+        "read.starts_with_assistant",
+        "read.misplaced_system",
+        "read.duplicate_id",
+        "read.not_an_object",
     ]
     details = [r["_reject"]["detail"] for r in records[1:]]
     assert details[0].startswith("d.jsonl:2: ")
@@ -69,17 +102,34 @@ def test_every_malformed_line_is_rejected_with_reason_and_location(tmp_path):
     ("row", "expected_format", "expected"),
     [
         (chat("q?", "a."), "messages", [("user", "q?"), ("assistant", "a.")]),
-        ({"conversations": [{"from": "human", "value": "q?"}, {"from": "gpt", "value": "a."}]}, "sharegpt",
-         [("user", "q?"), ("assistant", "a.")]),
-        ({"conversation": [{"role": "UTILISATEUR", "content": "q?"}, {"role": "ASSISTANT", "content": "a."}]},
-         "messages", [("user", "q?"), ("assistant", "a.")]),
-        ({"instruction": "Traduis.", "input": "Hello", "output": "Bonjour"}, "alpaca",
-         [("user", "Traduis.\n\nHello"), ("assistant", "Bonjour")]),
+        (
+            {"conversations": [{"from": "human", "value": "q?"}, {"from": "gpt", "value": "a."}]},
+            "sharegpt",
+            [("user", "q?"), ("assistant", "a.")],
+        ),
+        (
+            {"conversation": [{"role": "UTILISATEUR", "content": "q?"}, {"role": "ASSISTANT", "content": "a."}]},
+            "messages",
+            [("user", "q?"), ("assistant", "a.")],
+        ),
+        (
+            {"instruction": "Traduis.", "input": "Hello", "output": "Bonjour"},
+            "alpaca",
+            [("user", "Traduis.\n\nHello"), ("assistant", "Bonjour")],
+        ),
         ({"prompt": "q?", "response": "a."}, "prompt_response", [("user", "q?"), ("assistant", "a.")]),
         ({"question": "q?", "answer": "a."}, "prompt_response", [("user", "q?"), ("assistant", "a.")]),
-        ({"messages": [{"role": "system", "content": "Sois bref."}, {"role": "user", "content": [
-            {"type": "text", "text": "q?"}]}, {"role": "assistant", "content": "a."}]}, "messages",
-         [("system", "Sois bref."), ("user", "q?"), ("assistant", "a.")]),
+        (
+            {
+                "messages": [
+                    {"role": "system", "content": "Sois bref."},
+                    {"role": "user", "content": [{"type": "text", "text": "q?"}]},
+                    {"role": "assistant", "content": "a."},
+                ]
+            },
+            "messages",
+            [("system", "Sois bref."), ("user", "q?"), ("assistant", "a.")],
+        ),
     ],
 )
 def test_format_auto_detection(tmp_path, row, expected_format, expected):
@@ -94,9 +144,11 @@ def test_format_auto_detection(tmp_path, row, expected_format, expected):
 def test_prompt_response_with_configured_fields(tmp_path):
     path = write_jsonl(tmp_path / "d.jsonl", [{"q": "Question ?", "r": "Réponse.", "sys": "Tu es poli."}])
     (record,) = read_all(path, format="prompt_response", fields={"prompt": "q", "response": "r", "system": "sys"})
-    assert record["messages"] == [{"role": "system", "content": "Tu es poli."},
-                                  {"role": "user", "content": "Question ?"},
-                                  {"role": "assistant", "content": "Réponse."}]
+    assert record["messages"] == [
+        {"role": "system", "content": "Tu es poli."},
+        {"role": "user", "content": "Question ?"},
+        {"role": "assistant", "content": "Réponse."},
+    ]
 
 
 def test_wrong_format_is_a_reason(tmp_path):
@@ -113,8 +165,10 @@ def test_json_array_parquet_folder_glob_and_limit(tmp_path):
     rows = [{"instruction": f"Question {i} ?", "input": "", "output": f"Réponse {i}."} for i in range(5)]
     (tmp_path / "a.json").write_text(json.dumps(rows))
     (tmp_path / "sub").mkdir()
-    pq.write_table(pa.Table.from_pylist([{"prompt": f"p{i}", "response": f"r{i}"} for i in range(3)]),
-                   tmp_path / "sub" / "b.parquet")
+    pq.write_table(
+        pa.Table.from_pylist([{"prompt": f"p{i}", "response": f"r{i}"} for i in range(3)]),
+        tmp_path / "sub" / "b.parquet",
+    )
     records = read_all(tmp_path / "a.json")
     assert [r["source"]["location"] for r in records][:2] == ["a.json[0]", "a.json[1]"]
     assert [r["messages"][0]["content"] for r in records] == [f"Question {i} ?" for i in range(5)]

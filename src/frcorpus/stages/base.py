@@ -102,7 +102,7 @@ class Stage(ABC):
         self.id = stage_id
         self.stats = StageStats()
 
-    def setup(self) -> None:
+    def setup(self) -> None:  # noqa: B027 - an optional hook, not an abstract method
         """Load models, open clients: called once per worker, never in __init__."""
 
     def count(self, key: str, n: int = 1) -> None:

@@ -4,7 +4,6 @@ rejected with `dup_of=<kept id>`."""
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from typing import Any, ClassVar, Literal
 
@@ -13,7 +12,6 @@ from pydantic import Field
 
 from frcorpus.stages.base import GlobalStage, Reject, SignatureItem, StageConfig
 
-WHITESPACE = re.compile(r"\s+")
 View = Literal["prompt", "response", "conversation"]
 
 
@@ -29,7 +27,8 @@ def view_turns(messages: list[dict[str, str]], view: View) -> list[dict[str, str
 
 
 def normalise_for_hash(text: str, lowercase: bool) -> str:
-    text = WHITESPACE.sub(" ", unicodedata.normalize("NFC", text)).strip()
+    # str.split() splits on the same Unicode whitespace as \s+, several times faster than re.sub
+    text = " ".join(unicodedata.normalize("NFC", text).split())
     return text.lower() if lowercase else text
 
 

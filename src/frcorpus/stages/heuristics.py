@@ -39,14 +39,10 @@ class Length(Filter):
 
     class Config(FilterConfig):
         type: Literal["length"]
-        preset: str | None = Field(
-            None, description="a preset from filters/length_thresholds.yaml (fr_chat, en_chat)"
-        )
+        preset: str | None = Field(None, description="a preset from filters/length_thresholds.yaml (fr_chat, en_chat)")
         min_chars_per_turn: int | None = Field(None, ge=0)
         max_chars_per_turn: int | None = Field(None, ge=1)
-        min_assistant_chars: int | None = Field(
-            None, ge=0, description="minimum characters of every assistant turn"
-        )
+        min_assistant_chars: int | None = Field(None, ge=0, description="minimum characters of every assistant turn")
         min_chars: int | None = Field(None, ge=0, description="minimum characters of the conversation")
         max_chars: int | None = Field(None, ge=1)
         min_turns: int | None = Field(None, ge=1, description="user + assistant turns")

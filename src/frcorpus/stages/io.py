@@ -73,9 +73,7 @@ class ResolvedSource:
 
 
 def _data_files(folder: Path) -> list[Path]:
-    return sorted(
-        p for p in folder.rglob("*") if p.is_file() and p.name.endswith(DATA_SUFFIXES) and not _hf_meta(p)
-    )
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.name.endswith(DATA_SUFFIXES) and not _hf_meta(p))
 
 
 def _hf_meta(p: Path) -> bool:
@@ -150,7 +148,9 @@ def _hub(cfg: SourceConfig, repo_id: str, revision: str | None) -> ResolvedSourc
     try:
         sha = HfApi().dataset_info(repo_id, revision=revision).sha
         folder = Path(
-            snapshot_download(repo_id, repo_type="dataset", revision=sha, allow_patterns=["*.jsonl", "*.json", "*.parquet"])
+            snapshot_download(
+                repo_id, repo_type="dataset", revision=sha, allow_patterns=["*.jsonl", "*.json", "*.parquet"]
+            )
         )
     except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as e:
         raise SourceError(
@@ -289,7 +289,10 @@ def to_messages(obj: Any, fmt: str, fields: dict[str, str | None]) -> list[dict[
         extra = obj.get("input")
         if isinstance(extra, str) and extra.strip():
             prompt = f"{prompt}\n\n{extra}"
-        messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": _text(obj["output"], "output")}]
+        messages = [
+            {"role": "user", "content": prompt},
+            {"role": "assistant", "content": _text(obj["output"], "output")},
+        ]
         if isinstance(obj.get("system"), str) and obj["system"].strip():
             messages.insert(0, {"role": "system", "content": obj["system"]})
     else:  # prompt_response

@@ -68,10 +68,13 @@ class Normalize(Transformer):
         return text.strip() if cfg.whitespace else text
 
     def _prose(self, text: str) -> str:
+        # substring tests first: most turns are clean, and `in` costs far less than a regex pass
         if self.config.whitespace:
-            text = TRAILING_SPACE.sub("\n", text)
-            text = MANY_BLANK_LINES.sub("\n\n", text)
-        if self.config.collapse_spaces:
+            if " \n" in text or "\t\n" in text:
+                text = TRAILING_SPACE.sub("\n", text)
+            if "\n\n\n" in text:
+                text = MANY_BLANK_LINES.sub("\n\n", text)
+        if self.config.collapse_spaces and ("  " in text or "\t" in text):
             text = SPACE_RUNS.sub(" ", text)
         return text
 
