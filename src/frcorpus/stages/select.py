@@ -35,7 +35,7 @@ class Select(GlobalStage):
 
     def signature(self, record: dict[str, Any]) -> int:
         # 64-bit sampling key; JSON keeps ints exactly, and ordering by it is a seeded shuffle.
-        return xxhash.xxh3_64_intdigest(record["id"], seed=self.config.seed)
+        return xxhash.xxh3_64_intdigest(record["id"].encode(), seed=self.config.seed)
 
     def decide(self, items: list[SignatureItem]) -> dict[int, Reject]:
         cfg = self.config
