@@ -100,7 +100,7 @@ def run_datatrove(data: Path, out: Path, tasks: int, workers: int) -> None:
     LocalPipelineExecutor(
         [
             JsonlReader(str(data), adapter=read_adapter, compression=None),
-            ParquetWriter(str(out / "data"), adapter=write_adapter),
+            ParquetWriter(str(out / "data"), adapter=write_adapter, compression="zstd"),  # as frcorpus writes
         ],
         tasks=tasks,
         workers=workers,

@@ -34,7 +34,12 @@ from typing import Any
 
 import datatrove.executor.base as dt_executor_base
 import datatrove.utils.logging as dt_logging
+import numpy as np
 import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pa_json
+import pyarrow.parquet as pq
 from datatrove.data import Document
 from datatrove.pipeline.base import PipelineStep
 from loguru import logger as loguru_logger
@@ -55,7 +60,7 @@ from frcorpus.output import (
     size_category,
     write_manifest,
 )
-from frcorpus.record import data_schema, rejects_schema
+from frcorpus.record import data_schema, intermediate_schema, rejects_schema
 from frcorpus.stages import REGISTRY
 from frcorpus.stages.base import GlobalStage, SignatureItem, Stage, StageStats
 from frcorpus.stages.io import (
@@ -290,9 +295,86 @@ class ReadShard(PipelineStep):
                 rec = orjson.loads(line)
                 rec["_order"] = tuple(rec["_order"])
                 decision = decisions.get(str(row))
-                if decision is not None:
-                    rec["_reject"] = {"stage": decision[0], "reason": decision[1], "detail": decision[2]}
+                rec["_reject"] = (
+                    None if decision is None else {"stage": decision[0], "reason": decision[1], "detail": decision[2]}
+                )
                 yield Document(text="", id=rec["id"], metadata=rec)
+
+
+class ApplyDecisions(PipelineStep):
+    """The last phase when no per-record stage follows the barrier: split each intermediate shard into
+    data/ and rejects/ with Arrow compute, with no Python work per record."""
+
+    name = "apply decisions"
+    type = "frcorpus"
+
+    def __init__(self, plan: Plan, phase: PhaseSpec):
+        super().__init__()
+        self.paths = plan.paths
+        self.phase_index = phase.index
+        self.fields = plan.annotation_fields()
+        self.output = plan.config.output
+
+    def run(self, data, rank: int = 0, world_size: int = 1) -> Iterator[Document]:
+        prev = self.phase_index - 1
+        records = self.paths.phase(prev) / "records" / f"{rank:05d}.jsonl"
+        meta = json.loads(records.with_suffix(".meta.json").read_text())
+        schema = intermediate_schema(self.fields)
+        table = (
+            schema.empty_table()
+            if meta["rows"] == 0
+            else pa_json.read_json(
+                records,
+                # a block must hold the longest line; Arrow's reader splits the file into blocks
+                read_options=pa_json.ReadOptions(block_size=max(1 << 24, 2 * meta["longest_line"]), use_threads=True),
+                parse_options=pa_json.ParseOptions(explicit_schema=schema),
+            )
+        )
+        table = table.drop_columns(["_order"])
+        if table.num_rows != meta["rows"]:
+            raise RunError(f"{records}: {table.num_rows} rows read back, {meta['rows']} written")
+        decisions = orjson.loads((self.paths.barrier(prev) / "decisions" / f"{rank:05d}.json").read_bytes())
+        rejected_rows = sorted(int(k) for k in decisions)
+        keep = np.ones(table.num_rows, dtype=bool)
+        keep[rejected_rows] = False
+        kept = table.filter(pa.array(keep)).cast(data_schema(self.fields))
+        staging, out = self.paths.staging, self.output
+        compression = None if out.compression == "none" else out.compression
+        _write_table(kept, staging / "data" / f"{rank:05d}.parquet", compression, out.row_group_size)
+        counts: dict[str, Counter] = defaultdict(Counter)
+        for name, n in _count_by_source(kept).items():
+            counts[name]["kept"] += n
+        if rejected_rows:
+            rejected = table.take(pa.array(rejected_rows, pa.int64()))
+            verdicts = [decisions[str(r)] for r in rejected_rows]
+            for i, column in enumerate(("stage", "reason", "detail")):
+                rejected = rejected.append_column(column, pa.array([v[i] for v in verdicts], pa.string()))
+            rejected = rejected.append_column("raw", pa.nulls(rejected.num_rows, pa.string()))
+            rejected = rejected.cast(rejects_schema(self.fields))
+            _write_table(
+                rejected,
+                staging / "rejects" / f"p{self.phase_index}-{rank:05d}.parquet",
+                compression,
+                out.row_group_size,
+            )
+            for name, n in _count_by_source(rejected).items():
+                counts[name]["rejected"] += n
+        stats = {"sources": {k: dict(v) for k, v in counts.items()}, "stages": {}, "formats": {}}
+        atomic_write_text(self.paths.phase(self.phase_index) / "stats" / f"{rank:05d}.json", json.dumps(stats))
+        return
+        yield
+
+
+def _count_by_source(table: pa.Table) -> dict[str, int]:
+    counts = pc.value_counts(pc.struct_field(table["source"], "name"))
+    return {item["values"].as_py(): item["counts"].as_py() for item in counts}
+
+
+def _write_table(table: pa.Table, path: Path, compression: str | None, row_group_size: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(table, tmp, compression=compression, row_group_size=row_group_size)
+    os.replace(tmp, path)
 
 
 class RunStage(PipelineStep):
@@ -371,9 +453,12 @@ class WritePhase(PipelineStep):
         )
         phase_dir = self.paths.phase(self.phase_index)
         records_tmp = sigs_tmp = None
+        longest = rows = 0
         if not self.final:
-            (phase_dir / "records").mkdir(parents=True, exist_ok=True)
-            (phase_dir / "sigs").mkdir(parents=True, exist_ok=True)
+            # JSON lines: orjson writes them several times faster than Arrow builds a table from dicts, and
+            # the next phase reads them back with Arrow's C++ JSON reader or orjson
+            for folder in ("records", "sigs"):
+                (phase_dir / folder).mkdir(parents=True, exist_ok=True)
             records_tmp = open(phase_dir / "records" / f".{rank:05d}.jsonl.tmp", "wb")
             sigs_tmp = open(phase_dir / "sigs" / f".{rank:05d}.jsonl.tmp", "wb")
         sig_seconds = [0.0] * len(self.globals)
@@ -394,7 +479,10 @@ class WritePhase(PipelineStep):
                     start = time.perf_counter()
                     sigs.append(stage.signature(rec))
                     sig_seconds[g] += time.perf_counter() - start
-                records_tmp.write(orjson.dumps(rec) + b"\n")
+                line = orjson.dumps({**_row(rec, names), "_order": rec["_order"]}) + b"\n"
+                records_tmp.write(line)
+                longest = max(longest, len(line))
+                rows += 1
                 sigs_tmp.write(orjson.dumps([rec["id"], name, rec["_order"], sigs]) + b"\n")
         rejects.close()
         if kept_writer is not None:
@@ -403,6 +491,8 @@ class WritePhase(PipelineStep):
             for handle, folder in ((records_tmp, "records"), (sigs_tmp, "sigs")):
                 handle.close()
                 os.replace(handle.name, phase_dir / folder / f"{rank:05d}.jsonl")
+            meta = {"rows": rows, "longest_line": longest}
+            atomic_write_text(phase_dir / "records" / f"{rank:05d}.meta.json", json.dumps(meta))
         stats: dict[str, Any] = {"sources": {}, "stages": {}, "formats": {}}
         if self.reader is not None:
             for name, n in self.reader.read_counts.items():
@@ -631,6 +721,16 @@ class Job:
 def build_jobs(plan: Plan) -> list[Job]:
     jobs = []
     for phase in plan.phases:
+        if phase.index > 0 and phase.final and not phase.record_stages:
+            jobs.append(
+                Job(
+                    f"phase {phase.index}: apply decisions -> write data",
+                    [ApplyDecisions(plan, phase)],
+                    plan.tasks,
+                    plan.paths.logs(f"phase{phase.index}"),
+                )
+            )
+            continue
         reader = ReadSources(plan.sources, plan.units) if phase.index == 0 else None
         first: PipelineStep = reader or ReadShard(
             plan.paths.phase(phase.index - 1) / "records", plan.paths.barrier(phase.index - 1) / "decisions"

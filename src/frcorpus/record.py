@@ -95,6 +95,11 @@ def data_schema(annotation_fields: list[tuple[str, pa.DataType]]) -> pa.Schema:
     return pa.schema(BASE_FIELDS + annotation_fields)
 
 
+def intermediate_schema(annotation_fields: list[tuple[str, pa.DataType]]) -> pa.Schema:
+    """Records between two phases: the data columns plus the global order (source, file, row)."""
+    return pa.schema(BASE_FIELDS + annotation_fields + [("_order", pa.list_(pa.int64()))])
+
+
 def rejects_schema(annotation_fields: list[tuple[str, pa.DataType]]) -> pa.Schema:
     return pa.schema(BASE_FIELDS + annotation_fields + REJECT_FIELDS)
 
