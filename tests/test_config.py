@@ -137,3 +137,15 @@ def test_registry_refuses_duplicate_names():
         match="duplicate stage name 'length': frcorpus.stages.heuristics.Length and frcorpus.stages.heuristics.Length",
     ):
         build_registry([REGISTRY["length"], REGISTRY["length"]])
+
+
+def test_unreadable_file_stops_before_any_work(tmp_path):
+    (tmp_path / "bad.json").write_text('[{"prompt": "a", "response": "b"},')
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        f"name: x\nsources:\n  - name: s\n    path: {tmp_path / 'bad.json'}\noutput: {{dir: {tmp_path / 'out'}}}\n"
+    )
+    result = runner.invoke(app, ["run", str(path)], env={"COLUMNS": "300"})
+    assert result.exit_code == 2
+    assert f"p.yaml:4: {tmp_path / 'bad.json'}: not a valid JSON array (unexpected end of data" in result.output
+    assert not (tmp_path / "out").exists()

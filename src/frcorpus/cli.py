@@ -204,7 +204,7 @@ def run(
         with RunProgress(enabled=not quiet) as progress:
             result = run_plan(plan, resume=resume, progress=progress)
     except RunError as e:
-        console.print(f"[bold red]run failed:[/] {e}", highlight=False)
+        console.print(f"[bold red]run failed:[/] {e}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
     except Exception as e:  # a crash in a stage: say where the logs are
         console.print(

@@ -180,6 +180,10 @@ def check_readable(src: ResolvedSource) -> None:
             elif path.suffix == ".arrow":
                 with pa.memory_map(str(path)) as f:
                     pa.ipc.open_stream(f).schema  # noqa: B018 - reading the schema is the check
+            elif path.suffix == ".json":
+                # a JSON array is parsed whole anyway: a broken one fails here, before any work
+                for _ in _json_rows(path):
+                    break
             else:
                 with open(path, "rb") as f:
                     f.read(1)
