@@ -149,3 +149,16 @@ def test_unreadable_file_stops_before_any_work(tmp_path):
     assert result.exit_code == 2
     assert f"p.yaml:4: {tmp_path / 'bad.json'}: not a valid JSON array (unexpected end of data" in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_missing_optional_dependency_names_the_install_hint(tmp_path, monkeypatch):
+    from frcorpus.config import missing_dependencies
+    from frcorpus.stages import REGISTRY
+
+    monkeypatch.setattr(REGISTRY["length"], "requires", {"frcorpus_absent_module": "pip install 'frcorpus[absent]'"})
+    path = tmp_path / "p.yaml"
+    path.write_text("name: x\nsources:\n  - {name: a, path: a.jsonl}\nstages:\n  - type: normalize\n  - type: length\n")
+    assert [p.replace(str(path), "p.yaml") for p in missing_dependencies(load_pipeline(path))] == [
+        "p.yaml:6: stages[1] (length): needs the 'frcorpus_absent_module' package; install it with: "
+        "pip install 'frcorpus[absent]'"
+    ]

@@ -637,13 +637,14 @@ class Finalize(PipelineStep):
         version = auto_version(self.started, fp) if self.requested_version == "auto" else self.requested_version
         target = self.paths.name_dir / version
         if target.exists():
+            same = (
+                "the same content was already published"
+                if self.requested_version == "auto"
+                else ("change `version:` in the pipeline")
+            )
             raise RunError(
-                f"version {version} already exists at {target}; versions are immutable "
-                + (
-                    "(the same content was already published)"
-                    if self.requested_version == "auto"
-                    else "(change `version:` in the pipeline)"
-                )
+                f"version {version} already exists at {target}; versions are immutable ({same}); "
+                f"delete {self.paths.work} to discard this run"
             )
         for src in self.sources:
             stats["sources"][src["name"]]["license"] = src["license"]
@@ -880,7 +881,6 @@ def run_plan(plan: Plan, resume: bool = False, progress=None) -> RunResult | lis
 
 def load_result(plan: Plan) -> RunResult:
     """Find the version the finalize job published (it runs in a worker, so read it back from disk)."""
-    marker = plan.paths.name_dir / ".logs"
     candidates = []
     for manifest in plan.paths.name_dir.glob("*/manifest.json"):
         data = json.loads(manifest.read_text())
@@ -888,7 +888,8 @@ def load_result(plan: Plan) -> RunResult:
             candidates.append((data["created"], manifest.parent, data))
     if not candidates:
         raise RunError(
-            f"the run finished but no version with run key {plan.run_key} is in {plan.paths.name_dir} (logs: {marker})"
+            f"the run finished but no version with run key {plan.run_key} is in {plan.paths.name_dir} "
+            f"(logs: {plan.paths.name_dir / '.logs'})"
         )
     _, version_dir, manifest = max(candidates, key=lambda c: c[0])
     stats = json.loads((version_dir / "stats.json").read_text())
