@@ -16,7 +16,6 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import pyarrow as pa
-import xxhash
 from pydantic import BaseModel, ConfigDict, Field
 
 Role = Literal["system", "user", "assistant"]
@@ -102,17 +101,6 @@ def intermediate_schema(annotation_fields: list[tuple[str, pa.DataType]]) -> pa.
 
 def rejects_schema(annotation_fields: list[tuple[str, pa.DataType]]) -> pa.Schema:
     return pa.schema(BASE_FIELDS + annotation_fields + REJECT_FIELDS)
-
-
-def content_hash(messages: list[dict[str, str]]) -> str:
-    """Stable 128-bit hash of a conversation (roles and contents), as 32 hex characters."""
-    h = xxhash.xxh3_128()
-    for m in messages:
-        h.update(m["role"].encode())
-        h.update(b"\x00")
-        h.update(m["content"].encode("utf-8", "surrogatepass"))
-        h.update(b"\x01")
-    return h.hexdigest()
 
 
 def new_record(
