@@ -190,7 +190,6 @@ def build_plan(loaded: LoadedPipeline, cwd: Path | None = None) -> Plan:
         try:
             src = resolve_source(source_cfg, cwd)
             check_readable(src)
-            src.sha256 = {str(p): sha256_file(p) for p in src.files}
             sources.append(src)
         except SourceError as e:
             problems.append(f"{loaded.path}:{loaded.line_of('sources', i, 'path')}: {e}")
@@ -222,7 +221,9 @@ def build_plan(loaded: LoadedPipeline, cwd: Path | None = None) -> Plan:
         {
             "frcorpus": __version__,
             "config": cfg.model_dump(mode="json"),
-            "inputs": [src.sha256 for src in sources],
+            # size and mtime identify the inputs for resuming; the sha256s, which read every byte, are
+            # computed only when the run starts (for the manifest), not for validate or --dry-run
+            "inputs": [{str(p): [p.stat().st_size, p.stat().st_mtime_ns] for p in src.files} for src in sources],
         },
         sort_keys=True,
     )
@@ -593,7 +594,7 @@ class Finalize(PipelineStep):
                 "revision": s.revision,
                 "license": s.config.license,
                 "language": s.config.language,
-                "files": [{"path": str(p), "sha256": s.sha256[str(p)], "bytes": p.stat().st_size} for p in s.files],
+                "files": [{"path": str(p), "sha256": s.sha256.get(str(p)), "bytes": p.stat().st_size} for p in s.files],
             }
             for s in plan.sources
         ]
@@ -836,6 +837,8 @@ def prepare_run(plan: Plan, resume: bool) -> None:
             f"an interrupted run of this pipeline exists at {plan.paths.work}; continue it with "
             "`frcorpus run --resume`, or delete that folder to start over"
         )
+    for src in plan.sources:
+        src.sha256 = {str(p): sha256_file(p) for p in src.files}
     plan.paths.work.mkdir(parents=True, exist_ok=True)
     (plan.paths.work / "pipeline.yaml").write_text(plan.loaded.text, encoding="utf-8")
 
