@@ -39,7 +39,6 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pa_json
-import pyarrow.parquet as pq
 from datatrove.data import Document
 from datatrove.pipeline.base import PipelineStep
 from loguru import logger as loguru_logger
@@ -59,6 +58,7 @@ from frcorpus.output import (
     resolved_yaml,
     size_category,
     write_manifest,
+    write_table,
 )
 from frcorpus.record import data_schema, intermediate_schema, rejects_schema
 from frcorpus.stages import REGISTRY
@@ -340,8 +340,7 @@ class ApplyDecisions(PipelineStep):
         keep[rejected_rows] = False
         kept = table.filter(pa.array(keep)).cast(data_schema(self.fields))
         staging, out = self.paths.staging, self.output
-        compression = None if out.compression == "none" else out.compression
-        _write_table(kept, staging / "data" / f"{rank:05d}.parquet", compression, out.row_group_size)
+        write_table(kept, staging / "data" / f"{rank:05d}.parquet", out.compression, out.row_group_size)
         counts: dict[str, Counter] = defaultdict(Counter)
         for name, n in _count_by_source(kept).items():
             counts[name]["kept"] += n
@@ -352,10 +351,10 @@ class ApplyDecisions(PipelineStep):
                 rejected = rejected.append_column(column, pa.array([v[i] for v in verdicts], pa.string()))
             rejected = rejected.append_column("raw", pa.nulls(rejected.num_rows, pa.string()))
             rejected = rejected.cast(rejects_schema(self.fields))
-            _write_table(
+            write_table(
                 rejected,
                 staging / "rejects" / f"p{self.phase_index}-{rank:05d}.parquet",
-                compression,
+                out.compression,
                 out.row_group_size,
             )
             for name, n in _count_by_source(rejected).items():
@@ -369,13 +368,6 @@ class ApplyDecisions(PipelineStep):
 def _count_by_source(table: pa.Table) -> dict[str, int]:
     counts = pc.value_counts(pc.struct_field(table["source"], "name"))
     return {item["values"].as_py(): item["counts"].as_py() for item in counts}
-
-
-def _write_table(table: pa.Table, path: Path, compression: str | None, row_group_size: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(table, tmp, compression=compression, row_group_size=row_group_size)
-    os.replace(tmp, path)
 
 
 class RunStage(PipelineStep):

@@ -26,17 +26,27 @@ from frcorpus.stages.base import StageStats
 DEPENDENCIES = ("datatrove", "pyarrow", "polars", "pydantic", "datasets", "orjson", "xxhash", "huggingface_hub")
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def parquet_codec(compression: str) -> str | None:
+    """The pipeline's `output.compression` as pyarrow takes it."""
+    return None if compression == "none" else compression
+
+
+def write_table(table: pa.Table, path: Path, compression: str, row_group_size: int) -> None:
+    """Write a whole Arrow table as one Parquet file, atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(table, tmp, compression=parquet_codec(compression), row_group_size=row_group_size)
     os.replace(tmp, path)
 
 
@@ -46,7 +56,7 @@ class ShardWriter:
     def __init__(self, path: Path, schema: pa.Schema, compression: str, row_group_size: int, write_empty: bool):
         self.path = path
         self.schema = schema
-        self.compression = None if compression == "none" else compression
+        self.compression = parquet_codec(compression)
         self.row_group_size = row_group_size
         self.write_empty = write_empty
         self.rows: list[dict[str, Any]] = []

@@ -19,7 +19,6 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 Role = Literal["system", "user", "assistant"]
-ROLES: tuple[str, ...] = ("system", "user", "assistant")
 
 
 class Message(BaseModel):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import pyarrow as pa
@@ -57,13 +57,9 @@ class StageStats:
 
     n_in: int = 0
     kept: int = 0
-    rejected: Counter = None  # type: ignore[assignment]
+    rejected: Counter = field(default_factory=Counter)
     seconds: float = 0.0
-    counters: Counter = None  # type: ignore[assignment]
-
-    def __post_init__(self):
-        self.rejected = Counter(self.rejected or {})
-        self.counters = Counter(self.counters or {})
+    counters: Counter = field(default_factory=Counter)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -76,7 +72,9 @@ class StageStats:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> StageStats:
-        return cls(data["in"], data["kept"], data["rejected"], data["seconds"], data.get("counters"))
+        return cls(
+            data["in"], data["kept"], Counter(data["rejected"]), data["seconds"], Counter(data.get("counters", {}))
+        )
 
     def __iadd__(self, other: StageStats) -> StageStats:
         self.n_in += other.n_in

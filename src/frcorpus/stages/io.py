@@ -403,7 +403,6 @@ class SourceReader:
             n += 1
             location = f"{rel}:{where}" if not where.startswith("[") else f"{rel}{where}"
             order = (self.source_index, file_index, row_index)
-            source = self._source_info(location, None)
             if issue is None and not detected and isinstance(obj, dict):
                 try:
                     fmt, fields = detect_format(obj, cfg)
@@ -424,7 +423,7 @@ class SourceReader:
                 payload = raw.encode() if raw is not None else orjson.dumps(obj, default=str)
                 digest = xxhash.xxh3_64_hexdigest(f"{rel}\x00{row_index}\x00".encode() + payload)
                 record_id = f"{cfg.name}:{digest}"
-            source["record_id"] = orig_id
+            source = self._source_info(location, orig_id)
             if issue is None and orig_id is not None:
                 if orig_id in seen_ids:
                     issue = ReadIssue("duplicate_id", f"id {orig_id!r} already appeared earlier in {rel}")
