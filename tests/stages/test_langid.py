@@ -107,6 +107,22 @@ def test_code_formulas_links_and_numbers_are_set_aside():
     assert reason(rec) is None
 
 
+def test_quotation_marks_are_not_taken_for_french():
+    # lid.176 reads « as French: a Malay line in guillemets scored 0.84 French before quotes were set aside
+    assert set_aside('« Download Lagu Super Junior » et “SPY” ou "x"').split() == [
+        "Download",
+        "Lagu",
+        "Super",
+        "Junior",
+        "et",
+        "SPY",
+        "ou",
+        "x",
+    ]
+    rec = run(chat(("assistant", "« Download Lagu Terbaru Ega D'Academy - Bunga Warung.")), min_chars=10)
+    assert rec["lang"][0]["lang"] == "en" and reason(rec) == "langid.low_score"
+
+
 def test_nothing_to_judge_is_low_score():
     rec = run(chat(("user", "???"), ("assistant", "12 + 30 = 42")))
     assert reason(rec) == "langid.low_score"
