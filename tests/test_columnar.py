@@ -11,7 +11,7 @@ import pytest
 
 from frcorpus.batch import Batch, unstable_class, work_schema
 from frcorpus.config import SourceConfig
-from frcorpus.stages.dedup import ExactDedup
+from frcorpus.stages.dedup import ExactDedup, MinhashDedup
 from frcorpus.stages.io import SourceReader, resolve_source
 from frcorpus.stages.normalize import Normalize
 from frcorpus.stages.select import Select
@@ -164,12 +164,30 @@ def test_normalize_system_policies_fall_back_to_records():
     assert stage.run_table(Batch(work_schema([]), records=tricky_records(10)).table()) is None
 
 
-@pytest.mark.parametrize("cfg", [{}, {"lowercase": True}, {"view": "prompt"}, {"view": "response"}])
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        {},
+        {"ignore": ["whitespace", "case"]},
+        {"ignore": ["punctuation", "accents"]},
+        {"view": "prompt"},
+        {"view": "response"},
+    ],
+)
 def test_exact_dedup_signature_table_equals_signature(cfg):
     records = tricky_records()
     stage = ExactDedup(ExactDedup.Config(type="exact_dedup", **cfg), "exact_dedup")
     table = Batch(work_schema([]), records=copy.deepcopy(records)).table()
     assert stage.signature_table(table) == [stage.signature(r) for r in records]
+
+
+@pytest.mark.parametrize("cfg", [{}, {"view": "prompt", "n_grams": 2}, {"keep": "longest_answer"}])
+def test_minhash_signature_table_equals_signature_records(cfg):
+    records = tricky_records(500)
+    stage = MinhashDedup(MinhashDedup.Config(type="minhash_dedup", **cfg), "minhash_dedup")
+    stage.setup()
+    table = Batch(work_schema([]), records=copy.deepcopy(records)).table()
+    assert stage.signature_table(table).to_pylist() == stage.signature_records(records).to_pylist()
 
 
 def test_select_signature_table_equals_signature():

@@ -68,7 +68,7 @@ from frcorpus.output import (
 )
 from frcorpus.record import data_schema, intermediate_schema, rejects_schema
 from frcorpus.stages import REGISTRY
-from frcorpus.stages.base import GlobalStage, SignatureItem, Stage, StageStats
+from frcorpus.stages.base import GlobalStage, Stage, StageStats
 from frcorpus.stages.io import (
     ResolvedSource,
     SourceError,
@@ -470,12 +470,10 @@ class PhaseWriters:
         for g, stage in enumerate(self.globals):
             start = time.perf_counter()
             if records is not None:
-                sigs.append([stage.signature(r) for r in records])
+                sigs.append(stage.signature_records(records))
             else:
                 sigs.append(
-                    stage.signature_table(table)
-                    if columnar_enabled()
-                    else [stage.signature(r) for r in table.to_pylist()]
+                    stage.signature_table(table) if columnar_enabled() else stage.signature_records(table.to_pylist())
                 )
             self.sig_seconds[g] += time.perf_counter() - start
         # id, source, global order and one column per global stage: Decide sorts and reads them as columns
@@ -485,7 +483,7 @@ class PhaseWriters:
             "_order": table["_order"],
         }
         for g, (stage, values) in enumerate(zip(self.globals, sigs, strict=True)):
-            columns[f"sig{g}"] = pa.array(values, stage.signature_type)
+            columns[f"sig{g}"] = values if isinstance(values, pa.Array) else pa.array(values, stage.signature_type)
         self.sigs_out.write_table(pa.table(columns).cast(self.sigs_schema))
         self.records_out.write_table(table.select(intermediate_schema(self.fields).names))
         self.rows += table.num_rows
@@ -526,6 +524,8 @@ class WritePhase(PipelineStep):
 
     def run(self, data, rank: int = 0, world_size: int = 1) -> Iterator[Document]:
         globals_ = [spec.build() for spec in self.global_specs]
+        for stage in globals_:  # signatures may need a model or parameters
+            stage.setup()
         writers = PhaseWriters(self.paths, self.phase_index, rank, self.fields, self.output, self.final, globals_)
         for doc in data:
             batch: Batch = doc.metadata["batch"]
@@ -572,45 +572,36 @@ class Decide(PipelineStep):
                 shard_col = pa.array(np.full(table.num_rows, shard, dtype=np.int64))
                 row_col = pa.array(np.arange(table.num_rows, dtype=np.int64))
                 tables.append(table.append_column("shard", shard_col).append_column("row", row_col))
-        rows: list[tuple] = []  # (shard, row, id, source, sigs), in the global order
         if tables:
             table = pa.concat_tables(tables)
             order = table["_order"].combine_chunks().flatten().to_numpy().reshape(-1, 3)
             table = table.take(pa.array(np.lexsort((order[:, 2], order[:, 1], order[:, 0]))))
-            sig_columns = [table[f"sig{g}"].to_pylist() for g in range(len(self.specs))]
-            rows = list(
-                zip(
-                    table["shard"].to_pylist(),
-                    table["row"].to_pylist(),
-                    table["id"].to_pylist(),
-                    table["source"].to_pylist(),
-                    zip(*sig_columns, strict=True),
-                    strict=True,
-                )
-            )
-        live = list(range(len(rows)))
+        else:
+            table = pa.table({"shard": pa.array([], pa.int64()), "row": pa.array([], pa.int64())})
+        shards = table["shard"].to_numpy()
+        shard_rows = table["row"].to_numpy()
+        live = np.arange(table.num_rows)
         decisions: dict[int, dict[str, list[str]]] = defaultdict(dict)
         stats: dict[str, Any] = {"stages": {}}
         for g, spec in enumerate(self.specs):
             stage = spec.build()
             stage.setup()
             start = time.perf_counter()
-            items = [SignatureItem(rows[i][2], rows[i][3], rows[i][4][g]) for i in live]
-            verdicts = stage.decide(items)
+            view = table if len(live) == table.num_rows else table.take(pa.array(live))
+            verdicts = stage.decide_table(
+                pa.table({"id": view["id"], "source": view["source"], "sig": view[f"sig{g}"]})
+            )
             stage.stats.seconds += time.perf_counter() - start
-            stage.stats.n_in = len(items)
-            survivors = []
-            for j, i in enumerate(live):
-                verdict = verdicts.get(j)
-                if verdict is None:
-                    survivors.append(i)
-                    continue
+            stage.stats.n_in = len(live)
+            rejected = np.zeros(len(live), dtype=bool)
+            for j, verdict in verdicts.items():
+                rejected[j] = True
                 reason = f"{stage.name}.{verdict.reason}"
                 stage.stats.rejected[reason] += 1
-                shard, row, *_ = rows[i]
-                decisions[shard][str(row)] = [stage.id, reason, verdict.detail]
-            stage.stats.kept = len(survivors)
-            live = survivors
+                i = live[j]
+                decisions[int(shards[i])][str(int(shard_rows[i]))] = [stage.id, reason, verdict.detail]
+            live = live[~rejected]
+            stage.stats.kept = len(live)
             stats["stages"][stage.id] = _stage_stats_json(stage.stats, spec.position)
         out = self.paths.barrier(self.phase_index)
         for shard in range(self.tasks):

@@ -31,7 +31,7 @@ def test_views_and_first_seen_is_kept():
         1: Reject("duplicate", "dup_of=id0"),
         2: Reject("duplicate", "dup_of=id0"),
     }
-    response = dedup(view="response", lowercase=True)
+    response = dedup(view="response", ignore=["whitespace", "case"])
     assert response.decide(items(response, records)) == {
         1: Reject("duplicate", "dup_of=id0"),
         3: Reject("duplicate", "dup_of=id2"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from frcorpus.stages.base import GlobalStage, Stage
-from frcorpus.stages.dedup import ExactDedup
+from frcorpus.stages.dedup import ExactDedup, MinhashDedup
 from frcorpus.stages.fix_text import FixText
 from frcorpus.stages.heuristics import Heuristics, Length
 from frcorpus.stages.langid import LangId
@@ -32,6 +32,7 @@ REGISTRY: dict[str, type[Stage]] = build_registry(
         Heuristics,
         LangId,
         ExactDedup,
+        MinhashDedup,
         Select,
     ]
 )

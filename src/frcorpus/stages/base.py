@@ -218,14 +218,31 @@ class GlobalStage(Stage):
     def signature(self, record: dict[str, Any]) -> Any:
         """A small JSON-serialisable summary of the record (a hash, a sampling key, ...)."""
 
-    def signature_table(self, table: pa.Table) -> list[Any]:
+    def signature_records(self, records: list[dict[str, Any]]) -> list[Any] | pa.Array:
+        """Signatures of a batch of live records (a list, or an Arrow array of `signature_type`).
+        Override where a batch is cheaper than one record at a time."""
+        return [self.signature(r) for r in records]
+
+    def signature_table(self, table: pa.Table) -> list[Any] | pa.Array:
         """Signatures of the rows of a table of live records. Override with a columnar version where
         it pays; it must return exactly what `signature` returns."""
-        return [self.signature(r) for r in table.to_pylist()]
+        return self.signature_records(table.to_pylist())
 
     @abstractmethod
     def decide(self, items: list[SignatureItem]) -> dict[int, Reject]:
         """Given every live record's signature in global order, return rejections by index."""
+
+    def decide_table(self, table: pa.Table) -> dict[int, Reject]:
+        """`decide` over a table of columns `id`, `source` and `sig` (this stage's signatures) in the
+        global order: what the engine calls. Override to work on the columns directly (numpy) where
+        building one Python object per record would cost more than the decision."""
+        items = [
+            SignatureItem(i, s, sig)
+            for i, s, sig in zip(
+                table["id"].to_pylist(), table["source"].to_pylist(), table["sig"].to_pylist(), strict=True
+            )
+        ]
+        return self.decide(items)
 
     def run_batch(self, records: list[dict[str, Any]]) -> None:  # global stages are not batched
         raise TypeError(f"{self.name} is a global stage; the engine runs it through decide()")

@@ -1,6 +1,7 @@
-"""Deduplication. `exact_dedup`: hash of a normalised view of the conversation; the first record
-in the global order (sources in YAML order, then files, then rows) is kept and every later copy is
-rejected with `dup_of=<kept id>`."""
+"""`exact_dedup`: hash of a normalised view of the conversation; the first record in the global
+order (sources in YAML order, then files, then rows) is kept and every later copy is rejected with
+`dup_of=<kept id>`. What counts as a difference is configurable (`ignore`): whitespace (by default),
+case, punctuation, accents."""
 
 from __future__ import annotations
 
@@ -10,12 +11,16 @@ from typing import Any, ClassVar, Literal
 import pyarrow as pa
 import pyarrow.compute as pc
 import xxhash
+from datatrove.utils.text import PUNCTUATION_SET
 from pydantic import Field
 
 from frcorpus.batch import PY_WHITESPACE, ChatLayout, unstable_class
 from frcorpus.stages.base import GlobalStage, Reject, SignatureItem, StageConfig
 
 View = Literal["prompt", "response", "conversation"]
+Ignore = Literal["whitespace", "case", "punctuation", "accents"]
+# datatrove's punctuation list (what its MinHash normalisation removes), deleted rather than spaced
+PUNCTUATION_DELETE = str.maketrans("", "", "".join(PUNCTUATION_SET))
 
 
 def view_turns(turns: list[tuple[str, str]], view: View) -> list[tuple[str, str]]:
@@ -45,10 +50,23 @@ def collapse_ascii_whitespace(text: str) -> str:
 OTHER_WHITESPACE = "[" + "".join(f"\\x{{{ord(c):x}}}" for c in PY_WHITESPACE if c not in "\t\n\x0b\x0c\r ") + "]"
 
 
-def normalise_for_hash(text: str, lowercase: bool) -> str:
-    # str.split() splits on the same Unicode whitespace as \s+, several times faster than re.sub
-    text = " ".join(unicodedata.normalize("NFC", text).split())
-    return text.lower() if lowercase else text
+def strip_accents(text: str) -> str:
+    return unicodedata.normalize(
+        "NFC", "".join(c for c in unicodedata.normalize("NFD", text) if not unicodedata.combining(c))
+    )
+
+
+def normalise_for_hash(text: str, ignore: frozenset[str]) -> str:
+    """NFC, then what `ignore` names: accents, punctuation, runs of whitespace, case."""
+    text = unicodedata.normalize("NFC", text)
+    if "accents" in ignore:
+        text = strip_accents(text)
+    if "punctuation" in ignore:
+        text = text.translate(PUNCTUATION_DELETE)
+    if "whitespace" in ignore:
+        # str.split() splits on the same Unicode whitespace as \s+, several times faster than re.sub
+        text = " ".join(text.split())
+    return text.lower() if "case" in ignore else text
 
 
 class ExactDedup(GlobalStage):
@@ -58,7 +76,17 @@ class ExactDedup(GlobalStage):
     class Config(StageConfig):
         type: Literal["exact_dedup"]
         view: View = Field("conversation", description="prompt | response | conversation")
-        lowercase: bool = Field(False, description="ignore case when comparing")
+        ignore: list[Ignore] = Field(
+            ["whitespace"],
+            description="differences that do not count: whitespace (runs of spaces and line breaks, leading "
+            "and trailing), case, punctuation, accents; [] compares the NFC text exactly",
+        )
+
+    def __init__(self, config, stage_id):
+        super().__init__(config, stage_id)
+        self.ignore = frozenset(config.ignore)
+        # whitespace and case only: the columnar path may take the fast route for plain turns
+        self.fast = "whitespace" in self.ignore and self.ignore <= {"whitespace", "case"}
 
     def signature(self, record: dict[str, Any]) -> str:
         return self._hash([(m["role"], m["content"]) for m in record["messages"]])
@@ -71,17 +99,20 @@ class ExactDedup(GlobalStage):
         view = " \x00 ".join(f"{role} \x01 {content}" for role, content in view_turns(turns, self.config.view))
         if plain:
             view = collapse_ascii_whitespace(view)
-            view = view.lower() if self.config.lowercase else view
+            view = view.lower() if "case" in self.ignore else view
         else:
-            view = normalise_for_hash(view, self.config.lowercase)
+            view = normalise_for_hash(view, self.ignore)
         return xxhash.xxh3_128_hexdigest(view.encode("utf-8", "surrogatepass"))
 
     def signature_table(self, table: pa.Table) -> list[str]:
         # Arrow's whitespace regex runs at a fifth of the speed of str.split (measured), so the
         # normalisation stays in Python; only the turns come straight from the columns
         turns = ChatLayout(table["messages"])
-        special = pc.match_substring_regex(turns.contents, f"{OTHER_WHITESPACE}|{unstable_class('NFC')}")
-        plain = ~turns.per_row_any(special.to_numpy(zero_copy_only=False))
+        if self.fast:
+            special = pc.match_substring_regex(turns.contents, f"{OTHER_WHITESPACE}|{unstable_class('NFC')}")
+            plain = ~turns.per_row_any(special.to_numpy(zero_copy_only=False))
+        else:
+            plain = [False] * turns.rows
         pairs = list(zip(turns.roles.to_pylist(), turns.contents.to_pylist(), strict=True))
         bounds = turns.offsets.tolist()
         return [self._hash(pairs[bounds[i] : bounds[i + 1]], plain[i]) for i in range(turns.rows)]

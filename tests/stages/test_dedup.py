@@ -1,0 +1,178 @@
+"""`exact_dedup` views and `minhash_dedup` (signatures, clusters, keep rules, stats, engine run)."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+from pydantic import ValidationError
+
+from frcorpus.stages.base import Reject, SignatureItem
+from frcorpus.stages.dedup import ExactDedup, MinhashDedup
+from frcorpus.stages.dedup.minhash import optimal_bands_rows
+from tests.conftest import chat, run_pipeline, write_jsonl, write_pipeline
+
+FR = (
+    "La photosynthèse est le processus par lequel les plantes transforment la lumière du soleil en énergie "
+    "chimique. Elle se déroule dans les chloroplastes, grâce à la chlorophylle qui capte la lumière."
+)
+EN = (
+    "Photosynthesis is the process by which plants turn sunlight into chemical energy. It takes place in "
+    "the chloroplasts, where chlorophyll captures the light and water is split to release oxygen."
+)
+OTHER = "Le chat dort sur le canapé depuis ce matin et ne veut pas se lever, même pour manger ses croquettes."
+
+
+def record(i, answer, question="Explique-moi la photosynthèse.", source="s", **extra):
+    return {"id": f"r{i}", **chat(question, answer), "source": {"name": source}, **extra}
+
+
+def exact(**cfg):
+    return ExactDedup(ExactDedup.Config(type="exact_dedup", **cfg), "exact_dedup")
+
+
+def minhash(**cfg):
+    stage = MinhashDedup(MinhashDedup.Config(type="minhash_dedup", **cfg), "minhash_dedup")
+    stage.setup()
+    return stage
+
+
+def decide(stage, records):
+    return stage.decide([SignatureItem(r["id"], r["source"]["name"], stage.signature(r)) for r in records])
+
+
+@pytest.mark.parametrize(
+    ("ignore", "same", "different"),
+    [
+        (["whitespace"], "Bonjour   le\nmonde !", "bonjour le monde !"),
+        (["whitespace", "case"], "BONJOUR le monde !", "Bonjour le monde ?"),
+        (["whitespace", "punctuation"], "Bonjour, le monde...", "Bonjour le Monde"),
+        (["whitespace", "accents"], "Bonjour le mondé !", "Bonjour le monde ?"),
+        ([], "Bonjour le monde !", "Bonjour le  monde !"),
+    ],
+)
+def test_exact_dedup_ignores_what_it_is_told_and_nothing_else(ignore, same, different):
+    stage = exact(ignore=ignore, view="response")
+    base = record(0, "Bonjour le monde !")
+    assert stage.signature(record(1, same)) == stage.signature(base)
+    assert stage.signature(record(2, different)) != stage.signature(base)
+
+
+def test_minhash_signature_is_datatrove_s():
+    stage = minhash()
+    dt = stage.datatrove
+    sigs, valid = stage.minhashes([FR, EN, OTHER])
+    assert valid.all()
+    for text, sig in zip([FR, EN, OTHER], sigs, strict=True):
+        assert np.array_equal(np.concatenate(dt.get_signature(dt.get_shingles(text))), sig)
+
+
+def test_near_duplicates_in_french_and_english_are_clustered_and_the_first_is_kept():
+    records = [
+        record(0, FR),
+        record(1, OTHER),
+        record(2, FR.replace("grâce à", "à l'aide de") + " Voilà !"),  # a few words changed
+        record(3, EN),
+        record(4, EN.upper().replace("WATER", "Water")),  # case and punctuation do not count
+        record(5, FR.replace(".", " !")),
+    ]
+    stage = minhash()
+    assert decide(stage, records) == {
+        2: Reject("near_duplicate", "dup_of=r0 cluster=r0 size=3"),
+        4: Reject("near_duplicate", "dup_of=r3 cluster=r3 size=2"),
+        5: Reject("near_duplicate", "dup_of=r0 cluster=r0 size=3"),
+    }
+    assert stage.stats.counters == {"clusters": 2, "largest_cluster": 3, "cluster_size.2": 1, "cluster_size.3": 1}
+
+
+def test_views_look_at_different_turns():
+    records = [record(0, FR, "Question A ?"), record(1, OTHER, "Question A ?"), record(2, FR, "Autre chose ?")]
+    assert decide(minhash(view="prompt"), records) == {1: Reject("near_duplicate", "dup_of=r0 cluster=r0 size=2")}
+    assert decide(minhash(view="response"), records) == {2: Reject("near_duplicate", "dup_of=r0 cluster=r0 size=2")}
+    # the whole conversation is mostly the answer: a new question on the same answer is still a near duplicate
+    assert decide(minhash(view="conversation"), records) == {2: Reject("near_duplicate", "dup_of=r0 cluster=r0 size=2")}
+
+
+def test_keep_rules_choose_the_kept_record_of_a_cluster():
+    short = record(0, FR, source="web")
+    longer = record(1, FR + " Elle produit aussi de l'oxygène.", source="curated")
+    scored = [dict(short, langid={"keep_share": 0.7}), dict(longer, langid={"keep_share": 0.9})]
+    assert decide(minhash(keep="longest_answer"), [short, longer]) == {
+        0: Reject("near_duplicate", "dup_of=r1 cluster=r0 size=2")
+    }
+    assert decide(minhash(keep="source_priority", source_priority=["curated"]), [short, longer]) == {
+        0: Reject("near_duplicate", "dup_of=r1 cluster=r0 size=2")
+    }
+    assert decide(minhash(keep="score", score="langid.keep_share"), scored) == {
+        0: Reject("near_duplicate", "dup_of=r1 cluster=r0 size=2")
+    }
+    assert decide(minhash(), [short, longer]) == {1: Reject("near_duplicate", "dup_of=r0 cluster=r0 size=2")}
+    # a missing score loses to any score; the column itself must exist
+    unscored = [dict(short, langid={"keep_share": None}), dict(longer, langid={"keep_share": 0.1})]
+    assert decide(minhash(keep="score", score="langid.keep_share"), unscored) == {
+        0: Reject("near_duplicate", "dup_of=r1 cluster=r0 size=2")
+    }
+    with pytest.raises(ValueError, match=r"records have no `scores` \(they have: id, messages, source\)"):
+        minhash(keep="score", score="scores.quality").signature(short)
+
+
+def test_short_texts_get_one_shingle_and_texts_without_words_are_kept():
+    records = [
+        record(0, "Merci !"),
+        record(1, "merci."),
+        record(2, "Merci beaucoup"),
+        record(3, "???"),
+        record(4, "!!"),
+    ]
+    stage = minhash(view="response")
+    assert decide(stage, records) == {1: Reject("near_duplicate", "dup_of=r0 cluster=r0 size=2")}
+    assert stage.stats.counters["not_hashed"] == 2
+
+
+def test_threshold_picks_bands_and_rows_around_it():
+    assert optimal_bands_rows(0.8, 112) == (9, 12)
+    for threshold in (0.5, 0.7, 0.8, 0.9):
+        b, r = optimal_bands_rows(threshold, 128)
+        assert b * r <= 128
+        assert 0.3 < 1 - (1 - threshold**r) ** b < 0.9  # the S-curve rises around the threshold
+    stage = minhash(threshold=0.9)
+    assert (stage.bands, stage.rows) == optimal_bands_rows(0.9, 112)
+
+
+@pytest.mark.parametrize(
+    ("cfg", "message"),
+    [
+        ({"bands": 10}, "give both bands and rows, or neither (or a threshold instead)"),
+        ({"bands": 10, "rows": 5, "threshold": 0.8}, "give either a threshold or bands and rows, not both"),
+        ({"keep": "score"}, "keep: score needs `score:`, the dotted path of a numeric annotation"),
+        ({"keep": "source_priority"}, "keep: source_priority needs `source_priority:`, a list of source names"),
+    ],
+)
+def test_config_errors(cfg, message):
+    with pytest.raises(ValidationError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        MinhashDedup.Config(type="minhash_dedup", **cfg)
+
+
+def test_minhash_dedup_in_a_pipeline_rejects_with_reasons_and_counts(tmp_path):
+    rows = [chat("Explique-moi la photosynthèse.", FR), chat("Et le chat ?", OTHER)]
+    rows += [chat("Explique-moi la photosynthèse !", FR.replace("grâce à", "avec")), chat("q", "Merci !")]
+    write_jsonl(tmp_path / "a.jsonl", rows)
+    write_jsonl(tmp_path / "b.jsonl", [chat("Explique moi la photosynthèse", FR + " Voilà.")])
+    path = write_pipeline(
+        tmp_path,
+        [{"name": "a", "path": str(tmp_path / "a.jsonl")}, {"name": "b", "path": str(tmp_path / "b.jsonl")}],
+        [{"type": "minhash_dedup", "keep": "source_priority", "source_priority": ["b"]}],
+        {"type": "local", "tasks": 2, "workers": 1},
+    )
+    result = run_pipeline(path)
+    from tests.test_engine import check_accounting
+
+    stats = check_accounting(result.version_dir)
+    assert stats["stages"]["minhash_dedup"]["rejected"] == {"minhash_dedup.near_duplicate": 2}
+    assert stats["stages"]["minhash_dedup"]["counters"] == {"clusters": 1, "largest_cluster": 3, "cluster_size.3": 1}
+    kept = pl.read_parquet(result.version_dir / "data" / "*.parquet")
+    kept_b = kept.filter(pl.col("source").struct.field("name") == "b")["id"].item()
+    rejects = pl.read_parquet(result.version_dir / "rejects" / "*.parquet").sort("id")
+    assert set(rejects["source"].struct.field("location")) == {"a.jsonl:1", "a.jsonl:3"}
+    first = rejects.filter(pl.col("source").struct.field("location") == "a.jsonl:1")["id"].item()
+    assert set(rejects["detail"]) == {f"dup_of={kept_b} cluster={first} size=3"}
