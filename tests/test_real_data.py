@@ -82,3 +82,22 @@ def test_mifeval_small_models_are_rejected_more_than_frontier_models(tmp_path, s
     )
     qwen = rejects.filter(pl.col("src") == "Qwen__Qwen2.5-0.5B-Instruct-GPTQ-Int4")["reason"].to_list()
     assert any(r.startswith("langid.") for r in qwen) and any(r.startswith("heuristics.repeated") for r in qwen)
+
+
+def test_oasst_branches_share_their_root_prompts_and_the_top1_file_repeats_them(tmp_path, shared_data):
+    """The vigogne OASST 1k file holds 1,183 branches of 263 root prompts; the top1 file holds 256 of
+    the same conversations in another format (roles user/assistant instead of UTILISATEUR/ASSISTANT)."""
+    folder = shared_data / "instruct_fr" / "vigogne"
+    sources = [
+        {"name": "oasst_1k", "path": str(folder / "oasst_20230412_fr_1k.jsonl")},
+        {"name": "oasst_top1", "path": str(folder / "oasst_20230412_fr_top1.jsonl")},
+    ]
+    stages = [
+        {"type": "exact_dedup", "id": "by_conversation", "view": "conversation"},
+        {"type": "exact_dedup", "id": "by_prompt", "view": "prompt"},
+    ]
+    stats = check_accounting(run_pipeline(write_pipeline(tmp_path, sources, stages)).version_dir)
+    top1 = stats["sources"]["oasst_top1"]
+    assert (top1["read"], top1["kept"], top1["rejected"]) == (256, 0, 256)
+    assert stats["stages"]["by_conversation"]["rejected"] == {"exact_dedup.duplicate": 256 + 7}
+    assert stats["stages"]["by_prompt"]["kept"] == 263
