@@ -21,9 +21,7 @@ A text with fewer words than `n_grams` gets one shingle made of all its words (d
 no signature, so it could never be found): short prompts that differ only in case or punctuation
 are still found. A text with no word at all is not hashed and is kept (counted `not_hashed`).
 
-Which record of a cluster is kept follows `keep`: `first` (global order), `longest_answer` (the
-last assistant turn), `score` (a numeric annotation named by a dotted path, e.g.
-`langid.keep_share`; ties and missing values go to the first seen) or `source_priority`.
+Which record of a cluster is kept follows `keep` (see `clusters.py`).
 """
 
 from __future__ import annotations
@@ -41,7 +39,8 @@ from datatrove.utils.text import simplify_text
 from datatrove.utils.word_tokenizers import WordTokenizer
 from pydantic import Field, model_validator
 
-from frcorpus.stages.base import GlobalStage, Reject, SignatureItem, StageConfig
+from frcorpus.stages.base import GlobalStage, Reject, SignatureItem
+from frcorpus.stages.dedup.clusters import ClusterConfig, cluster_rejects, keep_ranks, rank_columns
 from frcorpus.stages.dedup.exact import View, view_turns
 
 logger = logging.getLogger(__name__)
@@ -49,7 +48,6 @@ logger = logging.getLogger(__name__)
 WORD = re.compile(r"\w+")
 DEFAULT_BANDS, DEFAULT_ROWS = 14, 8  # datatrove's defaults: a Jaccard threshold of about 0.72
 CHUNK_SHINGLES = 32_768  # n-grams per numpy pass: 32k x 112 hashes x 8 bytes = 29 MB
-SIZE_BUCKETS = ((2, "2"), (3, "3"), (4, "4"), (5, "5"), (10, "6-10"), (100, "11-100"))
 
 
 class RegexWordTokenizer(WordTokenizer):
@@ -101,7 +99,7 @@ class MinhashDedup(GlobalStage):
     name: ClassVar[str] = "minhash_dedup"
     family: ClassVar[str] = "dedup"
 
-    class Config(StageConfig):
+    class Config(ClusterConfig):
         type: Literal["minhash_dedup"]
         view: View = Field(
             "conversation", description="prompt (first user turn) | response (last answer) | conversation"
@@ -114,15 +112,6 @@ class MinhashDedup(GlobalStage):
         )
         num_perm: int = Field(112, ge=2, le=4096, description="hashes available when choosing bands x rows")
         seed: int = Field(1, description="seed of the permutations (datatrove's default)")
-        keep: Literal["first", "longest_answer", "score", "source_priority"] = Field(
-            "first", description="which record of a cluster is kept"
-        )
-        score: str | None = Field(
-            None, description="with keep: score, the numeric annotation to maximise, as a dotted path"
-        )
-        source_priority: list[str] = Field(
-            default_factory=list, description="with keep: source_priority, source names, preferred first"
-        )
 
         @model_validator(mode="after")
         def _consistent(self):
@@ -130,10 +119,6 @@ class MinhashDedup(GlobalStage):
                 raise ValueError("give both bands and rows, or neither (or a threshold instead)")
             if self.threshold is not None and self.bands is not None:
                 raise ValueError("give either a threshold or bands and rows, not both")
-            if self.keep == "score" and not self.score:
-                raise ValueError("keep: score needs `score:`, the dotted path of a numeric annotation")
-            if self.keep == "source_priority" and not self.source_priority:
-                raise ValueError("keep: source_priority needs `source_priority:`, a list of source names")
             return self
 
     def __init__(self, config, stage_id):
@@ -211,48 +196,19 @@ class MinhashDedup(GlobalStage):
         turns = view_turns([(m["role"], m["content"]) for m in messages], self.config.view)
         return "\n".join(content for _, content in turns)
 
-    def _ranks(self, records: list[dict[str, Any]]) -> np.ndarray:
-        cfg = self.config
-        if cfg.keep == "first":
-            return np.zeros(len(records))
-        if cfg.keep == "longest_answer":
-            return np.array(
-                [
-                    next((len(m["content"]) for m in reversed(r["messages"]) if m["role"] == "assistant"), 0)
-                    for r in records
-                ],
-                dtype=np.float64,
-            )
-        if cfg.keep == "source_priority":
-            order = {name: i for i, name in enumerate(cfg.source_priority)}
-            default = len(order)
-            return np.array([-order.get(r["source"]["name"], default) for r in records], dtype=np.float64)
-        return np.array([self._score(r) for r in records], dtype=np.float64)
-
-    def _score(self, record: dict[str, Any]) -> float:
-        value: Any = record
-        for i, key in enumerate(self.config.score.split(".")):
-            if i == 0 and key not in record:
-                raise ValueError(
-                    f"{self.id}: keep: score reads `{self.config.score}`, but records have no `{key}` "
-                    f"(they have: {', '.join(sorted(k for k in record if not k.startswith('_')))}); "
-                    "put the stage that writes it before this one"
-                )
-            value = value.get(key) if isinstance(value, dict) else None
-        return float("nan") if value is None else float(value)
-
     def signature_records(self, records: list[dict[str, Any]]) -> pa.Array:
         sigs, valid = self.minhashes([self.view_text(r["messages"]) for r in records])
         digests = fold_bands(sigs, self.bands, self.rows)
         bands = pa.FixedSizeListArray.from_arrays(pa.array(digests.reshape(-1), pa.uint64()), self.bands)
         bands = pc.if_else(pa.array(valid), bands, pa.scalar(None, bands.type))
-        return pa.StructArray.from_arrays([bands, pa.array(self._ranks(records))], fields=list(self.signature_type))
+        return pa.StructArray.from_arrays(
+            [bands, pa.array(keep_ranks(records, self.config, self.id))], fields=list(self.signature_type)
+        )
 
     def signature_table(self, table: pa.Table) -> pa.Array:
-        return self.signature_records(table.select(["id", "messages", "source", *self._score_column()]).to_pylist())
-
-    def _score_column(self) -> list[str]:
-        return [self.config.score.split(".")[0]] if self.config.keep == "score" else []
+        return self.signature_records(
+            table.select(["id", "messages", "source", *rank_columns(self.config)]).to_pylist()
+        )
 
     def signature(self, record: dict[str, Any]) -> dict[str, Any]:
         return self.signature_records([record]).to_pylist()[0]
@@ -270,9 +226,6 @@ class MinhashDedup(GlobalStage):
         return self.decide_table(table)
 
     def decide_table(self, table: pa.Table) -> dict[int, Reject]:
-        from scipy.sparse import coo_matrix
-        from scipy.sparse.csgraph import connected_components
-
         sig = table["sig"].combine_chunks()
         bands_col = sig.field("bands")
         valid = bands_col.is_valid().to_numpy(zero_copy_only=False)
@@ -290,41 +243,8 @@ class MinhashDedup(GlobalStage):
             src.append(order[1:][same])
             dst.append(order[:-1][same])
         src, dst = np.concatenate(src), np.concatenate(dst)
-        m = len(hashed)
-        graph = coo_matrix((np.ones(len(src), dtype=np.int8), (src, dst)), shape=(m, m))
-        n_clusters, labels = connected_components(graph, directed=False)
-        sizes = np.bincount(labels, minlength=n_clusters)
         rank = sig.field("rank").to_numpy(zero_copy_only=False)[hashed]
-        position = np.arange(m)
-        # kept: the highest rank, then the first seen (NaN ranks sort last); cluster id: the first seen
-        best = np.lexsort((position, -rank, labels))
-        starts = np.r_[True, labels[best][1:] != labels[best][:-1]]
-        kept = np.empty(n_clusters, dtype=np.int64)
-        kept[labels[best][starts]] = best[starts]
-        _, first = np.unique(labels, return_index=True)
         ids = table["id"].to_pylist()
-        rejects: dict[int, Reject] = {}
-        dup = np.flatnonzero((sizes[labels] > 1) & (position != kept[labels]))
-        for j in dup.tolist():
-            label = labels[j]
-            rejects[int(hashed[j])] = Reject(
-                "near_duplicate",
-                f"dup_of={ids[hashed[kept[label]]]} cluster={ids[hashed[first[label]]]} size={sizes[label]}",
-            )
-        self._count_clusters(sizes)
-        return rejects
-
-    def _count_clusters(self, sizes: np.ndarray) -> None:
-        dup_sizes = sizes[sizes > 1]
-        self.count("clusters", len(dup_sizes))
-        if len(dup_sizes):
-            self.count("largest_cluster", int(dup_sizes.max()))
-        lower = 2
-        for upper, label in SIZE_BUCKETS:
-            n = int(((dup_sizes >= lower) & (dup_sizes <= upper)).sum())
-            if n:
-                self.count(f"cluster_size.{label}", n)
-            lower = upper + 1
-        n = int((dup_sizes > 100).sum())
-        if n:
-            self.count("cluster_size.101+", n)
+        hashed_ids = [ids[i] for i in hashed.tolist()]
+        found = cluster_rejects(src, dst, len(hashed), rank, hashed_ids, "near_duplicate", self.count)
+        return {int(hashed[j]): reject for j, reject in found.items()}
