@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import importlib.util
 import re
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -206,9 +207,9 @@ def _model_for(path: tuple, raw: dict) -> type[BaseModel] | None:
     if not path:
         return PipelineConfig
     head = path[0]
-    if head == "stages" and len(path) == 2:
-        cls = REGISTRY.get(str(_get(raw, (*path, "type"))))
-        return cls.Config if cls else None
+    if head == "stages" and len(path) >= 2:
+        cls = REGISTRY.get(str(_get(raw, (*path[:2], "type"))))
+        return _nested_model(cls.Config, path[2:]) if cls else None
     if head == "sources" and len(path) == 2:
         return SourceConfig
     if head == "sources" and len(path) == 3 and path[2] == "fields":
@@ -220,6 +221,26 @@ def _model_for(path: tuple, raw: dict) -> type[BaseModel] | None:
     if head == "output" and len(path) == 1:
         return OutputConfig
     return None
+
+
+def _nested_model(model: type[BaseModel], path: tuple) -> type[BaseModel] | None:
+    """The model of a mapping nested in a stage's options (`benchmarks[0].fields`), for its option list."""
+    for part in path:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return None
+        found = [t for t in _flat_types(field.annotation) if isinstance(t, type) and issubclass(t, BaseModel)]
+        if not found:
+            return None
+        model = found[0]
+    return model
+
+
+def _flat_types(annotation: Any) -> list[Any]:
+    args = typing.get_args(annotation)
+    return [t for a in args for t in _flat_types(a)] if args else [annotation]
 
 
 def _message(err: dict, raw: dict, path: tuple) -> str:

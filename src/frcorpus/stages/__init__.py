@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from frcorpus.stages.base import GlobalStage, Stage
+from frcorpus.stages.decontam import Decontaminate
 from frcorpus.stages.dedup import ExactDedup, MinhashDedup
 from frcorpus.stages.fix_text import FixText
 from frcorpus.stages.heuristics import Heuristics, Length
@@ -31,6 +32,7 @@ REGISTRY: dict[str, type[Stage]] = build_registry(
         Length,
         Heuristics,
         LangId,
+        Decontaminate,
         ExactDedup,
         MinhashDedup,
         Select,

@@ -1,0 +1,523 @@
+"""`decontaminate` (method ngram): benchmark files and presets, the matching rules, reasons, counters
+and configuration errors; the presets on the real benchmarks of ../shared/data."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from frcorpus.config import ConfigError, load_pipeline
+from frcorpus.stages import REGISTRY
+from frcorpus.stages.decontam import BenchmarkError, Decontaminate, read_side
+from tests.conftest import SHARED_DATA, run_pipeline, write_jsonl, write_pipeline
+
+BENCH = SHARED_DATA / "benchmarks_fr"
+
+# a benchmark of our own: long questions, a short one, a multiple-choice item and a reference answer
+Q_LONG = (
+    "Un fermier possède trois champs de blé et deux champs de maïs ; chaque champ de blé donne quarante "
+    "sacs par an et chaque champ de maïs en donne soixante. Combien de sacs récolte-t-il en tout ?"
+)
+Q_SHORT = "Quelle est la capitale historique de la Bourgogne ?"  # 8 words: shorter than 13, matched whole
+Q_MC = "Lequel de ces organes filtre le sang et produit l'urine chez les mammifères adultes ?"
+CHOICES = ["Le foie des mammifères", "Les reins situés sous les côtes", "La rate et le pancréas", "Le cœur humain"]
+ANSWER = (
+    "Il récolte trois fois quarante sacs de blé, soit cent vingt sacs, plus deux fois soixante sacs de maïs, "
+    "soit cent vingt sacs : deux cent quarante sacs en tout."
+)
+
+
+def qa_benchmark(folder: Path) -> Path:
+    return write_jsonl(
+        folder / "qa.jsonl",
+        [
+            {"uid": "long", "question": Q_LONG, "options": [], "solution": ANSWER},
+            {"uid": "short", "question": Q_SHORT, "options": []},
+            {"uid": "mc", "question": Q_MC, "options": CHOICES},
+        ],
+    )
+
+
+QA_FIELDS = {"id": "uid", "prompt": "question", "choices": "options", "answer": "solution"}
+
+
+def make(benchmarks: list[dict], **cfg) -> Decontaminate:
+    stage = Decontaminate(Decontaminate.Config(type="decontaminate", benchmarks=benchmarks, **cfg), "decontaminate")
+    stage.setup()
+    return stage
+
+
+def qa_stage(tmp_path: Path, **cfg) -> Decontaminate:
+    return make([{"name": "qa", "path": str(qa_benchmark(tmp_path)), "fields": QA_FIELDS}], **cfg)
+
+
+def chat(*turns: str, lang: str | None = None) -> dict:
+    roles = ["user", "assistant"] * len(turns)
+    record = {"id": "r", "messages": [{"role": r, "content": t} for r, t in zip(roles, turns, strict=False)]}
+    if lang:
+        record["langid"] = {"lang": lang, "score": 0.99, "keep_share": 1.0, "mixed_with": None}
+    return {**record, "_reject": None}
+
+
+def verdict(stage: Decontaminate, *records: dict) -> list[tuple[str, str] | None]:
+    stage.run_batch(list(records))
+    return [(r["_reject"]["reason"], r["_reject"]["detail"]) if r["_reject"] else None for r in records]
+
+
+def test_registered():
+    assert REGISTRY["decontaminate"] is Decontaminate
+
+
+# ----------------------------------------------------------------------------------- matching rules
+
+
+def test_verbatim_item_is_rejected_with_its_id_and_overlap(tmp_path):
+    stage = qa_stage(tmp_path)
+    assert verdict(stage, chat("Résous ce problème :\n\n" + Q_LONG, "Il en récolte 240.")) == [
+        ("decontaminate.qa.ngram", "item=long overlap=1.00")
+    ]
+    assert stage.stats.rejected == Counter({"decontaminate.qa.ngram": 1})
+    assert stage.stats.counters == Counter({"qa.records": 1, "qa.item.long": 1})
+
+
+def test_normalisation_case_punctuation_spacing_nfkc(tmp_path):
+    shouted = Q_LONG.upper().replace(";", " -- ").replace(" ", "  ").replace("é", "e\u0301")  # NFD accents
+    assert verdict(qa_stage(tmp_path), chat(shouted, "240")) == [("decontaminate.qa.ngram", "item=long overlap=1.00")]
+
+
+def test_accents_count_unless_stripped(tmp_path):
+    plain = Q_LONG.replace("récolte", "recolte").replace("maïs", "mais").replace("blé", "ble")
+    assert verdict(qa_stage(tmp_path), chat(plain, "240")) == [None]  # every 13-gram holds one of these words
+    stripped = verdict(qa_stage(tmp_path / "s", strip_accents=True), chat(plain, "240"))
+    assert stripped == [("decontaminate.qa.ngram", "item=long overlap=1.00")]
+
+
+def test_a_lightly_edited_item_is_still_caught(tmp_path):
+    # 37 words, 25 13-grams; words 1 and 20 changed: the 13-grams that start at 2-7 and 21-24 are left
+    edited = Q_LONG.replace("fermier", "paysan").replace("par an", "par année")
+    assert verdict(qa_stage(tmp_path), chat(edited, "240")) == [("decontaminate.qa.ngram", "item=long overlap=0.40")]
+    assert verdict(qa_stage(tmp_path / "strict", min_overlap=0.5), chat(edited, "240")) == [None]
+
+
+def test_choices_count_each_on_its_own_so_a_reordered_list_still_matches(tmp_path):
+    stage = qa_stage(tmp_path)
+    listed = Q_MC + "\n" + "\n".join(f"{letter}) {c}" for letter, c in zip("ABCD", reversed(CHOICES), strict=True))
+    assert verdict(stage, chat(listed, "B")) == [("decontaminate.qa.ngram", "item=mc overlap=1.00")]
+    # the question (15 words: 3 13-grams) with its 5th word changed: the four choices, 18 words, still
+    # weigh more than one 13-gram and 18/13 of the item's 3 + 18/13
+    assert verdict(stage, chat(listed.replace("filtre", "nettoie"), "B")) == [
+        ("decontaminate.qa.ngram", "item=mc overlap=0.32")
+    ]
+    # a choice or two in a biology lesson identify no item
+    lesson = "Le foie des mammifères stocke le glycogène ; les reins situés sous les côtes filtrent le sang."
+    assert verdict(stage, chat("Parle-moi des organes.", lesson)) == [None]
+
+
+def test_a_short_item_is_matched_whole_and_only_whole(tmp_path):
+    stage = qa_stage(tmp_path)
+    assert verdict(stage, chat("Dis-moi : " + Q_SHORT.lower(), "Dijon.")) == [
+        ("decontaminate.qa.ngram", "item=short overlap=1.00")
+    ]
+    # the same words, not in one run
+    broken = "Quelle est la capitale historique, selon toi, de la Bourgogne ?"
+    assert verdict(stage, chat(broken, "Dijon.")) == [None]
+    # nor across two turns
+    assert verdict(stage, chat("Quelle est la capitale", "Laquelle ?", "historique de la Bourgogne ?", "Dijon")) == [
+        None
+    ]
+    # twice in a record, still once
+    assert verdict(stage, chat(Q_SHORT + " " + Q_SHORT, "Dijon")) == [
+        ("decontaminate.qa.ngram", "item=short overlap=1.00")
+    ]
+
+
+def test_parts_of_one_or_two_words_do_not_count_and_a_match_needs_an_ngrams_worth(tmp_path):
+    other = "Quel fleuve traverse la ville de Lyon du nord au sud ?"  # 12 words
+    path = write_jsonl(
+        tmp_path / "b.jsonl",
+        [
+            {"q": Q_SHORT, "options": ["Dijon", "Beaune", "Le Creusot"]},  # 1- and 2-word choices: left out
+            {"q": other, "options": ["Le Rhône et la Saône ensemble"]},  # 12 + 6 words: two short parts
+        ],
+    )
+    stage = make([{"name": "b", "path": str(path), "fields": {"prompt": "q", "choices": "options"}}])
+    assert verdict(stage, chat(Q_SHORT, "?")) == [("decontaminate.b.ngram", "item=b:0 overlap=1.00")]
+    # 12 of the item's 18 words: two thirds of it, but less than one 13-gram's worth of words
+    assert verdict(stage, chat(other, "Le Rhône.")) == [None]
+    assert verdict(stage, chat(other + " Le Rhône et la Saône ensemble ?", "Oui.")) == [
+        ("decontaminate.b.ngram", "item=b:1 overlap=1.00")
+    ]
+
+
+def test_a_reference_answer_is_found_on_its_own_and_check_selects_turns(tmp_path):
+    record = chat("Explique-moi le calcul.", ANSWER)
+    assert verdict(qa_stage(tmp_path), record) == [("decontaminate.qa.ngram", "item=long overlap=1.00")]
+    assert verdict(qa_stage(tmp_path / "p", check="prompts"), chat("Explique-moi le calcul.", ANSWER)) == [None]
+    assert verdict(qa_stage(tmp_path / "a", check="answers"), chat(Q_LONG, "240")) == [None]
+    assert verdict(qa_stage(tmp_path / "a2", check="answers"), chat("Explique.", ANSWER)) == [
+        ("decontaminate.qa.ngram", "item=long overlap=1.00")
+    ]
+
+
+def test_boilerplate_units_and_numbers_identify_nothing(tmp_path):
+    stem = "Parmi les propositions suivantes, laquelle décrit le mieux la situation présentée ici ?"
+    rows = [
+        {"uid": str(i), "question": stem, "options": [f"{i} < {i + 1} < {i + 2}", f"{i} > -{i}"]} for i in range(12)
+    ]
+    rows.append({"uid": "mine", "question": stem + " Un train part de Lyon vers Paris à midi.", "options": []})
+    path = write_jsonl(tmp_path / "b.jsonl", rows)
+    stage = make(
+        [{"name": "b", "path": str(path), "fields": {"id": "uid", "prompt": "question", "choices": "options"}}]
+    )
+    assert stage.index.dropped == 1  # the 12-word stem, shared by 13 items > max_items_per_ngram
+    assert stage.index.unmatchable == 12  # items with nothing but the stem and numbers
+    assert verdict(stage, chat(stem + "\n3 < 4 < 5\n3 > -3", "A")) == [None]
+    assert verdict(stage, chat(stem + " Un train part de Lyon vers Paris à midi.", "A")) == [
+        ("decontaminate.b.ngram", "item=mine overlap=1.00")
+    ]
+    loose = make(
+        [{"name": "b", "path": str(path), "fields": {"id": "uid", "prompt": "question", "choices": "options"}}],
+        max_items_per_ngram=20,
+    )
+    assert loose.index.dropped == 0
+
+
+def test_annotate_only_keeps_everything_and_counts(tmp_path):
+    stage = qa_stage(tmp_path, annotate_only=True)
+    records = [chat(Q_LONG, "240"), chat(Q_SHORT, "Dijon"), chat("Bonjour, comment vas-tu ?", "Bien.")]
+    assert verdict(stage, *records) == [None, None, None]
+    assert stage.stats.kept == 3 and not stage.stats.rejected
+    assert stage.stats.counters == Counter(
+        {
+            "would_reject.decontaminate.qa.ngram": 2,
+            "qa.records": 2,
+            "qa.item.long": 1,
+            "qa.item.short": 1,
+        }
+    )
+
+
+def test_distinct_items_survive_the_sum_over_tasks(tmp_path):
+    """The engine sums counters over tasks: per-item keys still count distinct items."""
+    tasks = [qa_stage(tmp_path), qa_stage(tmp_path)]
+    verdict(tasks[0], chat(Q_LONG, "240"), chat(Q_SHORT, "Dijon"))
+    verdict(tasks[1], chat(Q_LONG + " Merci.", "240"))
+    total = tasks[0].stats.counters + tasks[1].stats.counters
+    assert total["qa.records"] == 3
+    assert sorted(k for k in total if k.startswith("qa.item.")) == ["qa.item.long", "qa.item.short"]
+    assert total["qa.item.long"] == 2
+
+
+def test_the_best_match_names_the_reason_and_every_match_is_counted(tmp_path):
+    first = write_jsonl(tmp_path / "one" / "a.jsonl", [{"q": Q_SHORT}])
+    second = write_jsonl(tmp_path / "two" / "b.jsonl", [{"q": Q_LONG}])
+    stage = make(
+        [
+            {"name": "one", "path": str(first), "fields": {"prompt": "q"}},
+            {"name": "two", "path": str(second), "fields": {"prompt": "q"}},
+        ]
+    )
+    part = " ".join(Q_LONG.split()[:20])  # 20 words: 8 of the long item's 25 13-grams
+    assert verdict(stage, chat(part + "\n" + Q_SHORT, "?")) == [("decontaminate.one.ngram", "item=a:0 overlap=1.00")]
+    assert stage.stats.counters == Counter({"one.records": 1, "one.item.a:0": 1, "two.records": 1, "two.item.b:0": 1})
+
+
+# ----------------------------------------------------------------------------------- files and fields
+
+
+def test_csv_tsv_parquet_and_ids(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (tmp_path / "c").mkdir()
+    with (tmp_path / "c" / "items.csv").open("w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([["question", "a", "b"], [Q_MC, CHOICES[0], CHOICES[1]]])
+    (tmp_path / "t.tsv").write_text(f"{Q_SHORT}\tDijon\n{Q_LONG}\t240\n", encoding="utf-8")
+    pq.write_table(pa.table({"q": [Q_LONG]}), tmp_path / "p.parquet")
+    stage = make(
+        [
+            {"name": "c", "path": str(tmp_path / "c"), "fields": {"prompt": "question", "choices": ["a", "b"]}},
+            {"name": "t", "path": str(tmp_path / "t.tsv"), "header": False, "fields": {"prompt": 0, "answer": 1}},
+            {"name": "p", "path": str(tmp_path / "*.parquet"), "fields": {"prompt": "q"}},
+        ]
+    )
+    assert verdict(stage, chat(Q_MC, "?"), chat(Q_SHORT, "?"), chat("Voici : " + Q_LONG, "?")) == [
+        ("decontaminate.c.ngram", "item=items:0 overlap=0.80"),  # the question, not the two choices
+        ("decontaminate.t.ngram", "item=t:0 overlap=1.00"),
+        ("decontaminate.t.ngram", "item=t:1 overlap=1.00"),  # the first benchmark that matches best
+    ]
+
+
+def test_a_missing_field_names_the_file_row_field_and_mapping_key(tmp_path):
+    path = write_jsonl(tmp_path / "b.jsonl", [{"q": Q_LONG}, {"question": Q_SHORT}])
+    with pytest.raises(BenchmarkError) as exc:
+        make([{"name": "b", "path": str(path), "fields": {"prompt": "q"}}])
+    assert str(exc.value) == (
+        f"benchmark 'b': {path}:2 (row 1): no field 'q' (fields: question); "
+        "set `fields.prompt` to the field that holds the prompt"
+    )
+    tsv = tmp_path / "m.tsv"
+    tsv.write_text(f"{Q_LONG}\t1\n", encoding="utf-8")
+    with pytest.raises(BenchmarkError) as exc:
+        make([{"name": "m", "path": str(tsv), "header": False, "fields": {"prompt": "0", "choices": ["1", "2"]}}])
+    assert str(exc.value) == (
+        f"benchmark 'm': {tsv}:1 (row 0): no field '2' (fields: 0, 1); "
+        "set `fields.choices` to the field that holds the choices"
+    )
+    with pytest.raises(BenchmarkError) as exc:
+        make([{"name": "b", "path": str(qa_benchmark(tmp_path / "q")), "fields": {**QA_FIELDS, "answer": "sol"}}])
+    assert str(exc.value) == (
+        f"benchmark 'b': no row of {tmp_path / 'q' / 'qa.jsonl'} has the field 'sol'; "
+        "set `fields.answer` to the field that holds the answer, or to null"
+    )
+
+
+def test_duplicate_ids_and_misaligned_english_are_errors(tmp_path):
+    path = write_jsonl(tmp_path / "d.jsonl", [{"k": 1, "q": Q_LONG}, {"k": 1, "q": Q_SHORT}])
+    with pytest.raises(BenchmarkError, match=r"item id '1' is used twice \(.*d.jsonl:1 and .*d.jsonl:2\)"):
+        make([{"name": "d", "path": str(path), "fields": {"id": "k", "prompt": "q"}}])
+    fr = write_jsonl(tmp_path / "fr" / "x_fr.jsonl", [{"q": Q_LONG}, {"q": Q_SHORT}])
+    en = write_jsonl(tmp_path / "en" / "x_en.jsonl", [{"q": "How many bags?"}])
+    with pytest.raises(BenchmarkError) as exc:
+        make([{"name": "x", "path": str(fr), "fields": {"prompt": "q"}, "english": {"path": str(en)}}])
+    assert str(exc.value) == f"benchmark 'x': english: {en} has 1 rows and {fr} 2: they are not row-aligned"
+
+
+def config_problems(tmp_path: Path, stage: dict) -> list[str]:
+    sample = write_jsonl(tmp_path / "in.jsonl", [{"messages": [{"role": "user", "content": "a"}]}])
+    path = write_pipeline(tmp_path, [{"name": "s", "path": str(sample)}], [stage])
+    with pytest.raises(ConfigError) as exc:
+        load_pipeline(path)
+    return [p.replace(str(path), "p.yaml") for p in exc.value.problems]
+
+
+def test_configuration_errors_name_the_option_and_the_fix(tmp_path):
+    qa = str(qa_benchmark(tmp_path / "b"))
+    problems = config_problems(
+        tmp_path,
+        {
+            "type": "decontaminate",
+            "min_overlap": 0,
+            "benchmarks": [
+                {"name": "gone", "path": "no/such/folder", "preset": "mgsm"},
+                {"name": "bare", "path": qa},
+                {"name": "typo", "path": qa, "fields": {"prompt": "question"}, "fomat": "jsonl"},
+                {"name": "preset", "path": qa, "preset": "mmlu"},
+                {"name": "bare", "path": qa, "fields": {"prompt": "question", "choice": "options"}},
+            ],
+        },
+    )
+    assert problems == [
+        "p.yaml:8: stages[0].min_overlap: invalid value 0: Input should be greater than 0",
+        "p.yaml:11: stages[0].benchmarks[0].path: benchmark path no/such/folder does not exist (relative paths "
+        "are relative to the working directory)",
+        "p.yaml:13: stages[0].benchmarks[1]: benchmark 'bare': give `preset:` (mmlu_fr, mgsm, mifeval, mt_bench) "
+        "or `fields: {prompt: ...}` (the field holding the question)",
+        "p.yaml:19: stages[0].benchmarks[2].fomat: unknown option 'fomat'; did you mean 'format'? (options: "
+        "english, fields, files, format, header, name, path, preset)",
+        "p.yaml:22: stages[0].benchmarks[3].preset: invalid value 'mmlu'; expected 'mmlu_fr', 'mgsm', 'mifeval' "
+        "or 'mt_bench'; did you mean 'mmlu_fr'?",
+        "p.yaml:27: stages[0].benchmarks[4].fields.choice: unknown option 'choice'; did you mean 'choices'? "
+        "(options: answer, choices, id, prompt)",
+    ]
+    assert config_problems(
+        tmp_path / "dup",
+        {
+            "type": "decontaminate",
+            "benchmarks": [{"name": "a", "path": qa, "preset": "mifeval"}, {"name": "a", "path": qa, "preset": "mgsm"}],
+        },
+    ) == ["p.yaml:9: stages[0].benchmarks: benchmark name 'a' is used twice; benchmark names must be unique"]
+
+
+def test_preset_files_must_exist_below_the_folder(tmp_path):
+    with pytest.raises(ValidationError) as exc:
+        Decontaminate.Config(
+            type="decontaminate", benchmarks=[{"name": "m", "path": str(tmp_path), "preset": "mmlu_fr"}]
+        )
+    assert exc.value.errors()[0]["ctx"]["error"].args[0] == (
+        f"benchmark 'm': no file matching test/*_test.fr.csv under {tmp_path} (.jsonl, .csv, .tsv, .parquet)"
+    )
+
+
+def test_relative_paths_are_relative_to_the_working_directory(tmp_path, monkeypatch):
+    qa_benchmark(tmp_path / "bench")
+    monkeypatch.chdir(tmp_path)
+    stage = Decontaminate(
+        Decontaminate.Config(
+            type="decontaminate", benchmarks=[{"name": "qa", "path": "bench/qa.jsonl", "fields": QA_FIELDS}]
+        ),
+        "decontaminate",
+    )
+    monkeypatch.chdir("/")  # a worker may start elsewhere: the path was resolved when the stage was built
+    stage.setup()
+    assert verdict(stage, chat(Q_SHORT, "Dijon")) == [("decontaminate.qa.ngram", "item=short overlap=1.00")]
+
+
+def test_in_a_pipeline(tmp_path):
+    qa = qa_benchmark(tmp_path / "bench")
+    data = write_jsonl(
+        tmp_path / "in.jsonl",
+        [
+            {"messages": [{"role": "user", "content": Q_LONG}, {"role": "assistant", "content": "240"}]},
+            {"messages": [{"role": "user", "content": "Bonjour !"}, {"role": "assistant", "content": "Salut !"}]},
+        ],
+    )
+    stage = {"type": "decontaminate", "benchmarks": [{"name": "qa", "path": str(qa), "fields": QA_FIELDS}]}
+    result = run_pipeline(write_pipeline(tmp_path, [{"name": "s", "path": str(data)}], [stage]))
+    stats = json.loads((result.version_dir / "stats.json").read_text())["stages"]["decontaminate"]
+    assert stats["rejected"] == {"decontaminate.qa.ngram": 1}
+    assert stats["counters"] == {"qa.item.long": 1, "qa.records": 1}
+
+
+# ----------------------------------------------------------------------------------- real benchmarks
+
+needs_shared = pytest.mark.skipif(not BENCH.is_dir(), reason=f"shared data not found at {SHARED_DATA}")
+
+
+def preset(name: str, folder: str, english: bool = True) -> dict:
+    entry = {"name": name, "preset": name, "path": str(BENCH / folder)}
+    return {**entry, "english": {"path": str(BENCH / folder)}} if english else entry
+
+
+@pytest.fixture(scope="module")
+def real_stage() -> Decontaminate:
+    if not BENCH.is_dir():
+        pytest.skip(f"shared data not found at {SHARED_DATA}")
+    return make(
+        [
+            preset("mmlu_fr", "mmlu"),
+            preset("mgsm", "mgsm"),
+            preset("mifeval", "mifeval", english=False),
+            preset("mt_bench", "mt_bench"),
+        ]
+    )
+
+
+def mmlu_row(folder: str, name: str, row: int) -> list[str]:
+    with (BENCH / "mmlu" / folder / "data" / "test" / name).open(encoding="utf-8", newline="") as f:
+        return list(csv.reader(f))[row]
+
+
+def multiple_choice(row: list[str], order=(0, 1, 2, 3)) -> str:
+    return row[0] + "\n" + "\n".join(f"{'ABCD'[i]}. {row[1 + j]}" for i, j in enumerate(order))
+
+
+@needs_shared
+@pytest.mark.parametrize(
+    ("name", "folder", "items", "first", "last"),
+    [
+        ("mmlu_fr", "mmlu", 14042, "abstract_algebra_test.fr:0", "world_religions_test.fr:170"),
+        ("mgsm", "mgsm", 250, "mgsm_fr:0", "mgsm_fr:249"),
+        ("mifeval", "mifeval", 235 + 541, "en_input_data:1000", "fr_input_data:244"),
+        ("mt_bench", "mt_bench", 80, "81", "160"),
+    ],
+)
+def test_presets_read_the_real_files(name, folder, items, first, last):
+    bench = Decontaminate.Config(type="decontaminate", benchmarks=[preset(name, folder, english=False)]).benchmarks[0]
+    files = read_side(name, bench.resolved("main"))
+    ids = [it.id for file_items in files for it in file_items]
+    assert (len(ids), ids[0], ids[-1]) == (items, first, last)
+    assert len(set(ids)) == items
+
+
+@needs_shared
+def test_english_originals_align_with_the_french_items(real_stage):
+    english = Counter(bench for bench, _ in {(o.bench, o.item) for o in real_stage.index.owners if o.english})
+    assert english == {0: 14042, 1: 250, 3: 80}
+    assert real_stage.sides[2][2] is None  # M-IFEval's English prompts are items of their own
+
+
+@needs_shared
+def test_real_items_verbatim_edited_and_in_english(real_stage):
+    row = mmlu_row("MMLU-FR", "anatomy_test.fr.csv", 12)
+    mgsm = (BENCH / "mgsm" / "mgsm_fr.tsv").read_text(encoding="utf-8").splitlines()[0].split("\t")[0]
+    mt_bench = json.loads((BENCH / "mt_bench" / "question_fr.jsonl").read_text(encoding="utf-8").splitlines()[3])
+    mifeval = json.loads((BENCH / "mifeval" / "fr_input_data.jsonl").read_text(encoding="utf-8").splitlines()[7])
+    records = [
+        chat(multiple_choice(row), "D"),
+        # a few words changed, the choices in another order
+        chat(multiple_choice([row[0].replace("vraie", "exacte"), *row[1:]], (3, 1, 0, 2)), "La réponse est A."),
+        chat(mgsm, "18"),
+        chat(mgsm.replace("Janet", "Marie").replace("trois", "deux"), "Elle gagne 20 dollars."),
+        chat(mt_bench["turns"][0], "…", mt_bench["turns"][1], "…"),
+        chat("Voici ma consigne : " + mifeval["prompt"], "D'accord."),
+    ]
+    assert verdict(real_stage, *records) == [
+        ("decontaminate.mmlu_fr.ngram", "item=anatomy_test.fr:12 overlap=1.00"),
+        ("decontaminate.mmlu_fr.ngram", "item=anatomy_test.fr:12 overlap=0.67"),  # 2 + 28/13 of 4 + 28/13
+        ("decontaminate.mgsm.ngram", "item=mgsm_fr:0 overlap=1.00"),
+        ("decontaminate.mgsm.ngram", "item=mgsm_fr:0 overlap=0.69"),  # 60 words, words 3 and 14 changed
+        ("decontaminate.mt_bench.ngram", f"item={mt_bench['question_id']} overlap=1.00"),
+        ("decontaminate.mifeval.ngram", f"item=fr_input_data:{mifeval['key']} overlap=1.00"),
+    ]
+
+
+@needs_shared
+def test_english_items_are_caught_through_the_english_original(real_stage):
+    row = mmlu_row("MMLU", "anatomy_test.csv", 12)
+    mgsm = (BENCH / "mgsm" / "mgsm_en.tsv").read_text(encoding="utf-8").splitlines()[41].split("\t")[0]
+    expected = [
+        ("decontaminate.mmlu_fr.ngram_en", "item=anatomy_test.fr:12 overlap=1.00"),
+        ("decontaminate.mgsm.ngram_en", "item=mgsm_fr:41 overlap=1.00"),
+    ]
+    # unannotated, and annotated English by langid: checked against the English originals
+    assert verdict(real_stage, chat(multiple_choice(row), "D"), chat(mgsm, "42")) == expected
+    assert verdict(real_stage, chat(multiple_choice(row), "D", lang="en"), chat(mgsm, "42", lang="en")) == expected
+    # a record langid calls French is not checked against them
+    assert verdict(real_stage, chat(multiple_choice(row), "D", lang="fr"), chat(mgsm, "42", lang="fr")) == [None, None]
+
+
+@needs_shared
+def test_clean_french_and_english_instructions_are_kept(real_stage):
+    vigogne = SHARED_DATA / "instruct_fr" / "vigogne" / "oasst_20230412_fr_1k.jsonl"
+    roles = {"UTILISATEUR": "user", "ASSISTANT": "assistant"}
+    records = [
+        {"messages": [{"role": roles[m["role"]], "content": m["content"]} for m in json.loads(line)["conversation"]]}
+        for line in vigogne.read_text(encoding="utf-8").splitlines()
+    ]
+    alpaca = json.loads((SHARED_DATA / "instruct_en" / "alpaca_demo" / "alpaca_en_demo.json").read_text())
+    records += [chat(r["instruction"] + "\n\n" + r["input"], r["output"]) for r in alpaca]
+    for r in records:
+        r["_reject"] = None
+    real_stage.run_batch(records)
+    assert len(records) == 1183 + 999
+    assert [r["_reject"] for r in records if r["_reject"]] == []
+
+
+def test_the_index_is_built_once_per_process(tmp_path):
+    benchmark = [{"name": "qa", "path": str(qa_benchmark(tmp_path)), "fields": QA_FIELDS}]
+    first, second = make(benchmark), make(benchmark)
+    assert second.index is first.index
+    assert make(benchmark, n_grams=8).index is not first.index
+    write_jsonl(
+        tmp_path / "qa.jsonl", [{"uid": "new", "question": Q_SHORT, "options": [], "solution": ANSWER}]
+    )  # a changed file is read again
+    assert {o.item for o in make(benchmark).index.owners} == {"new"}
+
+
+def test_words_are_those_of_the_regex():
+    """The numpy tokenizer splits as `re.findall(r"\\w+")` does, and hashes a word the same anywhere."""
+    import re
+
+    import numpy as np
+
+    from frcorpus.stages.decontam import tokenize
+
+    texts = [
+        "L'élève a lu « Les Misérables » — 1 862 pages ; 3,5 kg, n°42, x_y+z=2²!",
+        "日本語のテキスト, emoji 🙂 here, déjà-vu ŒUVRE ﬁn ½ \u0301combining",
+        "",
+        "un\x01séparateur dans le texte",
+        "\ud800 lone surrogate",
+    ]
+    words, per_text = tokenize(texts)
+    expected = [w for t in texts for w in [*re.findall(r"\w+", t.replace("\x01", " ")), "\x01"]]
+    assert per_text.tolist() == [len(re.findall(r"\w+", t.replace("\x01", " "))) + 1 for t in texts]
+    alone = np.concatenate([tokenize([w])[0][:1] for w in expected])
+    assert words.tolist() == alone.tolist()
+    assert len(set(alone.tolist())) == len(set(expected))
