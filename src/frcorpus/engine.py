@@ -172,6 +172,7 @@ class Plan:
     units: list[Unit]
     paths: Paths
     run_key: str
+    stage_inputs: dict[str, list[Path]] = field(default_factory=dict)  # stage id -> files it reads
     started: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
 
     @property
@@ -228,6 +229,13 @@ def build_plan(loaded: LoadedPipeline, cwd: Path | None = None) -> Plan:
             units.append(Unit(i, list(range(len(src.files))), src.config.limit))
         else:
             units.extend(Unit(i, [j], None) for j in range(len(src.files)))
+    # files the stages read besides the sources (benchmarks...): part of the run key and of the manifest
+    stage_inputs = {
+        spec.id: files
+        for phase in phases
+        for spec in phase.record_stages + phase.global_after
+        if (files := spec.build().input_files())
+    }
     key_material = json.dumps(
         {
             "frcorpus": __version__,
@@ -235,6 +243,10 @@ def build_plan(loaded: LoadedPipeline, cwd: Path | None = None) -> Plan:
             # size and mtime identify the inputs for resuming; the sha256s, which read every byte, are
             # computed by the tasks that read each file (for the manifest), not for validate or --dry-run
             "inputs": [{str(p): [p.stat().st_size, p.stat().st_mtime_ns] for p in src.files} for src in sources],
+            "stage_inputs": {
+                stage_id: {str(p): [p.stat().st_size, p.stat().st_mtime_ns] for p in files}
+                for stage_id, files in stage_inputs.items()
+            },
         },
         sort_keys=True,
     )
@@ -242,7 +254,7 @@ def build_plan(loaded: LoadedPipeline, cwd: Path | None = None) -> Plan:
     name_dir = Path(cfg.output.dir) / cfg.name
     if not name_dir.is_absolute():
         name_dir = (cwd or Path.cwd()) / name_dir
-    return Plan(loaded, sources, phases, units, Paths(name_dir, name_dir / ".work" / run_key), run_key)
+    return Plan(loaded, sources, phases, units, Paths(name_dir, name_dir / ".work" / run_key), run_key, stage_inputs)
 
 
 # ----------------------------------------------------------------------------------- datatrove steps
@@ -647,6 +659,7 @@ class Finalize(PipelineStep):
         ]
         self.run_key = plan.run_key
         self.started = plan.started
+        self.stage_inputs = plan.stage_inputs
 
     def run(self, data, rank: int = 0, world_size: int = 1) -> Iterator[Document]:
         self.finalize()
@@ -715,6 +728,11 @@ class Finalize(PipelineStep):
             "run_key": self.run_key,
             "executor": self.config_json["executor"],
             "inputs": inputs,
+            "stage_inputs": [
+                {"stage": stage_id, "path": str(p), "bytes": p.stat().st_size, "sha256": sha256_path(p)}
+                for stage_id, files in self.stage_inputs.items()
+                for p in files
+            ],
             "models": [],
             "rows": {"data": data_rows, "rejects": reject_rows},
             "files": files,

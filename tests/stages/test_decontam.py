@@ -4,6 +4,7 @@ and configuration errors; the presets on the real benchmarks of ../shared/data."
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 from collections import Counter
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from pydantic import ValidationError
 
 from frcorpus.config import ConfigError, load_pipeline
+from frcorpus.engine import build_plan
 from frcorpus.stages import REGISTRY
 from frcorpus.stages.decontam import BenchmarkError, Decontaminate, read_side
 from tests.conftest import SHARED_DATA, run_pipeline, write_jsonl, write_pipeline
@@ -372,6 +374,20 @@ def test_in_a_pipeline(tmp_path):
     stats = json.loads((result.version_dir / "stats.json").read_text())["stages"]["decontaminate"]
     assert stats["rejected"] == {"decontaminate.qa.ngram": 1}
     assert stats["counters"] == {"qa.item.long": 1, "qa.records": 1}
+    # the benchmark file is an input of the run: hashed in the manifest, and part of the run key
+    manifest = json.loads((result.version_dir / "manifest.json").read_text())
+    assert manifest["stage_inputs"] == [
+        {
+            "stage": "decontaminate",
+            "path": str(qa),
+            "bytes": qa.stat().st_size,
+            "sha256": hashlib.sha256(qa.read_bytes()).hexdigest(),
+        }
+    ]
+    pipeline = tmp_path / "pipeline.yaml"
+    key = build_plan(load_pipeline(pipeline)).run_key
+    qa.write_text(qa.read_text() + json.dumps({"uid": "new", "question": "Une question de plus ?"}) + "\n")
+    assert build_plan(load_pipeline(pipeline)).run_key != key
 
 
 # ----------------------------------------------------------------------------------- real benchmarks

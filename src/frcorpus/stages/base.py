@@ -25,6 +25,7 @@ import time
 from abc import ABC, abstractmethod
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -110,6 +111,11 @@ class Stage(ABC):
 
     def setup(self) -> None:  # noqa: B027 - an optional hook, not an abstract method
         """Load models, open clients: called once per worker, never in __init__."""
+
+    def input_files(self) -> list[Path]:
+        """Files the stage reads besides the sources (benchmark files...): they are part of the run
+        key, so that changing one starts a new run, and their sha256 goes into the manifest."""
+        return []
 
     def count(self, key: str, n: int = 1) -> None:
         """A stage-specific counter, reported in stats.json under the stage."""

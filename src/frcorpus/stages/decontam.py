@@ -683,6 +683,9 @@ class Decontaminate(Transformer):
             english = b.english.resolved("english", b) if b.english else None
             self.sides.append((b.name, _absolute(main), _absolute(english) if english else None))
 
+    def input_files(self) -> list[Path]:
+        return [path for _, *sides in self.sides for side in sides if side is not None for path, _ in side.files()]
+
     def setup(self) -> None:
         if self.index is None:
             self.index = build_index(
