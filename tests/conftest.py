@@ -53,6 +53,12 @@ def run_pipeline(path: Path, resume: bool = False):
     return run_plan(build_plan(load_pipeline(path)), resume=resume)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def private_cache_dir(tmp_path_factory):
+    """Embeddings computed by tests go to a folder of the test session, not to ~/.cache."""
+    os.environ["FRCORPUS_CACHE_DIR"] = str(tmp_path_factory.mktemp("frcorpus_cache"))
+
+
 @pytest.fixture
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():

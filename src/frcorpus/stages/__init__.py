@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from frcorpus.stages.base import GlobalStage, Stage
 from frcorpus.stages.decontam import Decontaminate
-from frcorpus.stages.dedup import ExactDedup, MinhashDedup
+from frcorpus.stages.dedup import ExactDedup, MinhashDedup, SemanticDedup
 from frcorpus.stages.fix_text import FixText
 from frcorpus.stages.heuristics import Heuristics, Length
 from frcorpus.stages.langid import LangId
@@ -35,6 +35,7 @@ REGISTRY: dict[str, type[Stage]] = build_registry(
         Decontaminate,
         ExactDedup,
         MinhashDedup,
+        SemanticDedup,
         Select,
     ]
 )

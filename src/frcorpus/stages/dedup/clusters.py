@@ -8,12 +8,14 @@ the first seen) or `source_priority`. The cluster id is the id of its first-seen
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
+import pyarrow as pa
 from pydantic import Field, model_validator
 
-from frcorpus.stages.base import Reject, StageConfig
+from frcorpus.stages.base import GlobalStage, Reject, SignatureItem, StageConfig
 
 SIZE_BUCKETS = ((2, "2"), (3, "3"), (4, "4"), (5, "5"), (10, "6-10"), (100, "11-100"))
 
@@ -36,6 +38,20 @@ class ClusterConfig(StageConfig):
         if self.keep == "source_priority" and not self.source_priority:
             raise ValueError("keep: source_priority needs `source_priority:`, a list of source names")
         return self
+
+
+class NearDuplicateStage(GlobalStage):
+    """A stage whose signatures are an Arrow struct array (`signature_records`) and whose decision
+    works on the columns (`decide_table`): the per-record methods follow from those."""
+
+    def signature(self, record: dict[str, Any]) -> dict[str, Any]:
+        return self.signature_records([record]).to_pylist()[0]
+
+    def decide(self, items: list[SignatureItem]) -> dict[int, Reject]:
+        sigs = pa.array([i.sig for i in items], self.signature_type)
+        return self.decide_table(
+            pa.table({"id": [i.id for i in items], "source": [i.source for i in items], "sig": sigs})
+        )
 
 
 def rank_columns(config: ClusterConfig) -> list[str]:
@@ -75,11 +91,21 @@ def _score(record: dict[str, Any], path: str, stage_id: str) -> float:
 
 
 def cluster_rejects(
-    src: np.ndarray, dst: np.ndarray, n: int, rank: np.ndarray, ids: list[str], reason: str, count
+    src: np.ndarray,
+    dst: np.ndarray,
+    n: int,
+    rank: np.ndarray,
+    ids: list[str],
+    reason: str | Callable[[int, int], str],
+    count: Callable[[str, int], None],
+    preferred: np.ndarray | None = None,
+    detail: Callable[[int, int], str] | None = None,
 ) -> dict[int, Reject]:
     """Rejects for the pairs (src[i], dst[i]) among n records in global order: every member of a
     cluster but its kept one, with `dup_of=<kept id> cluster=<first id> size=<n>`; cluster sizes go
-    to `count` (the stage's counter)."""
+    to `count` (the stage's counter). The kept record is a `preferred` one if the cluster has any,
+    then the highest `rank`, then the first seen. `reason` and `detail` may depend on the (member,
+    kept) pair."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
@@ -90,8 +116,9 @@ def cluster_rejects(
     n_clusters, labels = connected_components(graph, directed=False)
     sizes = np.bincount(labels, minlength=n_clusters)
     position = np.arange(n)
-    # kept: the highest rank, then the first seen (NaN ranks sort last)
-    best = np.lexsort((position, -rank, labels))
+    # kept: preferred first, then the highest rank, then the first seen (NaN ranks sort last)
+    not_preferred = np.zeros(n, dtype=bool) if preferred is None else ~preferred
+    best = np.lexsort((position, -rank, not_preferred, labels))
     starts = np.r_[True, labels[best][1:] != labels[best][:-1]]
     kept = np.empty(n_clusters, dtype=np.int64)
     kept[labels[best][starts]] = best[starts]
@@ -99,7 +126,11 @@ def cluster_rejects(
     rejects = {}
     for j in np.flatnonzero((sizes[labels] > 1) & (position != kept[labels])).tolist():
         label = labels[j]
-        rejects[j] = Reject(reason, f"dup_of={ids[kept[label]]} cluster={ids[first[label]]} size={sizes[label]}")
+        k = int(kept[label])
+        text = f"dup_of={ids[k]} cluster={ids[first[label]]} size={sizes[label]}"
+        rejects[j] = Reject(
+            reason if isinstance(reason, str) else reason(j, k), f"{text} {detail(j, k)}" if detail else text
+        )
     count_clusters(sizes, count)
     return rejects
 

