@@ -367,6 +367,11 @@ def main() -> None:
     # exact duplicates of earlier conversations (copied records get new ids)
     for i in (1, 3, 7, 12, 18, 26, 33):
         add({"messages": messages([FR[i]])})
+    # near duplicates (caught by minhash_dedup): the same exchange with the question's case and
+    # punctuation changed and a closing sentence added to the answer
+    for i in (5, 21):
+        question, answer = FR[i]
+        add({"messages": messages([(question[0].lower() + question[1:].rstrip(" ?") + " ?!", answer + " Bonne journée !")])})
     # too short to be useful (caught by the length stage)
     add({"messages": messages([("Bonjour", "Salut.")])})
     add({"messages": messages([("Ok ?", "Oui.")])})

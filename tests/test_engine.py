@@ -73,7 +73,7 @@ def test_quickstart_version_directory(tmp_path):
     ]
     assert (version_dir / "pipeline.yaml").read_bytes() == (REPO / "pipelines" / "quickstart.yaml").read_bytes()
     stats = check_accounting(version_dir)
-    assert stats["sources"]["conversations-fr"]["read"] == 108
+    assert stats["sources"]["conversations-fr"]["read"] == 110
     assert stats["sources"]["alpaca-mix"]["read"] == 21
     assert stats["stages"]["read"]["rejected"] == {
         "read.consecutive_roles": 1,
@@ -101,6 +101,9 @@ def test_quickstart_version_directory(tmp_path):
     assert stats["stages"]["heuristics"]["counters"] == {"kept_harmful_refusals": 1}
     assert stats["stages"]["exact_dedup"]["rejected"] == {"exact_dedup.duplicate": 11}
     assert stats["stages"]["length"]["rejected"] == {"length.answer_too_short": 1}
+    # the two planted near copies (case, punctuation and a closing sentence changed), nothing else
+    assert stats["stages"]["minhash_dedup"]["rejected"] == {"minhash_dedup.near_duplicate": 2}
+    assert stats["stages"]["minhash_dedup"]["counters"] == {"clusters": 2, "largest_cluster": 2, "cluster_size.2": 2}
     manifest = json.loads((version_dir / "manifest.json").read_text())
     assert manifest["version"] == version_dir.name
     assert manifest["rows"] == {"data": stats["totals"]["kept"], "rejects": stats["totals"]["rejected"]}
@@ -114,7 +117,7 @@ def test_quickstart_version_directory(tmp_path):
     assert set(ds[0]["messages"][0]) == {"role", "content"}
     assert ds[0]["lang"][0]["lang"] == "fr" and ds[0]["langid"]["keep_share"] == 1.0  # annotations are columns
     card = (version_dir / "README.md").read_text()
-    assert "license: cc-by-4.0" in card and "| exact_dedup | 102 | 91 | 11 |" in card
+    assert "license: cc-by-4.0" in card and "| exact_dedup | 104 | 93 | 11 |" in card
     assert "version " in result.output and str(version_dir) in result.output.replace("\n", "")
 
 
