@@ -162,9 +162,10 @@ class MinhashDedup(NearDuplicateStage):
         words = WORD.findall(simplify_text(text, self.minhash.norm_config))
         n = self.config.n_grams
         h = self.datatrove._hash_func
+        # UTF-8 bytes: what xxhash 3 hashes for a str (datatrove passes str), and all that xxhash 4 takes
         if len(words) >= n:
-            return [h(" ".join(words[i : i + n])) for i in range(len(words) - n + 1)]
-        return [h(" ".join(words))] if words else []
+            return [h(" ".join(words[i : i + n]).encode()) for i in range(len(words) - n + 1)]
+        return [h(" ".join(words).encode())] if words else []
 
     def minhashes(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """(n, bands x rows) minhash signatures of the texts (what datatrove's `get_signature` gives,
