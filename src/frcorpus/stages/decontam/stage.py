@@ -22,6 +22,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from frcorpus.embeddings.models import check_model_option
+from frcorpus.record import record_language
 from frcorpus.stages.base import FilterConfig, Transformer
 from frcorpus.stages.decontam.benchmarks import Benchmark
 from frcorpus.stages.decontam.embedding import (
@@ -126,12 +128,7 @@ class Decontaminate(Transformer):
         def _model_usable(cls, model: str, info: ValidationInfo) -> str:
             if "embedding" not in (info.data.get("methods") or []):
                 return model
-            from frcorpus.embeddings import MissingDependencyError, resolve_model
-
-            try:
-                resolve_model(model)
-            except MissingDependencyError as e:  # a configuration problem, reported with the others
-                raise ValueError(f"the embedding method: {e}") from None
+            check_model_option(model, "the embedding method: ")
             return model
 
         @model_validator(mode="after")
@@ -228,8 +225,6 @@ class Decontaminate(Transformer):
         self, records: list[dict[str, Any]], skip: set[int]
     ) -> dict[int, tuple[str, str, set[tuple[int, str]]]]:
         """Reasons of the records (but those in `skip`) whose prompt texts are close to an item."""
-        from frcorpus.stages.dedup.semantic import record_language
-
         texts: list[str] = []
         owner: list[int] = []
         langs: list[str | None] = []

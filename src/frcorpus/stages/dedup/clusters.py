@@ -90,10 +90,19 @@ def _score(record: dict[str, Any], path: str, stage_id: str) -> float:
     return float("nan") if value is None else float(value)
 
 
+def present_rows(signatures: pa.Array, count: Callable[[str, int], None], key: str) -> np.ndarray:
+    """Rows whose signature is not null; the others (nothing to hash or embed) are kept, counted as `key`."""
+    valid = signatures.is_valid().to_numpy(zero_copy_only=False)
+    rows = np.flatnonzero(valid)
+    if len(rows) < len(valid):
+        count(key, int(len(valid) - len(rows)))
+    return rows
+
+
 def cluster_rejects(
     src: np.ndarray,
     dst: np.ndarray,
-    n: int,
+    rows: np.ndarray,
     rank: np.ndarray,
     ids: list[str],
     reason: str | Callable[[int, int], str],
@@ -101,14 +110,16 @@ def cluster_rejects(
     preferred: np.ndarray | None = None,
     detail: Callable[[int, int], str] | None = None,
 ) -> dict[int, Reject]:
-    """Rejects for the pairs (src[i], dst[i]) among n records in global order: every member of a
+    """Rejects, by table row, for the pairs (src[i], dst[i]) of positions in `rows` (table rows in
+    global order; `rank` and `preferred` are per position, `ids` per table row): every member of a
     cluster but its kept one, with `dup_of=<kept id> cluster=<first id> size=<n>`; cluster sizes go
     to `count` (the stage's counter). The kept record is a `preferred` one if the cluster has any,
-    then the highest `rank`, then the first seen. `reason` and `detail` may depend on the (member,
-    kept) pair."""
+    then the highest `rank`, then the first seen. `reason` and `detail` take the (member, kept)
+    positions."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
+    n = len(rows)
     if n < 2 or len(src) == 0:
         count_clusters(np.zeros(0, dtype=np.int64), count)
         return {}
@@ -127,8 +138,8 @@ def cluster_rejects(
     for j in np.flatnonzero((sizes[labels] > 1) & (position != kept[labels])).tolist():
         label = labels[j]
         k = int(kept[label])
-        text = f"dup_of={ids[k]} cluster={ids[first[label]]} size={sizes[label]}"
-        rejects[j] = Reject(
+        text = f"dup_of={ids[rows[k]]} cluster={ids[rows[first[label]]]} size={sizes[label]}"
+        rejects[int(rows[j])] = Reject(
             reason if isinstance(reason, str) else reason(j, k), f"{text} {detail(j, k)}" if detail else text
         )
     count_clusters(sizes, count)

@@ -34,6 +34,12 @@ def view_turns(turns: list[tuple[str, str]], view: View) -> list[tuple[str, str]
     return [chosen[0] if view == "prompt" else chosen[-1]]
 
 
+def view_text(messages: list[dict[str, str]], view: View) -> str:
+    """The contents of the turns a view looks at, one per line (what the near-duplicate stages compare)."""
+    turns = view_turns([(m["role"], m["content"]) for m in messages], view)
+    return "\n".join(content for _, content in turns)
+
+
 def collapse_ascii_whitespace(text: str) -> str:
     """`" ".join(text.split())` for a text whose only whitespace is ASCII (tab, newline, vertical tab,
     form feed, carriage return, space): C-level replaces instead of one object per word, twice as

@@ -40,8 +40,15 @@ from datatrove.utils.word_tokenizers import WordTokenizer
 from pydantic import Field, model_validator
 
 from frcorpus.stages.base import Reject
-from frcorpus.stages.dedup.clusters import ClusterConfig, NearDuplicateStage, cluster_rejects, keep_ranks, rank_columns
-from frcorpus.stages.dedup.exact import View, view_turns
+from frcorpus.stages.dedup.clusters import (
+    ClusterConfig,
+    NearDuplicateStage,
+    cluster_rejects,
+    keep_ranks,
+    present_rows,
+    rank_columns,
+)
+from frcorpus.stages.dedup.exact import View, view_text
 
 logger = logging.getLogger(__name__)
 
@@ -193,12 +200,8 @@ class MinhashDedup(NearDuplicateStage):
             start = stop
         return out, valid
 
-    def view_text(self, messages: list[dict[str, str]]) -> str:
-        turns = view_turns([(m["role"], m["content"]) for m in messages], self.config.view)
-        return "\n".join(content for _, content in turns)
-
     def signature_records(self, records: list[dict[str, Any]]) -> pa.Array:
-        sigs, valid = self.minhashes([self.view_text(r["messages"]) for r in records])
+        sigs, valid = self.minhashes([view_text(r["messages"], self.config.view) for r in records])
         digests = fold_bands(sigs, self.bands, self.rows)
         bands = pa.FixedSizeListArray.from_arrays(pa.array(digests.reshape(-1), pa.uint64()), self.bands)
         bands = pc.if_else(pa.array(valid), bands, pa.scalar(None, bands.type))
@@ -216,13 +219,10 @@ class MinhashDedup(NearDuplicateStage):
     def decide_table(self, table: pa.Table) -> dict[int, Reject]:
         sig = table["sig"].combine_chunks()
         bands_col = sig.field("bands")
-        valid = bands_col.is_valid().to_numpy(zero_copy_only=False)
-        hashed = np.flatnonzero(valid)
-        if len(hashed) < len(valid):
-            self.count("not_hashed", int(len(valid) - len(hashed)))
+        hashed = present_rows(bands_col, self.count, "not_hashed")
         if len(hashed) < 2:
             return {}
-        digests = bands_col.filter(pa.array(valid)).flatten().to_numpy().reshape(-1, self.bands)
+        digests = bands_col.take(pa.array(hashed)).flatten().to_numpy().reshape(-1, self.bands)
         src, dst = [], []
         for band in range(self.bands):
             column = digests[:, band]
@@ -232,7 +232,4 @@ class MinhashDedup(NearDuplicateStage):
             dst.append(order[:-1][same])
         src, dst = np.concatenate(src), np.concatenate(dst)
         rank = sig.field("rank").to_numpy(zero_copy_only=False)[hashed]
-        ids = table["id"].to_pylist()
-        hashed_ids = [ids[i] for i in hashed.tolist()]
-        found = cluster_rejects(src, dst, len(hashed), rank, hashed_ids, "near_duplicate", self.count)
-        return {int(hashed[j]): reject for j, reject in found.items()}
+        return cluster_rejects(src, dst, hashed, rank, table["id"].to_pylist(), "near_duplicate", self.count)

@@ -30,20 +30,24 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field, field_validator, model_validator
 
+from frcorpus.embeddings.models import REQUIRES, check_model_option
+from frcorpus.record import record_language
 from frcorpus.stages.base import Reject
-from frcorpus.stages.dedup.clusters import ClusterConfig, NearDuplicateStage, cluster_rejects, keep_ranks, rank_columns
-from frcorpus.stages.dedup.exact import View, view_turns
-
-EXTRA_HINT = "pip install 'frcorpus[embeddings]'"
+from frcorpus.stages.dedup.clusters import (
+    ClusterConfig,
+    NearDuplicateStage,
+    cluster_rejects,
+    keep_ranks,
+    present_rows,
+    rank_columns,
+)
+from frcorpus.stages.dedup.exact import View, view_text
 
 
 class SemanticDedup(NearDuplicateStage):
     name: ClassVar[str] = "semantic_dedup"
     family: ClassVar[str] = "dedup"
-    requires: ClassVar[dict[str, str]] = {
-        "scipy": f"{EXTRA_HINT} (or: pip install scipy)",
-        "faiss": f"{EXTRA_HINT} (or: pip install faiss-cpu)",
-    }
+    requires: ClassVar[dict[str, str]] = {m: REQUIRES[m] for m in ("scipy", "faiss")}
     signature_type: ClassVar[pa.DataType] = pa.struct(
         [("vec", pa.list_(pa.float16())), ("rank", pa.float64()), ("lang", pa.string())]
     )
@@ -90,12 +94,7 @@ class SemanticDedup(NearDuplicateStage):
         @field_validator("model")
         @classmethod
         def _model_usable(cls, model: str) -> str:
-            from frcorpus.embeddings import MissingDependencyError, resolve_model
-
-            try:
-                resolve_model(model)
-            except MissingDependencyError as e:  # a configuration problem, reported with the others
-                raise ValueError(str(e)) from None
+            check_model_option(model)
             return model
 
         @model_validator(mode="after")
@@ -139,12 +138,8 @@ class SemanticDedup(NearDuplicateStage):
 
     # ------------------------------------------------------------------ signatures (parallel phase)
 
-    def view_text(self, messages: list[dict[str, str]]) -> str:
-        turns = view_turns([(m["role"], m["content"]) for m in messages], self.config.view)
-        return "\n".join(content for _, content in turns).strip()
-
     def signature_records(self, records: list[dict[str, Any]]) -> pa.Array:
-        texts = [self.view_text(r["messages"]) for r in records]
+        texts = [view_text(r["messages"], self.config.view).strip() for r in records]
         present = [i for i, t in enumerate(texts) if t]
         vectors = self.embedder.embed([texts[i] for i in present]) if present else np.zeros((0, 0), np.float32)
         dim = vectors.shape[1] if len(present) else 0
@@ -173,13 +168,10 @@ class SemanticDedup(NearDuplicateStage):
         cfg = self.config
         sig = table["sig"].combine_chunks()
         vec = sig.field("vec")
-        valid = vec.is_valid().to_numpy(zero_copy_only=False)
-        embedded = np.flatnonzero(valid)
-        if len(embedded) < len(valid):
-            self.count("not_embedded", int(len(valid) - len(embedded)))
+        embedded = present_rows(vec, self.count, "not_embedded")
         if len(embedded) < 2:
             return {}
-        flat = vec.filter(pa.array(valid)).flatten().to_numpy(zero_copy_only=False)
+        flat = vec.take(pa.array(embedded)).flatten().to_numpy(zero_copy_only=False)
         vectors = normalize(flat.astype(np.float32).reshape(len(embedded), -1))
         threshold, cross_threshold = cfg.thresholds()
         lowest = min(threshold, cross_threshold or threshold)
@@ -197,8 +189,6 @@ class SemanticDedup(NearDuplicateStage):
         self.count("cross_lingual_pairs", int((cross & keep_pair).sum()))
         rank = sig.field("rank").to_numpy(zero_copy_only=False)[embedded]
         preferred = (langs == cfg.prefer_language) if cfg.prefer_language else None
-        ids = table["id"].to_pylist()
-        embedded_ids = [ids[e] for e in embedded.tolist()]
 
         def reason(member: int, kept: int) -> str:
             both = langs[member] is not None and langs[kept] is not None
@@ -207,15 +197,5 @@ class SemanticDedup(NearDuplicateStage):
         def detail(member: int, kept: int) -> str:
             return f"cosine={float(vectors[member] @ vectors[kept]):.3f}"
 
-        rejects = cluster_rejects(
-            i, j, len(embedded), rank, embedded_ids, reason, self.count, preferred=preferred, detail=detail
-        )
-        return {int(embedded[m]): r for m, r in rejects.items()}
-
-
-def record_language(record: dict[str, Any]) -> str | None:
-    """The record's language: the `langid` annotation's, else the source's declared one."""
-    summary = record.get("langid")
-    if summary and summary.get("lang") not in (None, "und"):
-        return summary["lang"]
-    return (record.get("source") or {}).get("language")
+        ids = table["id"].to_pylist()
+        return cluster_rejects(i, j, embedded, rank, ids, reason, self.count, preferred=preferred, detail=detail)
