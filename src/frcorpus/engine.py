@@ -1027,3 +1027,23 @@ def load_result(plan: Plan) -> RunResult:
     _, version_dir, manifest = max(candidates, key=lambda c: c[0])
     stats = json.loads((version_dir / "stats.json").read_text())
     return RunResult(version_dir, manifest["version"], stats, manifest["fingerprint"])
+
+
+def generation_estimates(plan: Plan) -> list[tuple[str, dict[str, float]]]:
+    """For `run --dry-run`: what each generating stage (one with an `estimate` method: translate)
+    would cost on the records the sources hold. An upper bound: the stages before it, which may
+    reject records, are not run."""
+    estimating = [
+        (stage_id, stage_cfg)
+        for stage_id, stage_cfg in zip(plan.config.stage_ids(), plan.config.stages, strict=True)
+        if hasattr(REGISTRY[stage_cfg.type], "estimate")
+    ]
+    if not estimating:
+        return []
+    records = [
+        r
+        for i, src in enumerate(plan.sources)
+        for r in SourceReader(src, i).read_files(list(range(len(src.files))), src.config.limit)
+        if r["_reject"] is None
+    ]
+    return [(stage_id, REGISTRY[cfg.type](cfg, stage_id).estimate(records)) for stage_id, cfg in estimating]

@@ -56,12 +56,24 @@ class LangSummary(BaseModel):
 
 
 class Lineage(BaseModel):
+    """Where a translated record comes from (the `translate` stage)."""
+
     model_config = ConfigDict(extra="forbid")
     source_id: str
     source_lang: str
+    target_lang: str = "fr"
     model: str
     model_revision: str | None = None
     prompt_hash: str
+    mode: str = Field("translate", description="translate, or regenerate (assistant turns generated anew)")
+
+
+class Judgement(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    judge: str
+    verdict: bool | None = None
+    score: float | None = None
+    justification: str = ""
 
 
 class Record(BaseModel):
@@ -73,6 +85,8 @@ class Record(BaseModel):
     langid: LangSummary | None = None
     scores: dict[str, float] = Field(default_factory=dict)
     lineage: Lineage | None = None
+    original_messages: list[Message] | None = Field(None, description="the source conversation of a translation")
+    judgements: list[Judgement] | None = None
 
 
 MESSAGE_TYPE = pa.struct([("role", pa.string()), ("content", pa.string())])
@@ -115,11 +129,28 @@ def rejects_schema(annotation_fields: list[tuple[str, pa.DataType]]) -> pa.Schem
 
 
 def record_language(record: dict[str, Any]) -> str | None:
-    """The record's language: the `langid` annotation's, else the source's declared one."""
+    """The record's language: the `langid` annotation's, else a translation's target, else the source's
+    declared one."""
     summary = record.get("langid")
     if summary and summary.get("lang") not in (None, "und"):
         return summary["lang"]
+    lineage = record.get("lineage")
+    if lineage and lineage.get("target_lang"):
+        return lineage["target_lang"]
     return (record.get("source") or {}).get("language")
+
+
+#: the `scores` annotation: one float per scoring stage, keyed by its name (quality_classifier, llm_judge)
+SCORES_TYPE = pa.map_(pa.string(), pa.float32())
+
+
+def record_scores(record: dict[str, Any]) -> dict[str, float]:
+    """The record's `scores` annotation as a dict (empty when there is none). A stage writes a dict;
+    a record read back from Arrow holds a map column as a list of (key, value) tuples."""
+    scores = record.get("scores")
+    if not scores:
+        return {}
+    return dict(scores.items() if isinstance(scores, dict) else scores)
 
 
 def new_record(

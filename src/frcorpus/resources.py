@@ -1,6 +1,6 @@
-"""Locate the user-editable resources (`filters/`, `cards/`) and the bundled samples.
+"""Locate the user-editable resources (`filters/`, `cards/`, `prompts/`) and the bundled samples.
 
-In a wheel they live inside the package (`frcorpus/filters`, `frcorpus/cards`, see the
+In a wheel they live inside the package (`frcorpus/filters`, `frcorpus/cards`, `frcorpus/prompts`, see the
 force-include in pyproject.toml); in a source checkout or an editable install they are the
 top-level folders of the repository.
 """
@@ -17,7 +17,7 @@ SAMPLE_SCHEME = "frcorpus://"
 
 
 def resource_dir(name: str) -> Path:
-    """Return the folder `filters` or `cards`, from the wheel or from the checkout."""
+    """Return the folder `filters`, `cards` or `prompts`, from the wheel or from the checkout."""
     for candidate in (PACKAGE_DIR / name, PACKAGE_DIR.parents[1] / name):
         if candidate.is_dir():
             return candidate

@@ -9,7 +9,9 @@ from frcorpus.stages.fix_text import FixText
 from frcorpus.stages.heuristics import Heuristics, Length
 from frcorpus.stages.langid import LangId
 from frcorpus.stages.normalize import Normalize
+from frcorpus.stages.quality import LlmJudge, QualityClassifier
 from frcorpus.stages.select import Select
+from frcorpus.stages.translate import Translate
 
 
 def build_registry(classes: list[type[Stage]]) -> dict[str, type[Stage]]:
@@ -36,6 +38,9 @@ REGISTRY: dict[str, type[Stage]] = build_registry(
         ExactDedup,
         MinhashDedup,
         SemanticDedup,
+        Translate,
+        LlmJudge,
+        QualityClassifier,
         Select,
     ]
 )

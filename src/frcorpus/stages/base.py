@@ -109,6 +109,12 @@ class Stage(ABC):
         self.id = stage_id
         self.stats = StageStats()
 
+    @classmethod
+    def requirements(cls, config: StageConfig) -> dict[str, str]:
+        """Optional modules this configuration of the stage imports (module -> install hint); the class's
+        `requires` unless the config chooses among backends."""
+        return cls.requires
+
     def setup(self) -> None:  # noqa: B027 - an optional hook, not an abstract method
         """Load models, open clients: called once per worker, never in __init__."""
 

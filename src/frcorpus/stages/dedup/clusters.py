@@ -2,8 +2,9 @@
 
 Clusters are connected components of the duplicate pairs (scipy). The kept record of a cluster
 follows `keep`: `first` (global order), `longest_answer` (the last assistant turn), `score` (a
-numeric annotation named by a dotted path, e.g. `langid.keep_share`; missing values lose, ties go to
-the first seen) or `source_priority`. The cluster id is the id of its first-seen member.
+numeric annotation named by a dotted path, e.g. `langid.keep_share` or `scores.quality`; missing
+values lose, ties go to the first seen) or `source_priority`. The cluster id is the id of its
+first-seen member.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field, model_validator
 
+from frcorpus.record import record_scores
 from frcorpus.stages.base import GlobalStage, Reject, SignatureItem, StageConfig
 
 SIZE_BUCKETS = ((2, "2"), (3, "3"), (4, "4"), (5, "5"), (10, "6-10"), (100, "11-100"))
@@ -86,6 +88,10 @@ def _score(record: dict[str, Any], path: str, stage_id: str) -> float:
                 f"(they have: {', '.join(sorted(k for k in record if not k.startswith('_')))}); "
                 "put the stage that writes it before this one"
             )
+        if i == 0 and key == "scores":
+            # a map: its keys are stage ids or names, which may hold dots (`scores.judge.v2`)
+            value = record_scores(record).get(path.removeprefix("scores."))
+            break
         value = value.get(key) if isinstance(value, dict) else None
     return float("nan") if value is None else float(value)
 

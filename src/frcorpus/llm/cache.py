@@ -1,0 +1,145 @@
+"""Generations kept on disk, so that a re-run or a resumed run never generates the same thing twice.
+
+One SQLite file (`$FRCORPUS_CACHE_DIR/generations.sqlite` by default) in WAL mode with a busy timeout:
+the worker processes of a run (and several runs) read and write it at once. WAL needs a local file
+system (not NFS or Lustre): on a cluster, point FRCORPUS_CACHE_DIR at node-local disk.
+
+A key covers everything that decides the text: the model and its revision, the prompt templates, the
+sampling parameters of the attempt, the messages, the constraint and the attempt. Failed generations
+are never stored (the next run tries them again).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from frcorpus.embeddings.cache import cache_root
+from frcorpus.llm.base import ChatRequest, Generation, SamplingConfig
+
+logger = logging.getLogger(__name__)
+
+CACHE_FILE = "generations.sqlite"
+BUSY_TIMEOUT_MS = 60_000  # a writer waits this long for another process's transaction
+CHUNK = 500  # keys per SELECT (SQLite limits the number of bound parameters)
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS generations (
+    key TEXT PRIMARY KEY,
+    text TEXT NOT NULL,
+    finish_reason TEXT NOT NULL,
+    prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    created REAL NOT NULL
+) WITHOUT ROWID
+"""
+
+
+def cache_key(
+    model_id: str,
+    revision: str | None,
+    template_hash: str,
+    sampling: SamplingConfig,
+    request: ChatRequest,
+    *,
+    constrained: bool = True,
+) -> str:
+    """sha256 of the canonical JSON of what decides a generation. `constrained` is whether the backend
+    enforces `choices`/`json_schema` (structured_output auto) or only the caller parses (parse): the
+    two give different texts for the same request."""
+    payload = {
+        "model": model_id,
+        "revision": revision,
+        "template": template_hash,
+        "sampling": sampling.for_attempt(request.attempt).cache_dict(),
+        "messages": [list(m) for m in request.messages],
+        "choices": list(request.choices) if request.choices is not None else None,
+        "json_schema": request.json_schema,
+        "attempt": request.attempt,
+    }
+    if request.choices is not None or request.json_schema is not None:
+        payload["constrained"] = constrained
+    text = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class GenerationCache:
+    """key -> Generation in SQLite. One connection per thread and process (sqlite3 connections are not
+    shared across threads, and must not cross a fork)."""
+
+    def __init__(self, path: Path | str | None = None):
+        self.path = Path(path) if path is not None else cache_root() / CACHE_FILE
+        self._local = threading.local()
+
+    def __getstate__(self) -> dict:
+        return {"path": self.path}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["path"])
+
+    def _connection(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and self._local.pid == os.getpid():
+            return conn
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if mode.lower() != "wal":
+            logger.warning(
+                "generation cache %s: journal mode %s, not WAL (concurrent writers will wait)", self.path, mode
+            )
+        conn.execute("PRAGMA synchronous = NORMAL")  # durable enough in WAL mode: a crash loses at most a cache write
+        conn.execute(SCHEMA)
+        self._local.conn, self._local.pid = conn, os.getpid()
+        return conn
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, Generation]:
+        unique = list(dict.fromkeys(keys))
+        found: dict[str, Generation] = {}
+        conn = self._connection()
+        for start in range(0, len(unique), CHUNK):
+            chunk = unique[start : start + CHUNK]
+            rows = conn.execute(
+                "SELECT key, text, finish_reason, prompt_tokens, completion_tokens FROM generations "
+                f"WHERE key IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+            for key, text, finish, prompt_tokens, completion_tokens in rows:
+                found[key] = Generation(text, finish, prompt_tokens, completion_tokens)
+        return found
+
+    def put_many(self, items: Iterable[tuple[str, Generation]]) -> int:
+        """Store the generations that did not fail; returns how many were stored."""
+        now = time.time()
+        rows = [
+            (key, g.text, g.finish_reason, g.prompt_tokens, g.completion_tokens, now)
+            for key, g in items
+            if g.error is None and g.finish_reason != "error"
+        ]
+        if not rows:
+            return 0
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")  # take the write lock now, so that the busy timeout applies to it
+        try:
+            conn.executemany("INSERT OR REPLACE INTO generations VALUES (?, ?, ?, ?, ?, ?)", rows)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return len(rows)
+
+    def __len__(self) -> int:
+        return self._connection().execute("SELECT COUNT(*) FROM generations").fetchone()[0]
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and self._local.pid == os.getpid():
+            conn.close()
+        self._local = threading.local()

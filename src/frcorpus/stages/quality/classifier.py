@@ -1,0 +1,143 @@
+"""`quality_classifier`: scores records with a head trained on an LLM judge's verdicts (FineWeb-Edu).
+
+The FineWeb-Edu recipe for SFT data: an LLM judges a sample, `frcorpus train-scorer` fits a small
+head (logistic regression or MLP) on embeddings of the judged records, and this stage scores every
+record with it: the scorer's view of the record (prompt, last answer or conversation) is embedded
+with the scorer's embedding model, through the on-disk cache that semantic_dedup shares (a record
+both stages embed is computed once), and the head's numpy forward pass gives the score: P(True) for
+a boolean verdict, the expected value for a 1-5 score, P(positive) for string labels. The score goes
+into the record's `scores` map under `name` (default: the stage id); below `min_score` the record is
+rejected as `quality_classifier.low_score` with `score=<x> min=<y>`, unless `annotate_only`.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import pyarrow as pa
+from pydantic import Field, ValidationInfo, field_validator
+
+from frcorpus.embeddings.models import check_model_option
+from frcorpus.record import SCORES_TYPE, record_scores
+from frcorpus.scorer import HEAD_FILE, SCORER_FILE, load_scorer, read_scorer_meta
+from frcorpus.stages.base import FilterConfig, Transformer
+from frcorpus.stages.dedup.exact import view_text
+
+logger = logging.getLogger(__name__)
+
+BUCKETS = 5  # histogram of the scores in stats.json: `score_bucket.<low>-<high>`
+
+
+def bucket_edges(low: float, high: float) -> np.ndarray:
+    """Five equal buckets over the score range (0-1: 0.0-0.2 ...), unit buckets for a 1-5 style range."""
+    span = high - low
+    if float(low).is_integer() and float(high).is_integer() and 3 <= span <= 10:
+        return np.arange(low, high + 1, dtype=np.float64)
+    return np.linspace(low, high, BUCKETS + 1)
+
+
+def bucket_names(edges: np.ndarray) -> list[str]:
+    return [f"score_bucket.{a:.1f}-{b:.1f}" for a, b in zip(edges[:-1], edges[1:], strict=True)]
+
+
+class QualityClassifier(Transformer):
+    name: ClassVar[str] = "quality_classifier"
+    family: ClassVar[str] = "quality"
+    # the scorer's embedding model brings its own packages: checked by the `scorer` validator (with
+    # the install hint), as semantic_dedup checks `model`; scoring itself is numpy
+    requires: ClassVar[dict[str, str]] = {}
+    annotations: ClassVar[list[tuple[str, pa.DataType]]] = [("scores", SCORES_TYPE)]
+
+    class Config(FilterConfig):
+        type: Literal["quality_classifier"]
+        scorer: str = Field(description="folder written by `frcorpus train-scorer` (scorer.json + head.npz)")
+        min_score: float | None = Field(
+            None, description="reject records scored below this (default: none; the score is only annotated)"
+        )
+        name: str | None = Field(
+            None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="key under `scores` (default: the stage id)"
+        )
+        device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when there is one")
+        batch_size: int | None = Field(None, ge=1, le=65536, description="texts per batch (default: the model's)")
+
+        @field_validator("scorer")
+        @classmethod
+        def _scorer_usable(cls, scorer: str) -> str:
+            meta = read_scorer_meta(Path(scorer).expanduser())
+            check_model_option(meta["embedding"]["model"], prefix=f"scorer {scorer}: ")
+            return scorer
+
+        @field_validator("min_score")
+        @classmethod
+        def _in_score_range(cls, min_score: float | None, info: ValidationInfo) -> float | None:
+            scorer = info.data.get("scorer")
+            if min_score is None or scorer is None:
+                return min_score
+            meta = read_scorer_meta(Path(scorer).expanduser())
+            low, high = meta["score_range"]
+            if not low <= min_score <= high:
+                raise ValueError(
+                    f"min_score {min_score:g} is outside the scores of {scorer} ({meta['label']['score']} of "
+                    f"`{meta['label']['path']}`, from {low:g} to {high:g})"
+                )
+            return min_score
+
+    def __init__(self, config, stage_id):
+        super().__init__(config, stage_id)
+        # absolute here, in the process that read the pipeline: workers may start elsewhere
+        self.path = Path(config.scorer).expanduser().absolute()
+        self.key = config.name or stage_id
+        self.scorer = None
+        self.embedder = None
+        self.edges = None
+
+    def input_files(self) -> list[Path]:
+        return [self.path / SCORER_FILE, self.path / HEAD_FILE]
+
+    def setup(self) -> None:
+        if self.scorer is not None:
+            return
+        self.scorer = load_scorer(self.path)
+        # the model itself is loaded on the first text that is not in the cache
+        self.embedder = self.scorer.embedder(device=self.config.device, batch_size=self.config.batch_size)
+        trained = self.scorer.meta["embedding"].get("key")
+        if trained and trained != self.embedder.model_key:
+            logger.warning(
+                "%s: the scorer %s was trained on embeddings of %s, this machine's %s is %s: scores may drift",
+                self.id,
+                self.path,
+                trained,
+                self.scorer.embedding_model,
+                self.embedder.model_key,
+            )
+        self.edges = bucket_edges(*self.scorer.score_range)
+        self.buckets = bucket_names(self.edges)
+
+    def process(self, records: list[dict[str, Any]]) -> None:
+        cfg = self.config
+        texts = [view_text(r["messages"], self.scorer.view).strip() for r in records]
+        present = [i for i, t in enumerate(texts) if t]
+        if len(present) < len(records):
+            self.count("not_scored", len(records) - len(present))  # nothing in the view: kept as is
+        if not present:
+            return
+        # rounded to float32 first: the decision is taken on the value the `scores` map stores
+        scores = self.scorer.score(self.embedder.embed([texts[i] for i in present])).astype(np.float32)
+        slots = np.clip(np.searchsorted(self.edges, scores, side="right") - 1, 0, len(self.buckets) - 1)
+        for i, score, slot in zip(present, scores.tolist(), slots.tolist(), strict=True):
+            record = records[i]
+            record["scores"] = {**record_scores(record), self.key: score}
+            self.count("scored")
+            self.count(self.buckets[slot])
+            if cfg.min_score is None or score >= cfg.min_score:
+                continue
+            if cfg.annotate_only:
+                self.count(f"would_reject.{self.name}.low_score")
+                continue
+            shown = f"{score:.2f}"
+            if float(shown) >= cfg.min_score:  # 0.4996 must not read as 0.50 against min 0.5
+                shown = f"{score:.4f}"
+            self.reject(record, "low_score", f"score={shown} min={cfg.min_score:g}")

@@ -1,0 +1,233 @@
+"""`llm_judge`: an LLM grades each record with a prompt template (prompts/judge/), either a True/False
+verdict (Luth-SFT's filters: French only, an instruction-type prompt, grammar) or a 1-5 score (a
+French rubric), with a short justification.
+
+The judge is asked for a JSON object. Where the backend can constrain its output (an OpenAI-compatible
+server, vLLM) it is held to the JSON schema; other answers are parsed leniently (`parse_judgement`),
+and an answer that still cannot be read is a reason (`llm_judge.parse_error`), not a crash.
+Every judgement is kept on the record (`judgements`), scores also under `scores[<name>]`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import pyarrow as pa
+from pydantic import Field, model_validator
+
+from frcorpus.llm.base import ChatRequest, LLMConfig, SamplingConfig
+from frcorpus.llm.prompts import PromptError, PromptTemplate, load_prompt
+from frcorpus.record import SCORES_TYPE, record_scores
+from frcorpus.stages.base import FilterConfig, Transformer
+from frcorpus.stages.llm_support import LLMStageConfigMixin, LLMStageMixin
+
+JUDGEMENT = pa.struct(
+    [("judge", pa.string()), ("verdict", pa.bool_()), ("score", pa.float32()), ("justification", pa.string())]
+)
+ROLE_NAMES = {"system": "Système", "user": "Utilisateur", "assistant": "Assistant"}
+TRUE_WORDS = {"true", "vrai", "oui", "yes"}
+FALSE_WORDS = {"false", "faux", "non", "no"}
+VERDICT_WORD = re.compile(r"\b(true|false|vrai|faux|oui|non|yes|no)\b", re.I)
+SCORE_PATTERN = re.compile(r"(?:score|note)\W{0,3}(\d+(?:[.,]\d+)?)|\b(\d+(?:[.,]\d+)?)\s*/\s*\d+\b", re.I)
+JSON_OBJECT = re.compile(r"\{.*\}", re.S)
+JUSTIFICATION_CHARS = 500
+
+
+@dataclass
+class Judgement:
+    verdict: bool | None
+    score: float | None
+    justification: str
+
+
+class ParseError(ValueError):
+    pass
+
+
+def judgement_schema(kind: str, scale: tuple[int, int]) -> dict[str, Any]:
+    answer = {"type": "boolean"} if kind == "verdict" else {"type": "integer", "minimum": scale[0], "maximum": scale[1]}
+    key = "verdict" if kind == "verdict" else "score"
+    return {
+        "type": "object",
+        "properties": {"justification": {"type": "string", "maxLength": 400}, key: answer},
+        "required": ["justification", key],
+        "additionalProperties": False,
+    }
+
+
+def parse_judgement(text: str, kind: str, scale: tuple[int, int]) -> Judgement:
+    """A JSON object when there is one; else the first verdict word or `score: n` / `n/5` in the text."""
+    text = text.strip()
+    found = JSON_OBJECT.search(text)
+    if found:
+        try:
+            data = json.loads(found.group(0))
+        except json.JSONDecodeError:
+            data = None
+        if isinstance(data, dict):
+            return _from_json(data, kind, scale, text)
+    return _from_words(text, kind, scale)
+
+
+def _from_json(data: dict[str, Any], kind: str, scale: tuple[int, int], text: str) -> Judgement:
+    justification = str(data.get("justification", ""))[:JUSTIFICATION_CHARS]
+    if kind == "verdict":
+        value = data.get("verdict")
+        if isinstance(value, str) and value.strip().lower() in TRUE_WORDS | FALSE_WORDS:
+            value = value.strip().lower() in TRUE_WORDS
+        if not isinstance(value, bool):
+            raise ParseError(f"no boolean `verdict` in the JSON answer: {_short(text)}")
+        return Judgement(value, None, justification)
+    value = data.get("score")
+    try:
+        score = float(str(value).replace(",", "."))
+    except ValueError:
+        raise ParseError(f"no numeric `score` in the JSON answer: {_short(text)}") from None
+    return Judgement(None, _in_scale(score, scale, text), justification)
+
+
+def _from_words(text: str, kind: str, scale: tuple[int, int]) -> Judgement:
+    if kind == "verdict":
+        words = {w.lower() for w in VERDICT_WORD.findall(text)}
+        says_true, says_false = bool(words & TRUE_WORDS), bool(words & FALSE_WORDS)
+        if says_true == says_false:  # neither, or both: no verdict to trust
+            raise ParseError(f"no verdict in the answer: {_short(text)}")
+        return Judgement(says_true, None, text[:JUSTIFICATION_CHARS])
+    found = SCORE_PATTERN.search(text)
+    if not found:
+        bare = re.fullmatch(r"\s*(\d+(?:[.,]\d+)?)\s*\.?\s*", text)
+        if not bare:
+            raise ParseError(f"no score in the answer: {_short(text)}")
+        value = bare.group(1)
+    else:
+        value = found.group(1) or found.group(2)
+    return Judgement(None, _in_scale(float(value.replace(",", ".")), scale, text), text[:JUSTIFICATION_CHARS])
+
+
+def _in_scale(score: float, scale: tuple[int, int], text: str) -> float:
+    if not scale[0] <= score <= scale[1]:
+        raise ParseError(f"score {score:g} outside the scale {scale[0]}-{scale[1]}: {_short(text)}")
+    return score
+
+
+def _short(text: str, n: int = 80) -> str:
+    text = " ".join(text.split())
+    return repr(text if len(text) <= n else text[:n] + "…")
+
+
+def render_conversation(messages: list[dict[str, str]]) -> str:
+    return "\n\n".join(f"{ROLE_NAMES.get(m['role'], m['role'])} : {m['content']}" for m in messages)
+
+
+class LlmJudge(LLMStageMixin, Transformer):
+    name: ClassVar[str] = "llm_judge"
+    family: ClassVar[str] = "quality"
+    annotations: ClassVar[list[tuple[str, pa.DataType]]] = [
+        ("judgements", pa.list_(JUDGEMENT)),
+        ("scores", SCORES_TYPE),
+    ]
+
+    class Config(LLMStageConfigMixin, FilterConfig):
+        type: Literal["llm_judge"]
+        llm: LLMConfig = Field(description="the backend and model that judge")
+        sampling: SamplingConfig = Field(default_factory=lambda: SamplingConfig(max_tokens=256))
+        prompt: str = Field(
+            description="a preset of prompts/judge/ (luth_french_only, luth_instruction, luth_grammar, fr_quality) "
+            "or a YAML file path"
+        )
+        name: str | None = Field(None, description="the judge's name in `judgements` and `scores` (default: stage id)")
+        min_score: float | None = Field(
+            None, description="score judges: reject below this (default: the middle of the scale)"
+        )
+        on_parse_error: Literal["reject", "keep"] = Field(
+            "reject", description="an answer that cannot be read: reject the record, or keep it unjudged"
+        )
+
+        @model_validator(mode="after")
+        def _prompt_fits(self):
+            try:
+                prompt = load_prompt("judge", self.prompt, required=("user",))
+            except PromptError as e:
+                raise ValueError(str(e)) from None
+            kind = prompt.data.get("kind")
+            if kind not in ("verdict", "score"):
+                raise ValueError(f"prompt {prompt.path}: `kind` must be verdict or score, not {kind!r}")
+            if kind == "verdict" and self.min_score is not None:
+                raise ValueError(f"min_score applies to score judges; {self.prompt} gives a True/False verdict")
+            return self
+
+    def __init__(self, config: Config, stage_id: str):
+        super().__init__(config, stage_id)
+        self.prompt: PromptTemplate = load_prompt("judge", config.prompt, required=("user",))
+        self.kind: str = self.prompt.data["kind"]
+        low, high = self.prompt.data.get("scale", [1, 5])
+        self.scale = (int(low), int(high))
+        self.min_score = config.min_score if config.min_score is not None else (low + high) / 2
+        self.judge_name = config.name or stage_id
+        self.schema = judgement_schema(self.kind, self.scale)
+
+    def setup(self) -> None:
+        self.setup_llm()
+
+    def request(self, record: dict[str, Any]) -> ChatRequest:
+        messages = record["messages"]
+        variables = {
+            "messages": messages,
+            "conversation": render_conversation(messages),
+            "prompt": next((m["content"] for m in messages if m["role"] == "user"), ""),
+            "answer": next((m["content"] for m in reversed(messages) if m["role"] == "assistant"), ""),
+        }
+        turns = [("user", self.prompt.render("user", **variables))]
+        if self.prompt.has("system"):
+            turns.insert(0, ("system", self.prompt.render("system", **variables)))
+        constrain = self.config.llm.structured_output == "auto" and self.generator.backend.supports_json_schema
+        return ChatRequest.of(turns, json_schema=self.schema if constrain else None)
+
+    def process(self, records: list[dict[str, Any]]) -> None:
+        gens = self.generate([self.request(r) for r in records], self.config.sampling, self.prompt.hash, "judge")
+        for record, gen in zip(records, gens, strict=True):
+            if gen.error is not None:
+                self.reject(record, "backend_error", gen.error)
+                continue
+            try:
+                judgement = parse_judgement(gen.text, self.kind, self.scale)
+            except ParseError as e:
+                self.count("parse_errors")
+                if self.config.on_parse_error == "reject" and not self.config.annotate_only:
+                    self.reject(record, "parse_error", f"{self.judge_name}: {e}")
+                continue
+            self._annotate(record, judgement)
+            reason = self._verdict(judgement)
+            if reason is None:
+                continue
+            if self.config.annotate_only:
+                self.count(f"would_reject.{reason[0]}")
+            else:
+                self.reject(record, *reason)
+
+    def _annotate(self, record: dict[str, Any], judgement: Judgement) -> None:
+        record["judgements"] = [
+            *(record.get("judgements") or []),
+            {
+                "judge": self.judge_name,
+                "verdict": judgement.verdict,
+                "score": judgement.score,
+                "justification": judgement.justification,
+            },
+        ]
+        if judgement.score is not None:
+            scores = record_scores(record)
+            scores[self.judge_name] = judgement.score
+            record["scores"] = scores
+        key = f"verdict.{judgement.verdict}" if judgement.verdict is not None else f"score.{judgement.score:g}"
+        self.count(key)
+
+    def _verdict(self, judgement: Judgement) -> tuple[str, str] | None:
+        if judgement.verdict is False:
+            return "verdict_false", f"{self.judge_name}: {judgement.justification[:200]}"
+        if judgement.score is not None and judgement.score < self.min_score:
+            return "low_score", f"{self.judge_name}: score={judgement.score:g} min={self.min_score:g}"
+        return None

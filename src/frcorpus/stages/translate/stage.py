@@ -1,0 +1,295 @@
+"""`translate`: English conversations into French with an LLM, chat-aware.
+
+Two modes:
+- `translate`: every turn is translated, with the preceding turns (in the source language) as
+  context. All turns of a batch go to the backend together, so a GPU engine sees one large batch.
+- `regenerate` (the Luth-SFT recipe): system and user turns are translated, then the assistant turns
+  are generated anew in French by the same model, turn by turn (turn k of every conversation of
+  the batch in one call, since it depends on the turns before it).
+
+Code blocks, inline code, LaTeX, URLs and placeholders are masked before translation and restored
+after (`masking`); each output then goes through the quality gates (`gates`): French, length ratio,
+segments and markdown structure preserved, no English left over, no translator preamble, and
+optionally one tu/vous register per conversation. A turn that fails is asked again (another seed, a
+warmer temperature) up to `max_retries` times; a conversation with a turn that still fails is
+rejected with that gate's reason (`translate.not_french`, ...) and keeps its original messages in
+rejects/. Records not in a `source_languages` language pass through unchanged.
+
+A translated record gets a new id (`<id>-fr`), `lineage` (source id and language, model, revision,
+prompt hash, mode) and, with `keep_original`, its source conversation in `original_messages`.
+Every generation goes through the SQLite cache: a re-run generates nothing it already has.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import pyarrow as pa
+from pydantic import Field, field_validator
+
+from frcorpus.llm.base import ChatRequest, Generation, LLMConfig, SamplingConfig
+from frcorpus.llm.prompts import PromptError, load_prompt
+from frcorpus.record import MESSAGE_TYPE, record_language
+from frcorpus.stages.base import StageConfig, Transformer
+from frcorpus.stages.langid import iso_code
+from frcorpus.stages.llm_support import LLMStageConfigMixin, LLMStageMixin
+from frcorpus.stages.translate.gates import GateFailure, GatesConfig, TranslationGates
+from frcorpus.stages.translate.masking import Masked, mask, restore
+
+LINEAGE = pa.struct(
+    [
+        ("source_id", pa.string()),
+        ("source_lang", pa.string()),
+        ("target_lang", pa.string()),
+        ("model", pa.string()),
+        ("model_revision", pa.string()),
+        ("prompt_hash", pa.string()),
+        ("mode", pa.string()),
+    ]
+)
+TARGET_LANG = "fr"
+ID_SUFFIX = "-fr"
+# French takes ~1.2 times the characters of the English it translates (gates.py measures it); with
+# ~3.5 characters a token for French under most tokenizers this gives the dry-run's token estimate
+FRENCH_CHARS_PER_TOKEN = 3.5
+FRENCH_EXPANSION = 1.2
+
+
+@dataclass
+class TurnJob:
+    """One turn to produce: translated from `source`, or regenerated (source None)."""
+
+    record: int
+    turn: int
+    role: str
+    source: str | None
+    masked: Masked | None = None
+    prompt: str | None = None  # for a regenerated answer: the user turn it answers
+    output: str | None = None
+    failure: GateFailure | None = None
+    attempts: int = 0
+
+
+class Translate(LLMStageMixin, Transformer):
+    name: ClassVar[str] = "translate"
+    family: ClassVar[str] = "translate"
+    requires: ClassVar[dict[str, str]] = {"fasttext": "pip install fasttext-numpy2-wheel"}
+    annotations: ClassVar[list[tuple[str, pa.DataType]]] = [
+        ("lineage", LINEAGE),
+        ("original_messages", pa.list_(MESSAGE_TYPE)),
+    ]
+
+    class Config(LLMStageConfigMixin, StageConfig):
+        type: Literal["translate"]
+        llm: LLMConfig = Field(description="the backend and model that translate (and regenerate)")
+        sampling: SamplingConfig = Field(default_factory=lambda: SamplingConfig(max_tokens=2048))
+        mode: Literal["translate", "regenerate"] = Field(
+            "translate",
+            description="translate: every turn; regenerate: translate system and user turns, then generate the "
+            "assistant turns anew in French (Luth-SFT)",
+        )
+        source_languages: list[str] = Field(
+            default_factory=lambda: ["en"],
+            min_length=1,
+            description="records in these languages are translated (the langid annotation, else the source's "
+            "`language`); others pass through unchanged",
+        )
+        prompt: str = Field("default", description="a preset of prompts/translate/ or a YAML file path")
+        context_turns: int = Field(2, ge=0, description="preceding turns given as context to each translation")
+        max_retries: int = Field(2, ge=0, description="new attempts for a turn that fails a gate")
+        gates: GatesConfig = Field(default_factory=GatesConfig, description="quality gates on every output")
+        langid_model: str | None = Field(None, description="fastText model of the language gates (default: lid.176)")
+        keep_original: bool = Field(True, description="keep the source conversation in `original_messages`")
+        throughput_tokens_per_s: float = Field(
+            2500.0,
+            gt=0,
+            description="generated tokens per second of the backend, for `frcorpus run --dry-run`'s estimate "
+            "(2500: vLLM, a 30B-class model on one H100; measure yours)",
+        )
+
+        @field_validator("source_languages")
+        @classmethod
+        def _codes(cls, langs: list[str]) -> list[str]:
+            return [iso_code(x) for x in langs]
+
+        @field_validator("prompt")
+        @classmethod
+        def _prompt_exists(cls, prompt: str) -> str:
+            try:
+                load_prompt("translate", prompt, required=("system", "user"))
+            except PromptError as e:
+                raise ValueError(str(e)) from None
+            return prompt
+
+    def __init__(self, config: Config, stage_id: str):
+        super().__init__(config, stage_id)
+        self.prompt = load_prompt("translate", config.prompt, required=("system", "user"))
+        if config.mode == "regenerate" and not self.prompt.has("regenerate_system"):
+            raise ValueError(f"translate: mode regenerate needs `regenerate_system` in {self.prompt.path}")
+        self.gates = TranslationGates(config.gates, config.langid_model)
+        self.sources = set(config.source_languages)
+        self.marker = mask("`x`").text.strip()  # what a masked segment looks like, for the prompt
+
+    def setup(self) -> None:
+        self.gates.setup()
+        self.setup_llm()
+
+    # -- requests ------------------------------------------------------------------------------
+
+    def _translation_request(self, messages: list[dict[str, str]], job: TurnJob) -> ChatRequest:
+        context = messages[max(0, job.turn - self.config.context_turns) : job.turn]
+        user = self.prompt.render("user", text=job.masked.text, role=job.role, context=context, marker=self.marker)
+        system = self.prompt.render("system", marker=self.marker)
+        return ChatRequest.of([("system", system), ("user", user)], attempt=job.attempts)
+
+    def _regeneration_request(self, done: list[dict[str, str]], job: TurnJob) -> ChatRequest:
+        instruction = self.prompt.render("regenerate_system", marker=self.marker)
+        conversation = [(m["role"], m["content"]) for m in done[: job.turn]]
+        if conversation and conversation[0][0] == "system":
+            conversation[0] = ("system", f"{conversation[0][1]}\n\n{instruction}")
+        else:
+            conversation.insert(0, ("system", instruction))
+        return ChatRequest.of(conversation, attempt=job.attempts)
+
+    # -- one round of generation with retries --------------------------------------------------
+
+    def _run_jobs(self, jobs: list[TurnJob], build, what: str) -> None:
+        """Generate every job, gate it, ask again for those that fail; a job ends with `output` or
+        with its last `failure`."""
+        pending = jobs
+        for attempt in range(self.config.max_retries + 1):
+            if not pending:
+                return
+            if attempt:
+                self.count("retries", len(pending))
+            for job in pending:
+                job.attempts = attempt
+            gens = self.generate(
+                [build(job) for job in pending], self.config.sampling.for_attempt(attempt), self.prompt.hash, what
+            )
+            failed = []
+            for job, gen in zip(pending, gens, strict=True):
+                job.failure = self._check(job, gen)
+                if job.failure is None:
+                    continue
+                self.count(f"gate.{job.failure.gate}")
+                if job.failure.gate != "backend_error":  # the backend retried already
+                    failed.append(job)
+            pending = failed
+
+    def _check(self, job: TurnJob, gen: Generation) -> GateFailure | None:
+        if gen.error is not None:
+            return GateFailure("backend_error", gen.error)
+        if gen.finish_reason == "length":
+            return GateFailure("truncated", f"stopped at max_tokens={self.config.sampling.max_tokens}")
+        if job.source is None:  # a regenerated answer: language, leftovers and preambles only
+            failure = self.gates.check_answer(gen.text, job.prompt)
+            job.output = gen.text.strip() if failure is None else None
+            return failure
+        restored = restore(gen.text.strip(), job.masked)
+        failure = self.gates.check(job.source, restored.text, job.masked, restored.problems)
+        job.output = restored.text if failure is None else None
+        return failure
+
+    # -- the stage -----------------------------------------------------------------------------
+
+    def process(self, records: list[dict[str, Any]]) -> None:
+        chosen = [r for r in records if record_language(r) in self.sources]
+        self.count("passed_through", len(records) - len(chosen))
+        if not chosen:
+            return
+        regenerate = self.config.mode == "regenerate"
+        outputs: list[list[dict[str, str]]] = [[dict(m) for m in r["messages"]] for r in chosen]
+        jobs = [
+            TurnJob(i, t, m["role"], m["content"], mask(m["content"]))
+            for i, r in enumerate(chosen)
+            for t, m in enumerate(r["messages"])
+            if not (regenerate and m["role"] == "assistant")
+        ]
+        self._run_jobs(jobs, lambda j: self._translation_request(chosen[j.record]["messages"], j), "translate")
+        failed: dict[int, TurnJob] = {}
+        for job in jobs:
+            if job.output is None:
+                failed.setdefault(job.record, job)
+            else:
+                outputs[job.record][job.turn]["content"] = job.output
+        self.count("turns_translated", sum(j.output is not None for j in jobs))
+        if regenerate:
+            self._regenerate(chosen, outputs, failed)
+        for i, record in enumerate(chosen):
+            job = failed.get(i)
+            if job is None and self.config.gates.register:
+                answers = [m["content"] for m in outputs[i] if m["role"] == "assistant"]
+                if (mixed := self.gates.check_register(answers)) is not None:
+                    job = TurnJob(i, -1, "assistant", None, failure=mixed)
+            if job is not None:
+                self._reject(record, job)
+            else:
+                self._accept(record, outputs[i])
+
+    def _regenerate(self, chosen, outputs, failed: dict[int, TurnJob]) -> None:
+        """Assistant turns, position by position: turn k of every conversation in one call."""
+        positions = sorted({t for r in chosen for t, m in enumerate(r["messages"]) if m["role"] == "assistant"})
+        for turn in positions:
+            jobs = [
+                TurnJob(i, turn, "assistant", None, prompt=outputs[i][turn - 1]["content"] if turn else None)
+                for i, r in enumerate(chosen)
+                if i not in failed and turn < len(r["messages"]) and r["messages"][turn]["role"] == "assistant"
+            ]
+            self._run_jobs(jobs, lambda j: self._regeneration_request(outputs[j.record], j), f"regenerate turn {turn}")
+            for job in jobs:
+                if job.output is None:
+                    failed[job.record] = job
+                else:
+                    outputs[job.record][turn]["content"] = job.output
+                    self.count("turns_regenerated")
+
+    def _reject(self, record: dict[str, Any], job: TurnJob) -> None:
+        where = "conversation" if job.turn < 0 else f"turn {job.turn} ({job.role})"
+        tries = f" after {job.attempts + 1} attempts" if job.attempts else ""
+        self.reject(record, job.failure.gate, f"{where}: {job.failure.detail}{tries}")
+
+    def _accept(self, record: dict[str, Any], messages: list[dict[str, str]]) -> None:
+        model, revision = self.model_identity
+        if self.config.keep_original:
+            record["original_messages"] = record["messages"]
+        record["lineage"] = {
+            "source_id": record["id"],
+            "source_lang": record_language(record),
+            "target_lang": TARGET_LANG,
+            "model": model,
+            "model_revision": revision,
+            "prompt_hash": self.prompt.hash,
+            "mode": self.config.mode,
+        }
+        record["id"] = record["id"] + ID_SUFFIX
+        record["messages"] = messages
+        # the language annotations describe the English text: a langid stage after this one re-judges
+        record["lang"] = None
+        record["langid"] = None
+
+    # -- dry run -------------------------------------------------------------------------------
+
+    def estimate(self, records: list[dict[str, Any]]) -> dict[str, float]:
+        """What translating these records would cost, from their size and `throughput_tokens_per_s`:
+        the generated tokens of the first attempt (retries add to it)."""
+        chosen = [r for r in records if record_language(r) in self.sources]
+        chars = 0
+        answers = 0
+        for r in chosen:
+            for m in r["messages"]:
+                if self.config.mode == "regenerate" and m["role"] == "assistant":
+                    answers += 1
+                    # a regenerated answer is about as long as the original, within max_tokens
+                    chars += min(len(m["content"]) * FRENCH_EXPANSION, self.config.sampling.max_tokens * 3.5)
+                else:
+                    chars += len(m["content"]) * FRENCH_EXPANSION
+        tokens = chars / FRENCH_CHARS_PER_TOKEN
+        return {
+            "records": len(records),
+            "to_translate": len(chosen),
+            "turns": sum(len(r["messages"]) for r in chosen),
+            "generated_tokens": round(tokens),
+            "gpu_hours": tokens / self.config.throughput_tokens_per_s / 3600,
+        }
