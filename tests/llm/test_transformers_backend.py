@@ -106,3 +106,11 @@ def test_choice_trie():
     assert trie.allowed((5,)) == [6, 7]
     assert trie.allowed((5, 7)) == [0]
     assert trie.allowed((9,)) == []
+
+
+def test_a_request_limit_cuts_only_its_own_row(smollm2):
+    poem, capital = ask(QUESTIONS[2]), ask(QUESTIONS[2], max_tokens=4)
+    full, cut = smollm2.generate([poem, capital], GREEDY)
+    assert full.completion_tokens == 12 and full.finish_reason == "length"
+    assert cut.completion_tokens == 4 and cut.finish_reason == "length"
+    assert full.text.startswith(cut.text) and len(cut.text) < len(full.text)

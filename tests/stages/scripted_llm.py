@@ -40,4 +40,5 @@ def use_scripted(monkeypatch, answer, json_schema=False) -> list[ScriptedBackend
         return backend
 
     monkeypatch.setattr("frcorpus.llm.load_backend", load)
+    monkeypatch.setattr("frcorpus.stages.llm_support._BACKENDS", {})  # no model kept from another test
     return made

@@ -34,6 +34,7 @@ class ChatRequest:
     choices: tuple[str, ...] | None = None
     json_schema: str | None = None  # the schema as canonical JSON text (hashable)
     attempt: int = 0  # retries of the same request differ by attempt (a different sampling seed)
+    max_tokens: int | None = None  # a tighter limit than the sampling's for this request (a translation's length)
 
     @classmethod
     def of(
@@ -43,10 +44,15 @@ class ChatRequest:
         choices: list[str] | None = None,
         json_schema: dict[str, Any] | None = None,
         attempt: int = 0,
+        max_tokens: int | None = None,
     ) -> ChatRequest:
         pairs = tuple((m["role"], m["content"]) if isinstance(m, dict) else (m[0], m[1]) for m in messages)
         schema = json.dumps(json_schema, sort_keys=True, ensure_ascii=False) if json_schema is not None else None
-        return cls(pairs, tuple(choices) if choices else None, schema, attempt)
+        return cls(pairs, tuple(choices) if choices else None, schema, attempt, max_tokens)
+
+    def token_limit(self, sampling: SamplingConfig) -> int:
+        """The most tokens to generate for this request."""
+        return min(sampling.max_tokens, self.max_tokens) if self.max_tokens else sampling.max_tokens
 
     def message_dicts(self) -> list[dict[str, str]]:
         return [{"role": r, "content": c} for r, c in self.messages]

@@ -65,6 +65,8 @@ def cache_key(
     }
     if request.choices is not None or request.json_schema is not None:
         payload["constrained"] = constrained
+    if request.max_tokens is not None:
+        payload["max_tokens"] = request.max_tokens
     text = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -90,15 +92,40 @@ class GenerationCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        self._setup(conn)
+        self._local.conn, self._local.pid = conn, os.getpid()
+        return conn
+
+    def _setup(self, conn: sqlite3.Connection) -> None:
+        """WAL mode and the table. On a new file opened by several processes at once, SQLite answers
+        BUSY at once (without waiting for the busy timeout) to a connection whose read snapshot went
+        stale or that would deadlock: so the table is created under an immediate write lock, and the
+        whole setup is retried."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        delay = 0.01
+        while True:
+            try:
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                exists = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'generations'").fetchone()
+                if not exists:
+                    conn.execute("BEGIN IMMEDIATE")
+                    try:
+                        conn.execute(SCHEMA)
+                    except BaseException:
+                        conn.execute("ROLLBACK")
+                        raise
+                    conn.execute("COMMIT")
+                break
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) and "busy" not in str(e) or time.monotonic() > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
         if mode.lower() != "wal":
             logger.warning(
                 "generation cache %s: journal mode %s, not WAL (concurrent writers will wait)", self.path, mode
             )
         conn.execute("PRAGMA synchronous = NORMAL")  # durable enough in WAL mode: a crash loses at most a cache write
-        conn.execute(SCHEMA)
-        self._local.conn, self._local.pid = conn, os.getpid()
-        return conn
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Generation]:
         unique = list(dict.fromkeys(keys))

@@ -125,7 +125,7 @@ class OpenAIBackend(Backend):
             "messages": request.message_dicts(),
             "temperature": effective.temperature,
             "top_p": effective.top_p,
-            "max_tokens": effective.max_tokens,
+            "max_tokens": request.token_limit(effective),
             "seed": effective.seed + request.attempt,
         }
         if effective.stop:

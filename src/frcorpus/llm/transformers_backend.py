@@ -130,7 +130,8 @@ class TransformersBackend(Backend):
         input_ids = torch.tensor([[self.pad_id] * (width - len(p)) + p for p in prompts], device=self.device)
         attention = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=self.device)
         kwargs: dict = {
-            "max_new_tokens": sampling.max_tokens,
+            # rows with a tighter limit are cut to it afterwards (`_to_generation`)
+            "max_new_tokens": max(r.token_limit(sampling) for r in requests),
             "pad_token_id": self.pad_id,
             "eos_token_id": self.eos_ids,
         }
@@ -157,10 +158,18 @@ class TransformersBackend(Backend):
         with torch.inference_mode():
             out = self.model.generate(input_ids=input_ids, attention_mask=attention, **kwargs)
         return [
-            self._to_generation(out[row, width:].tolist(), len(prompts[row]), sampling) for row in range(len(prompts))
+            self._to_generation(
+                out[row, width:].tolist(), len(prompts[row]), sampling, requests[row].token_limit(sampling)
+            )
+            for row in range(len(prompts))
         ]
 
-    def _to_generation(self, tokens: list[int], prompt_tokens: int, sampling: SamplingConfig) -> Generation:
+    def _to_generation(
+        self, tokens: list[int], prompt_tokens: int, sampling: SamplingConfig, limit: int | None = None
+    ) -> Generation:
+        if limit is not None and len(tokens) > limit:
+            eos_at = next((k for k, t in enumerate(tokens[: limit + 1]) if t in self.eos_ids), None)
+            tokens = tokens[: limit + 1] if eos_at is not None else tokens[:limit]
         eos_at = next((k for k, t in enumerate(tokens) if t in self.eos_ids), None)
         if eos_at is not None:
             kept, used, finish = tokens[:eos_at], eos_at + 1, "stop"

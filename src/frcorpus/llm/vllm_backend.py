@@ -48,7 +48,7 @@ class VLLMBackend(Backend):
         kwargs: dict[str, Any] = {
             "temperature": effective.temperature,
             "top_p": effective.top_p,
-            "max_tokens": effective.max_tokens,
+            "max_tokens": request.token_limit(effective),
             "seed": effective.seed + request.attempt,
         }
         if effective.stop:

@@ -24,6 +24,9 @@ BACKEND_REQUIRES: dict[str, dict[str, str]] = {
 }
 GGUF_REQUIRES = {"gguf": LLM_HINT, "accelerate": LLM_HINT}
 PROGRESS_MIN_REQUESTS = 32  # fewer requests than this finish too fast for a progress bar to help
+# one loaded model per configuration and process: a pipeline that translates and then judges with
+# the same model loads it once (a 30B model takes minutes to load and its memory twice)
+_BACKENDS: dict[LLMConfig, Any] = {}
 
 
 def backend_requirements(llm: LLMConfig) -> dict[str, str]:
@@ -60,7 +63,9 @@ class LLMStageMixin:
         from frcorpus.llm import Generator, load_backend
         from frcorpus.llm.cache import GenerationCache
 
-        backend = load_backend(self.config.llm)
+        backend = _BACKENDS.get(self.config.llm)
+        if backend is None:
+            backend = _BACKENDS[self.config.llm] = load_backend(self.config.llm)
         self.generator = Generator(backend, GenerationCache() if self.config.cache else None)
 
     @property

@@ -35,7 +35,7 @@ from frcorpus.stages.base import StageConfig, Transformer
 from frcorpus.stages.langid import iso_code
 from frcorpus.stages.llm_support import LLMStageConfigMixin, LLMStageMixin
 from frcorpus.stages.translate.gates import GateFailure, GatesConfig, TranslationGates
-from frcorpus.stages.translate.masking import Masked, mask, restore
+from frcorpus.stages.translate.masking import Masked, mask, restore, short
 
 LINEAGE = pa.struct(
     [
@@ -50,6 +50,11 @@ LINEAGE = pa.struct(
 )
 TARGET_LANG = "fr"
 ID_SUFFIX = "-fr"
+# A translation longer than the length gate allows (1.9 times the source's characters, at ~3 characters
+# a token at worst) fails anyway: generation stops there, so a model that rambles costs little.
+TOKENS_BASE = 32
+TOKENS_PER_SOURCE_CHAR = 0.65
+OUTPUT_IN_DETAIL = 120  # characters of a failed output kept in the reject's detail, to see what went wrong
 # French takes ~1.2 times the characters of the English it translates (gates.py measures it); with
 # ~3.5 characters a token for French under most tokenizers this gives the dry-run's token estimate
 FRENCH_CHARS_PER_TOKEN = 3.5
@@ -68,6 +73,7 @@ class TurnJob:
     prompt: str | None = None  # for a regenerated answer: the user turn it answers
     output: str | None = None
     failure: GateFailure | None = None
+    rejected_text: str = ""  # the last output that failed, shown in the reject's detail
     attempts: int = 0
 
 
@@ -141,7 +147,8 @@ class Translate(LLMStageMixin, Transformer):
         context = messages[max(0, job.turn - self.config.context_turns) : job.turn]
         user = self.prompt.render("user", text=job.masked.text, role=job.role, context=context, marker=self.marker)
         system = self.prompt.render("system", marker=self.marker)
-        return ChatRequest.of([("system", system), ("user", user)], attempt=job.attempts)
+        limit = TOKENS_BASE + int(len(job.masked.text) * TOKENS_PER_SOURCE_CHAR)
+        return ChatRequest.of([("system", system), ("user", user)], attempt=job.attempts, max_tokens=limit)
 
     def _regeneration_request(self, done: list[dict[str, str]], job: TurnJob) -> ChatRequest:
         instruction = self.prompt.render("regenerate_system", marker=self.marker)
@@ -173,6 +180,7 @@ class Translate(LLMStageMixin, Transformer):
                 job.failure = self._check(job, gen)
                 if job.failure is None:
                     continue
+                job.rejected_text = gen.text
                 self.count(f"gate.{job.failure.gate}")
                 if job.failure.gate != "backend_error":  # the backend retried already
                     failed.append(job)
@@ -248,7 +256,8 @@ class Translate(LLMStageMixin, Transformer):
     def _reject(self, record: dict[str, Any], job: TurnJob) -> None:
         where = "conversation" if job.turn < 0 else f"turn {job.turn} ({job.role})"
         tries = f" after {job.attempts + 1} attempts" if job.attempts else ""
-        self.reject(record, job.failure.gate, f"{where}: {job.failure.detail}{tries}")
+        output = f"; output: {short(job.rejected_text, OUTPUT_IN_DETAIL)!r}" if job.rejected_text.strip() else ""
+        self.reject(record, job.failure.gate, f"{where}: {job.failure.detail}{tries}{output}")
 
     def _accept(self, record: dict[str, Any], messages: list[dict[str, str]]) -> None:
         model, revision = self.model_identity
