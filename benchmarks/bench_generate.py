@@ -68,33 +68,39 @@ def run_stage(stage, records: list[dict]) -> tuple[float, int, dict]:
 
 
 def run_raw(backend, requests, batch_size: int, max_tokens: int) -> tuple[float, int]:
-    """Plain transformers: chat template, left padding, generate; the same batches as the backend."""
+    """Plain transformers: chat template, left padding, generate; the same batches and token limits
+    (each request's `max_tokens`, the batch generating up to the largest) as the backend."""
     import torch
 
+    from frcorpus.llm.base import SamplingConfig
+
+    sampling = SamplingConfig(max_tokens=max_tokens)
     tok, model = backend.tokenizer, backend.model
     texts = [tok.apply_chat_template(r.message_dicts(), add_generation_prompt=True, tokenize=False) for r in requests]
+    limits = [r.token_limit(sampling) for r in requests]
     lengths = [len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts]
     order = sorted(range(len(texts)), key=lengths.__getitem__)
-    eos = set(backend.eos_ids)
+    eos = list(backend.eos_ids)
     generated = 0
     start = time.perf_counter()
     for first in range(0, len(order), batch_size):
-        batch = [texts[i] for i in order[first : first + batch_size]]
-        enc = tok(batch, return_tensors="pt", padding=True, add_special_tokens=False)
+        rows = order[first : first + batch_size]
+        enc = tok([texts[i] for i in rows], return_tensors="pt", padding=True, add_special_tokens=False)
         with torch.inference_mode():
             out = model.generate(
                 **enc,
-                max_new_tokens=max_tokens,
+                max_new_tokens=max(limits[i] for i in rows),
                 do_sample=False,
                 pad_token_id=tok.pad_token_id,
-                eos_token_id=list(eos),
+                eos_token_id=eos,
                 temperature=None,
                 top_p=None,
                 top_k=None,
             )
-        for row in out[:, enc["input_ids"].shape[1] :].tolist():
+        for i, row in zip(rows, out[:, enc["input_ids"].shape[1] :].tolist(), strict=True):
             stop = next((k for k, t in enumerate(row) if t in eos), None)
-            generated += stop + 1 if stop is not None else len(row)
+            generated += min(stop + 1 if stop is not None else len(row), limits[i])
+        _ = [tok.decode(row, skip_special_tokens=True) for row in out.tolist()]  # the text, as any user needs
     return time.perf_counter() - start, generated
 
 

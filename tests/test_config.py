@@ -119,6 +119,11 @@ def test_stages_command_lists_options_and_schema_is_json():
     assert listing.exit_code == 0
     assert "exact_dedup  (dedup, global)" in listing.output
     assert "view: Literal['prompt', 'response', 'conversation'] (default 'conversation')" in listing.output
+    # nested options are listed with the defaults each stage gives them
+    judge = listing.output[listing.output.index("llm_judge  (quality") :]
+    assert "    sampling: mapping (defaults below)" in judge
+    assert "        max_tokens: int (default 256) most tokens generated per request" in judge
+    assert "        base_url: str | None (default None) openai: the server" in judge
     schema = json.loads(runner.invoke(app, ["stages", "--schema"]).output)
     stage_refs = {ref["$ref"].rsplit("/", 1)[-1] for ref in schema["properties"]["stages"]["items"]["oneOf"]}
     assert len(stage_refs) == len(REGISTRY)

@@ -86,13 +86,31 @@ def stages(
         kind = "global" if cls.is_global else "per-record"
         doc = (cls.__doc__ or sys.modules[cls.__module__].__doc__ or "").strip().splitlines()[0]
         out.print(f"[bold]{name}[/]  ({cls.family}, {kind})  {doc}", highlight=False)
-        for field, info in cls.Config.model_fields.items():
-            if field == "type":
-                continue
-            default = "required" if info.is_required() else f"default {info.get_default(call_default_factory=True)!r}"
-            desc = info.description or ""
-            out.print(f"    {field}: {_type_name(info.annotation)} ({default}) {desc}", highlight=False)
+        _print_fields(cls.Config, "    ")
         out.print()
+
+
+def _print_fields(model, indent: str, defaults=None) -> None:
+    """Options of a pydantic model; a nested model (`llm:`, `sampling:`, `gates:`) shows its own options,
+    with the defaults this stage gives it (translate's `sampling.max_tokens` is not judge's)."""
+    from pydantic import BaseModel
+
+    for field, info in model.model_fields.items():
+        if field == "type":
+            continue
+        nested = isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel)
+        if info.is_required():
+            default = "required"
+        elif nested:
+            default = "defaults below"
+        else:
+            value = getattr(defaults, field) if defaults is not None else info.get_default(call_default_factory=True)
+            default = f"default {value!r}"
+        kind = "mapping" if nested else _type_name(info.annotation)
+        out.print(f"{indent}{field}: {kind} ({default}) {info.description or ''}", highlight=False)
+        if nested:
+            inner = None if info.is_required() else info.get_default(call_default_factory=True)
+            _print_fields(info.annotation, indent + "    ", inner)
 
 
 def _type_name(annotation: Any) -> str:
