@@ -90,6 +90,12 @@ def stages(
         out.print()
 
 
+def _gpu_time(hours: float) -> str:
+    if hours >= 0.1:
+        return f"{hours:.2f} GPU-hours"
+    return f"{hours * 60:.1f} GPU-minutes" if hours * 60 >= 1 else f"{hours * 3600:.1f} GPU-seconds"
+
+
 def _print_fields(model, indent: str, defaults=None) -> None:
     """Options of a pydantic model; a nested model (`llm:`, `sampling:`, `gates:`) shows its own options,
     with the defaults this stage gives it (translate's `sampling.max_tokens` is not judge's)."""
@@ -215,7 +221,7 @@ def run(
         for stage_id, e in generation_estimates(plan):
             out.print(
                 f"{stage_id}: {e['to_translate']:,} of {e['records']:,} records to translate ({e['turns']:,} turns), "
-                f"~{e['generated_tokens']:,} tokens to generate, ~{e['gpu_hours']:.2f} GPU-hours at the configured "
+                f"~{e['generated_tokens']:,} tokens to generate, ~{_gpu_time(e['gpu_hours'])} at the configured "
                 "throughput (an upper bound: earlier stages are not run)",
                 highlight=False,
             )

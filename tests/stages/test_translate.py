@@ -235,3 +235,17 @@ def test_dry_run_estimates_tokens_and_gpu_hours(tmp_path):
     assert "translate: 2 of 2 records to translate (4 turns), ~396 tokens to generate, ~1.10 GPU-hours" in " ".join(
         result.output.split()
     )
+
+
+def test_validate_names_the_backend_package_a_pipeline_needs(tmp_path):
+    from frcorpus.cli import app
+
+    src = write_jsonl(tmp_path / "in.jsonl", [chat("Hello there, how are you?", "Fine, thanks.")])
+    stages = [{"type": "translate", "llm": {"backend": "vllm", "model": "Qwen/Qwen3-32B"}}]
+    path = write_pipeline(tmp_path, [{"name": "s", "path": str(src), "language": "en"}], stages)
+    result = CliRunner().invoke(app, ["validate", str(path)], env={"COLUMNS": "300"})
+    assert result.exit_code == 2
+    assert (
+        "stages[0] (translate): needs the 'vllm' package; install it with: pip install 'frcorpus[gpu]' "
+        "(on a machine with an NVIDIA GPU and CUDA)" in " ".join(result.output.split())
+    )

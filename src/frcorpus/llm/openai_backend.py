@@ -55,6 +55,7 @@ def parse_choice(text: str, choices: tuple[str, ...]) -> str | None:
 
 
 class OpenAIBackend(Backend):
+    supports_json_schema = True  # response_format json_schema / structured outputs
     backoff_s = 0.5  # first retry delay; doubles each attempt
 
     def __init__(self, config: LLMConfig):

@@ -22,6 +22,8 @@ GPU_HINT = "pip install 'frcorpus[gpu]' (on a machine with an NVIDIA GPU and CUD
 
 
 class VLLMBackend(Backend):
+    supports_json_schema = True  # response_format json_schema / structured outputs
+
     def __init__(self, config: LLMConfig):
         super().__init__(config)
         try:
