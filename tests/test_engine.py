@@ -68,6 +68,7 @@ def test_quickstart_version_directory(tmp_path):
         "manifest.json",
         "pipeline.resolved.yaml",
         "pipeline.yaml",
+        "plots",
         "rejects",
         "stats.json",
     ]

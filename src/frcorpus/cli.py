@@ -342,6 +342,168 @@ def _print_metrics(metrics: dict[str, Any], kind: str) -> None:
         out.print("[yellow]the head does no better than always answering the majority class[/]")
 
 
+def _size(n: float) -> str:
+    if n < 1024:
+        return f"{n:.0f} B"
+    for unit in ("KB", "MB", "GB"):
+        n /= 1024
+        if n < 1024 or unit == "GB":
+            break
+    return f"{n:.1f} {unit}"
+
+
+@app.command()
+def push(
+    version_dir: Annotated[Path, typer.Argument(help="a version directory <out>/<name>/<version>")],
+    repo: Annotated[str, typer.Option("--repo", help="the Hub dataset repo, org/name (created if missing)")],
+    private: Annotated[
+        bool, typer.Option("--private", help="create the repo private (an existing repo keeps its visibility)")
+    ] = False,
+    include_rejects: Annotated[bool, typer.Option("--include-rejects", help="upload rejects/*.parquet too")] = False,
+    revision_tag: Annotated[
+        str | None, typer.Option("--revision-tag", help="the tag put on the commit (default: the version name)")
+    ] = None,
+) -> None:
+    """Publish a version to the Hugging Face Hub: one commit with its files, tagged with the version.
+
+    The version is checked against its manifest first (exit 2 if a file changed). The token is HF_TOKEN or
+    the stored `hf auth login`. Exit 1 if the Hub refuses (authentication, network, server error)."""
+    from rich.markup import escape
+
+    from frcorpus.hub import PushError, VersionCheckError, push_version
+
+    try:
+        result = push_version(version_dir, repo, private=private, include_rejects=include_rejects, tag=revision_tag)
+    except VersionCheckError as e:
+        console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    except PushError as e:
+        console.print(f"[bold red]push failed:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(e.exit_code) from None
+    if not result.uploaded:
+        out.print(
+            f"tag [bold]{escape(result.tag)}[/] of {escape(result.repo_id)} already holds this version "
+            f"(commit {result.commit[:12]}): nothing uploaded\n{escape(result.url)}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return
+    # the files of the commit (huggingface_hub skips sending those the Hub already holds unchanged)
+    table = Table(title=f"{escape(result.repo_id)} at {escape(result.tag)}", title_justify="left")
+    table.add_column("file")
+    table.add_column("size", justify="right")
+    for f in result.files:
+        table.add_row(escape(f.path), _size(f.bytes))
+    table.add_row("[bold]total[/]", _size(sum(f.bytes for f in result.files)))
+    out.print(table)
+    if result.deleted:
+        out.print(f"deleted {len(result.deleted)} file(s) of an earlier version: {escape(', '.join(result.deleted))}")
+    out.print(
+        f"[green]pushed[/] {escape(str(version_dir))} as tag [bold]{escape(result.tag)}[/] "
+        f"(commit {result.commit[:12]})\n{escape(result.url)}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@app.command()
+def card(
+    version_dir: Annotated[Path, typer.Argument(help="a version directory <out>/<name>/<version>")],
+    repo: Annotated[
+        str | None, typer.Option("--repo", help="the Hub repo id (org/name) the card's loading examples use")
+    ] = None,
+) -> None:
+    """Re-render the dataset card (README.md) and plots/ of a version from its files. The data files are
+    only read: they must still match manifest.json (exit 2 otherwise)."""
+    from rich.markup import escape
+
+    from frcorpus.card import CardError, refresh_card
+
+    try:
+        result = refresh_card(version_dir, repo)
+    except CardError as e:
+        console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    plots = ", ".join(p.name for p in result.plots) or "none"
+    out.print(
+        f"[green]card written[/] to {escape(str(result.readme))} (plots: {plots})", highlight=False, soft_wrap=True
+    )
+
+
+@app.command("diff")
+def diff_command(
+    version_a: Annotated[Path, typer.Argument(help="the older version directory, <out>/<name>/<version>")],
+    version_b: Annotated[Path, typer.Argument(help="the newer version directory")],
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON (keys in the README) instead of tables")] = False,
+    examples: Annotated[int, typer.Option("--examples", min=0, help="examples of each kind of change")] = 3,
+    columns: Annotated[
+        str, typer.Option("--columns", help="comma-separated data columns whose content decides 'changed'")
+    ] = "messages",
+) -> None:
+    """Compare two versions: records added, removed and changed (matched by id), records moved to rejects/,
+    and the stats per stage, reason and source."""
+    from rich.markup import escape
+
+    from frcorpus.diff import DiffError, diff_versions, print_diff
+    from frcorpus.versiondir import VersionDirError
+
+    chosen = tuple(c.strip() for c in columns.split(",") if c.strip())
+    try:
+        result = diff_versions(version_a, version_b, chosen, examples)
+    except (VersionDirError, DiffError) as e:
+        console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    if as_json:
+        print(json.dumps(result, indent=2, ensure_ascii=False))
+    else:
+        print_diff(result, out)
+
+
+@app.command("inspect")
+def inspect_command(
+    version_dir: Annotated[Path, typer.Argument(help="a version directory, <out>/<name>/<version>")],
+    tokenizer: Annotated[
+        str, typer.Option("--tokenizer", help="target model's tokenizer: folder with a chat template, .gguf, smollm2")
+    ],
+    max_length: Annotated[int, typer.Option("--max-length", min=1, help="the training max length, in tokens")],
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON (keys in the README) instead of tables")] = False,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="inspect a random sample of this many")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="seed of the --limit sample")] = 0,
+) -> None:
+    """Render a version with a model's chat template: token lengths, truncation, trainable share, template problems."""
+    from rich.markup import escape
+
+    from frcorpus.inspect import InspectError, inspect_version, print_inspection
+    from frcorpus.versiondir import VersionDirError
+
+    bar = Progress(
+        TextColumn("rendering"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True
+    )
+    task = None
+
+    def on_progress(done: int, total: int) -> None:
+        nonlocal task
+        if total < 1000:  # a bar only where it takes a while
+            return
+        if task is None:
+            bar.start()
+            task = bar.add_task("rendering", total=total)
+        bar.update(task, completed=done)
+
+    try:
+        result = inspect_version(version_dir, tokenizer, max_length, limit, seed, progress=on_progress)
+    except (VersionDirError, InspectError) as e:
+        console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    finally:
+        if task is not None:  # stopping a bar that never started prints a blank line
+            bar.stop()
+    if as_json:
+        print(json.dumps(result, indent=2, ensure_ascii=False))
+    else:
+        print_inspection(result, out)
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from loguru import logger

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from frcorpus.licenses import HUB_LICENSES, conflict_problems, normalize
 from frcorpus.stages import REGISTRY
 
 FORMATS = ("auto", "messages", "sharegpt", "alpaca", "prompt_response")
@@ -89,6 +90,54 @@ class OutputConfig(Strict):
     row_group_size: int = Field(10_000, ge=100)
 
 
+class CardConfig(Strict):
+    """`card:`: what the dataset card declares beyond what the run measures."""
+
+    license: str | None = Field(
+        None,
+        description="licence of the published dataset, a Hub licence id (default: computed from the sources' "
+        "licences: the most restrictive one that respects them all, else other)",
+    )
+    allow_license_conflict: bool = Field(
+        False, description="publish under card.license although a source's licence forbids it (the card says so)"
+    )
+    tags: list[str] = Field(default_factory=list, description="tags added to frcorpus, sft, instruction-tuning")
+    tokenizer: str | None = Field(
+        None,
+        description="a tokenizer.json file, or a folder holding one, to count tokens in the card's length plot "
+        "(default: whitespace-separated words)",
+    )
+
+    @field_validator("license")
+    @classmethod
+    def _hub_licence(cls, licence: str | None) -> str | None:
+        if licence is None:
+            return None
+        lid = normalize(licence)
+        if lid not in HUB_LICENSES:
+            raise ValueError(
+                f"{licence!r} is not a licence id the Hub accepts{_suggest(lid, sorted(HUB_LICENSES))} "
+                "(e.g. apache-2.0, mit, cc-by-4.0, cc-by-sa-4.0, cc-by-nc-4.0; or other)"
+            )
+        return lid
+
+    @field_validator("tokenizer")
+    @classmethod
+    def _tokenizer_exists(cls, tokenizer: str | None) -> str | None:
+        if tokenizer is None:
+            return None
+        path = Path(tokenizer).expanduser()
+        if not (path.is_file() or (path / "tokenizer.json").is_file()):
+            raise ValueError(f"no tokenizer.json at {tokenizer}; give a tokenizer.json file or a folder holding one")
+        return tokenizer
+
+    @model_validator(mode="after")
+    def _conflict_needs_licence(self):
+        if self.allow_license_conflict and self.license is None:
+            raise ValueError("allow_license_conflict: true needs card.license (the licence to publish under)")
+        return self
+
+
 # The discriminated union of every registered stage's Config: one place to extend (the registry).
 StageConfigUnion = Annotated[Union[tuple(cls.Config for cls in REGISTRY.values())], Field(discriminator="type")]  # noqa: UP007
 
@@ -105,6 +154,7 @@ class PipelineConfig(Strict):
     stages: list[StageConfigUnion] = Field(default_factory=list)  # type: ignore[valid-type]
     executor: ExecutorConfig = Field(default_factory=lambda: LocalExecutor(type="local"))  # type: ignore[valid-type]
     output: OutputConfig = Field(default_factory=OutputConfig)
+    card: CardConfig = Field(default_factory=CardConfig)
 
     @field_validator("sources")
     @classmethod
@@ -220,6 +270,8 @@ def _model_for(path: tuple, raw: dict) -> type[BaseModel] | None:
         )
     if head == "output" and len(path) == 1:
         return OutputConfig
+    if head == "card" and len(path) == 1:
+        return CardConfig
     return None
 
 
@@ -333,7 +385,15 @@ def load_pipeline(path: str | Path) -> LoadedPipeline:
         config = PipelineConfig.model_validate(raw)
     except ValidationError as e:
         raise ConfigError(_errors_to_problems(e, raw, lines, where)) from None
-    return LoadedPipeline(path=path, text=text, config=config, lines=lines)
+    loaded = LoadedPipeline(path=path, text=text, config=config, lines=lines)
+    card = config.card
+    if card.license is not None and not card.allow_license_conflict:  # before any work, not when the card is due
+        lines = [loaded.line_of("sources", i, "license") for i in range(len(config.sources))]
+        sources = [(i, s.name, s.license, line) for i, (s, line) in enumerate(zip(config.sources, lines, strict=True))]
+        problems = conflict_problems(sources, card.license, where, loaded.line_of("card", "license"))
+        if problems:
+            raise ConfigError(problems)
+    return loaded
 
 
 def missing_dependencies(loaded: LoadedPipeline) -> list[str]:

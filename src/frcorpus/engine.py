@@ -50,23 +50,23 @@ from loguru import logger as loguru_logger
 
 from frcorpus import __version__
 from frcorpus.batch import Batch, columnar_enabled, conform, live_mask, reject_counts, with_rejects, work_schema
+from frcorpus.card import manifest_models, write_card
 from frcorpus.config import LoadedPipeline, PipelineConfig
 from frcorpus.output import (
     ShardWriter,
     atomic_write_bytes,
     atomic_write_text,
     auto_version,
+    data_file,
     dependency_versions,
     file_entries,
     fingerprint,
     merge_task_stats,
-    render_card,
     resolved_yaml,
     sha256_path,
-    size_category,
     write_manifest,
 )
-from frcorpus.record import data_schema, intermediate_schema, rejects_schema
+from frcorpus.record import SPLITS, data_schema, intermediate_schema, rejects_schema
 from frcorpus.stages import REGISTRY
 from frcorpus.stages.base import GlobalStage, Stage, StageStats
 from frcorpus.stages.io import (
@@ -326,9 +326,32 @@ def _sorted_decisions(decisions: dict[str, list[str]]) -> tuple[list[int], list[
     return rows, [decisions[str(r)] for r in rows]
 
 
-def _decided_table(table: pa.Table, decided: tuple[list[int], list[list[str]]], first_row: int, schema) -> pa.Table:
-    """Intermediate rows `first_row`... with the barrier's rejections in `_reject`."""
+def _read_values(barrier_dir: Path, rank: int, rows: int) -> pa.Table | None:
+    """The annotations the barrier's global stages set on this shard's rows (one row per row), if any."""
+    path = barrier_dir / "values" / f"{rank:05d}.arrow"
+    if not path.exists():
+        return None
+    values = _read_intermediate(path)
+    if values.num_rows != rows:
+        raise RunError(f"{path}: {values.num_rows} rows of annotations for a shard of {rows} records")
+    return values
+
+
+def _decided_table(
+    table: pa.Table,
+    decided: tuple[list[int], list[list[str]]],
+    first_row: int,
+    schema,
+    values: pa.Table | None = None,
+) -> pa.Table:
+    """Intermediate rows `first_row`... with the barrier's rejections in `_reject` and its annotations."""
     table = conform(table, schema)
+    if values is not None:
+        part = values.slice(first_row, table.num_rows)
+        for name in part.column_names:
+            new, old = part[name].combine_chunks(), table[name].combine_chunks()
+            merged = pc.if_else(new.is_valid(), new.cast(old.type), old)
+            table = table.set_column(table.schema.get_field_index(name), name, merged)
     rows, verdicts = decided
     lo, hi = bisect.bisect_left(rows, first_row), bisect.bisect_left(rows, first_row + table.num_rows)
     here = verdicts[lo:hi]
@@ -352,9 +375,10 @@ class ReadShard(PipelineStep):
     def run(self, data, rank: int = 0, world_size: int = 1) -> Iterator[Document]:
         decided = _sorted_decisions(orjson.loads((self.decisions_dir / f"{rank:05d}.json").read_bytes()))
         table = _read_intermediate(self.records_dir / f"{rank:05d}.arrow")
+        values = _read_values(self.decisions_dir.parent, rank, table.num_rows)
         for first in range(0, table.num_rows, self.batch_size):
             part = table.slice(first, self.batch_size)
-            yield _batch_doc(Batch(self.schema, table=_decided_table(part, decided, first, self.schema)))
+            yield _batch_doc(Batch(self.schema, table=_decided_table(part, decided, first, self.schema, values)))
 
 
 class ApplyDecisions(PipelineStep):
@@ -379,7 +403,8 @@ class ApplyDecisions(PipelineStep):
         if table.num_rows != meta["rows"]:
             raise RunError(f"{records}: {table.num_rows} rows read back, {meta['rows']} written")
         decisions = orjson.loads((self.paths.barrier(prev) / "decisions" / f"{rank:05d}.json").read_bytes())
-        table = _decided_table(table, _sorted_decisions(decisions), 0, work_schema(self.fields))
+        values = _read_values(self.paths.barrier(prev), rank, table.num_rows)
+        table = _decided_table(table, _sorted_decisions(decisions), 0, work_schema(self.fields), values)
         writers = PhaseWriters(self.paths, self.phase_index, rank, self.fields, self.output, final=True)
         writers.write(table)
         writers.close()
@@ -431,17 +456,18 @@ class PhaseWriters:
             output.row_group_size,
             write_empty=False,
         )
-        self.kept = (
-            ShardWriter(
-                paths.staging / "data" / f"{rank:05d}.parquet",
+        # one data file per task, or one per split when a `split` stage annotated the records
+        self.splits = SPLITS if any(name == "split" for name, _ in fields) else (None,)
+        self.kept = {
+            split: ShardWriter(
+                data_file(paths.staging, rank, split),
                 data_schema(fields),
                 output.compression,
                 output.row_group_size,
                 write_empty=True,
             )
-            if final
-            else None
-        )
+            for split in (self.splits if final else ())
+        }
         self.phase_dir = paths.phase(phase_index)
         self.rank = rank
         self.rows = 0
@@ -476,7 +502,15 @@ class PhaseWriters:
         if self.final:  # live records of an earlier phase are counted when the last phase keeps them
             for name, n in _count_by_source(table).items():
                 self.counts[name]["kept"] += n
-            self.kept.add_table(table)
+            if self.splits == (None,):
+                self.kept[None].add_table(table)
+                return
+            split = table["split"]
+            unknown = pc.invert(pc.is_in(split, pa.array(SPLITS))).fill_null(True)
+            if pc.any(unknown).as_py():
+                raise RunError(f"records reached data/ with split {pc.filter(split, unknown)[0]}, not one of {SPLITS}")
+            for name in SPLITS:
+                self.kept[name].add_table(table.filter(pc.equal(split, name)))
             return
         sigs = []
         for g, stage in enumerate(self.globals):
@@ -503,7 +537,8 @@ class PhaseWriters:
     def close(self) -> None:
         self.rejects.close()
         if self.final:
-            self.kept.close()
+            for writer in self.kept.values():
+                writer.close()
             return
         self.records_out.close()
         self.sigs_out.close()
@@ -594,6 +629,7 @@ class Decide(PipelineStep):
         shard_rows = table["row"].to_numpy()
         live = np.arange(table.num_rows)
         decisions: dict[int, dict[str, list[str]]] = defaultdict(dict)
+        values: dict[str, pa.Array] = {}  # annotations set by global stages, over the rows of `table`
         stats: dict[str, Any] = {"stages": {}}
         for g, spec in enumerate(self.specs):
             stage = spec.build()
@@ -603,7 +639,6 @@ class Decide(PipelineStep):
             verdicts = stage.decide_table(
                 pa.table({"id": view["id"], "source": view["source"], "sig": view[f"sig{g}"]})
             )
-            stage.stats.seconds += time.perf_counter() - start
             stage.stats.n_in = len(live)
             rejected = np.zeros(len(live), dtype=bool)
             for j, verdict in verdicts.items():
@@ -612,15 +647,39 @@ class Decide(PipelineStep):
                 stage.stats.rejected[reason] += 1
                 i = live[j]
                 decisions[int(shards[i])][str(int(shard_rows[i]))] = [stage.id, reason, verdict.detail]
+            if stage.annotations:
+                kept = view.filter(pa.array(~rejected))
+                assigned = stage.assign_table(
+                    pa.table({"id": kept["id"], "source": kept["source"], "sig": kept[f"sig{g}"]})
+                )
+                for name, column in assigned.items():
+                    values[name] = _scatter(values.get(name), live[~rejected], column, table.num_rows)
+            stage.stats.seconds += time.perf_counter() - start
             live = live[~rejected]
             stage.stats.kept = len(live)
             stats["stages"][stage.id] = _stage_stats_json(stage.stats, spec.position)
         out = self.paths.barrier(self.phase_index)
         for shard in range(self.tasks):
+            if values:  # one row per row of the shard's records, in their order
+                mine = np.flatnonzero(shards == shard)
+                mine = mine[np.argsort(shard_rows[mine])]
+                part = pa.table({name: column.take(pa.array(mine)) for name, column in values.items()})
+                sink = pa.BufferOutputStream()
+                with pa.ipc.new_file(sink, part.schema, options=IPC_OPTIONS) as writer:
+                    writer.write_table(part)
+                atomic_write_bytes(out / "values" / f"{shard:05d}.arrow", sink.getvalue().to_pybytes())
             atomic_write_bytes(out / "decisions" / f"{shard:05d}.json", orjson.dumps(decisions.get(shard, {})))
         atomic_write_text(out / "stats.json", json.dumps(stats))
         return
         yield
+
+
+def _scatter(previous: pa.Array | None, rows: np.ndarray, column: pa.Array, n: int) -> pa.Array:
+    """`column`'s values at `rows` of an array of `n` (null elsewhere), over an earlier stage's values."""
+    index = np.full(n, -1, dtype=np.int64)
+    index[rows] = np.arange(len(rows))
+    spread = column.take(pa.array(index, mask=index < 0))
+    return spread if previous is None else pc.if_else(spread.is_valid(), spread, previous)
 
 
 @dataclass
@@ -733,13 +792,13 @@ class Finalize(PipelineStep):
                 for stage_id, files in self.stage_inputs.items()
                 for p in files
             ],
-            "models": [],
+            "models": manifest_models(self.config_json),
             "rows": {"data": data_rows, "rejects": reject_rows},
             "files": files,
             "fingerprint": fp,
         }
         write_manifest(staging, manifest)
-        atomic_write_text(staging / "README.md", self._card(stats, version, fp))
+        write_card(staging)  # README.md and plots/, from the files above (as `frcorpus card` does)
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(staging, target)
         # keep the logs for inspection, drop the intermediate records
@@ -749,33 +808,6 @@ class Finalize(PipelineStep):
         shutil.move(str(self.paths.work / "logs"), logs_dir)
         shutil.rmtree(self.paths.work)
         return RunResult(target, version, stats, fp)
-
-    def _card(self, stats: dict[str, Any], version: str, fp: str) -> str:
-        licenses = sorted({s["license"] for s in self.sources if s["license"]})
-        languages = sorted({s["language"] for s in self.sources if s["language"]}) or ["fr"]
-        card_data = {
-            "language": languages,
-            "license": licenses[0] if len(licenses) == 1 else "other",
-            "task_categories": ["text-generation"],
-            "size_categories": [size_category(stats["totals"]["kept"])],
-            "tags": ["frcorpus", "sft", "instruction-tuning"],
-            "configs": [{"config_name": "default", "data_files": [{"split": "train", "path": "data/*.parquet"}]}],
-            "pretty_name": self.name_,
-        }
-        sources = {name: {**s, "formats": sorted(s["formats"])} for name, s in stats["sources"].items()}
-        return render_card(
-            card_data,
-            {
-                "name": self.name_,
-                "version": version,
-                "description": self.config_json.get("description"),
-                "totals": stats["totals"],
-                "sources": sources,
-                "stages": stats["stages"],
-                "fingerprint": fp,
-                "frcorpus_version": __version__,
-            },
-        )
 
 
 # ----------------------------------------------------------------------------------- executors

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from frcorpus.resources import resource_dir
+from frcorpus.record import SPLITS
 from frcorpus.stages.base import StageStats
 
 DEPENDENCIES = ("datatrove", "pyarrow", "polars", "pydantic", "datasets", "orjson", "xxhash", "huggingface_hub")
@@ -151,6 +151,21 @@ def file_entries(version_dir: Path, folder: str) -> dict[str, dict[str, Any]]:
     return entries
 
 
+def data_file(version_dir: Path, rank: int, split: str | None = None) -> Path:
+    """One task's data file: data/<rank>.parquet, or data/<split>-<rank>.parquet when a `split` stage
+    separates the splits (the names the Hub reads splits from)."""
+    return version_dir / "data" / (f"{rank:05d}.parquet" if split is None else f"{split}-{rank:05d}.parquet")
+
+
+def split_files(version_dir: Path) -> dict[str, str]:
+    """The splits of a version and the glob of each, relative to the version directory, for the dataset
+    card's `configs: data_files`: {"train": "data/train-*.parquet", "test": "data/test-*.parquet"} after
+    a `split` stage, else {"train": "data/*.parquet"}."""
+    names = {p.name.split("-", 1)[0] for p in (version_dir / "data").glob("*-*.parquet")}
+    found = [s for s in SPLITS if s in names]
+    return {s: f"data/{s}-*.parquet" for s in found} if found else {"train": "data/*.parquet"}
+
+
 def fingerprint(files: dict[str, dict[str, Any]]) -> str:
     """Content fingerprint of a version: hash of every output file's name and sha256, in name order."""
     h = hashlib.sha256()
@@ -165,27 +180,6 @@ def auto_version(when: dt.datetime, fp: str) -> str:
 
 def resolved_yaml(config_dump: dict[str, Any]) -> str:
     return yaml.safe_dump(config_dump, sort_keys=False, allow_unicode=True)
-
-
-def size_category(n: int) -> str:
-    for limit, label in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
-        if n < limit:
-            return label
-    return "1M<n<10M" if n < 10_000_000 else "n>10M"
-
-
-def render_card(card_data: dict[str, Any], context: dict[str, Any]) -> str:
-    """Render cards/dataset_card.md.j2 through huggingface_hub's DatasetCard (a failure is an error)."""
-    from huggingface_hub import DatasetCard, DatasetCardData
-
-    template = resource_dir("cards") / "dataset_card.md.j2"
-    # DatasetCard.validate() asks the Hub; offline we check what it would: the header parses back.
-    card = DatasetCard.from_template(DatasetCardData(**card_data), template_path=str(template), **context)
-    parsed = DatasetCard(str(card)).data.to_dict()
-    missing = [k for k in ("license", "language", "configs") if k not in parsed]
-    if missing:
-        raise ValueError(f"dataset card header lacks {missing}; check {template}")
-    return str(card)
 
 
 def write_manifest(version_dir: Path, manifest: dict[str, Any]) -> None:

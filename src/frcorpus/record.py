@@ -87,6 +87,7 @@ class Record(BaseModel):
     lineage: Lineage | None = None
     original_messages: list[Message] | None = Field(None, description="the source conversation of a translation")
     judgements: list[Judgement] | None = None
+    split: Literal["train", "test"] | None = Field(None, description="the side the `split` stage put it on")
 
 
 MESSAGE_TYPE = pa.struct([("role", pa.string()), ("content", pa.string())])
@@ -139,6 +140,9 @@ def record_language(record: dict[str, Any]) -> str | None:
         return lineage["target_lang"]
     return (record.get("source") or {}).get("language")
 
+
+#: values of the `split` annotation (the `split` stage); a version with it writes data/<split>-<rank>.parquet
+SPLITS = ("train", "test")
 
 #: the `scores` annotation: one float per scoring stage, keyed by its name (quality_classifier, llm_judge)
 SCORES_TYPE = pa.map_(pa.string(), pa.float32())

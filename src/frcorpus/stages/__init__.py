@@ -8,9 +8,11 @@ from frcorpus.stages.dedup import ExactDedup, MinhashDedup, SemanticDedup
 from frcorpus.stages.fix_text import FixText
 from frcorpus.stages.heuristics import Heuristics, Length
 from frcorpus.stages.langid import LangId
+from frcorpus.stages.mix import Mix
 from frcorpus.stages.normalize import Normalize
 from frcorpus.stages.quality import LlmJudge, QualityClassifier
 from frcorpus.stages.select import Select
+from frcorpus.stages.split import Split
 from frcorpus.stages.translate import Translate
 
 
@@ -42,6 +44,8 @@ REGISTRY: dict[str, type[Stage]] = build_registry(
         LlmJudge,
         QualityClassifier,
         Select,
+        Mix,
+        Split,
     ]
 )
 

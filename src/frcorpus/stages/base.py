@@ -256,5 +256,11 @@ class GlobalStage(Stage):
         ]
         return self.decide(items)
 
+    def assign_table(self, table: pa.Table) -> dict[str, pa.Array]:
+        """Annotations for the records this stage kept: column (one of `annotations`) -> one value per
+        row of `table` (columns as in `decide_table`, the kept rows in global order). The engine writes
+        them on the records after the barrier; called only for stages that declare `annotations`."""
+        return {}
+
     def run_batch(self, records: list[dict[str, Any]]) -> None:  # global stages are not batched
         raise TypeError(f"{self.name} is a global stage; the engine runs it through decide()")
