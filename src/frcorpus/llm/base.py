@@ -54,6 +54,20 @@ class ChatRequest:
         """The most tokens to generate for this request."""
         return min(sampling.max_tokens, self.max_tokens) if self.max_tokens else sampling.max_tokens
 
+    def sampling_args(self, sampling: SamplingConfig) -> dict[str, Any]:
+        """The sampling parameters of this request as servers and vLLM name them: the attempt's
+        temperature and seed, and its token limit."""
+        effective = sampling.for_attempt(self.attempt)
+        args: dict[str, Any] = {
+            "temperature": effective.temperature,
+            "top_p": effective.top_p,
+            "max_tokens": self.token_limit(effective),
+            "seed": effective.seed + self.attempt,
+        }
+        if effective.stop:
+            args["stop"] = list(effective.stop)
+        return args
+
     def message_dicts(self) -> list[dict[str, str]]:
         return [{"role": r, "content": c} for r, c in self.messages]
 

@@ -124,13 +124,8 @@ class OpenAIBackend(Backend):
         kwargs: dict[str, Any] = {
             "model": self.config.model,
             "messages": request.message_dicts(),
-            "temperature": effective.temperature,
-            "top_p": effective.top_p,
-            "max_tokens": request.token_limit(effective),
-            "seed": effective.seed + request.attempt,
+            **request.sampling_args(sampling),
         }
-        if effective.stop:
-            kwargs["stop"] = list(effective.stop)
         if self.config.structured_output == "auto":
             if request.choices:
                 schema = {"name": "choice", "strict": True, "schema": choice_schema(request.choices)}

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
 from frcorpus.llm.base import Backend, BackendError, ChatRequest, Generation, LLMConfig, SamplingConfig
 from frcorpus.llm.models import local_model
@@ -46,15 +45,7 @@ class VLLMBackend(Backend):
         logger.info("vLLM loaded %s (%s) in %.1f s", config.model, self.revision, time.perf_counter() - started)
 
     def sampling_params(self, request: ChatRequest, sampling: SamplingConfig):
-        effective = sampling.for_attempt(request.attempt)
-        kwargs: dict[str, Any] = {
-            "temperature": effective.temperature,
-            "top_p": effective.top_p,
-            "max_tokens": request.token_limit(effective),
-            "seed": effective.seed + request.attempt,
-        }
-        if effective.stop:
-            kwargs["stop"] = list(effective.stop)
+        kwargs = request.sampling_args(sampling)
         if self.config.structured_output == "auto" and (request.choices or request.json_schema is not None):
             field, params = self._constraint
             if request.choices:

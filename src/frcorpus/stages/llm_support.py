@@ -12,10 +12,10 @@ from typing import Any
 from pydantic import Field
 
 from frcorpus.llm.base import ChatRequest, Generation, LLMConfig, SamplingConfig
+from frcorpus.llm.models import LLM_HINT
 
 log = logging.getLogger(__name__)
 
-LLM_HINT = "pip install 'frcorpus[llm]'"
 #: modules each backend imports, with the install hint `frcorpus validate` prints when one is missing
 BACKEND_REQUIRES: dict[str, dict[str, str]] = {
     "transformers": {"transformers": LLM_HINT, "torch": "pip install torch==2.13.0 (before frcorpus)"},

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+from abc import abstractmethod
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -198,8 +199,9 @@ class HashedSignatures(GlobalStage):
     """Signatures from `mix_signatures` (hash key, group, tokens, score) with the stage's `_sig_args()`:
     shared by `mix` and `split`."""
 
+    @abstractmethod
     def _sig_args(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """The keyword arguments of `mix_signatures` for this stage's configuration."""
 
     def signature_records(self, records: list[dict[str, Any]]) -> pa.Array:
         return mix_signatures(records, **self._sig_args())
