@@ -791,15 +791,12 @@ def context(
 # ----------------------------------------------------------------------------------- rendering
 
 
-def render(card_data: dict[str, Any], ctx: dict[str, Any]) -> str:
-    """cards/dataset_card.md.j2 with the header from DatasetCardData, checked by parsing it back with
-    DatasetCard. StrictUndefined: a name the template misspells is an error, not an empty cell."""
+def card_environment():
+    """Jinja over the cards/ templates (dataset and model cards), with the table-cell and revision filters."""
     import jinja2
-    from huggingface_hub import DatasetCard, DatasetCardData
 
-    folder = resource_dir("cards")
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(folder)),
+        loader=jinja2.FileSystemLoader(str(resource_dir("cards"))),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -808,13 +805,23 @@ def render(card_data: dict[str, Any], ctx: dict[str, Any]) -> str:
     )
     env.filters["cell"] = _cell
     env.filters["revision"] = _revision
+    return env
+
+
+def render(card_data: dict[str, Any], ctx: dict[str, Any]) -> str:
+    """cards/dataset_card.md.j2 with the header from DatasetCardData, checked by parsing it back with
+    DatasetCard. StrictUndefined: a name the template misspells is an error, not an empty cell."""
+    from huggingface_hub import DatasetCard, DatasetCardData
+
+    env = card_environment()
     yaml_header = DatasetCardData(**card_data).to_yaml()
     text = env.get_template(TEMPLATE).render(card_data=yaml_header, **ctx)
     parsed = DatasetCard(text).data.to_dict()
     lost = sorted(k for k in card_data if parsed.get(k) != card_data[k])
     if lost:
         raise CardError(
-            f"dataset card header does not read back as written ({', '.join(lost)}); check {folder / TEMPLATE}"
+            f"dataset card header does not read back as written ({', '.join(lost)}); "
+            f"check {resource_dir('cards') / TEMPLATE}"
         )
     return text
 

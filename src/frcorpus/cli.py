@@ -20,7 +20,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from frcorpus.recipe.cli import recipe_app
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Build versioned French SFT corpora.")
+app.add_typer(recipe_app, name="recipe")
 console = Console(stderr=True)
 out = Console()
 

@@ -360,16 +360,16 @@ class LoadedPipeline:
         return self.lines.get(tuple(path), 1)
 
 
-def load_pipeline(path: str | Path) -> LoadedPipeline:
-    """Parse and validate a pipeline file; raise ConfigError listing every problem."""
-    path = Path(path)
+def read_yaml(path: Path, what: str, keys: str) -> tuple[str, dict, dict[tuple, int]]:
+    """(the text, the mapping, YAML path -> line) of a configuration file; a ConfigError naming the file and
+    line when it cannot be read, is not YAML, or is not a mapping (`what` file with `keys`)."""
     where = str(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError([f"{where}: file not found"]) from None
     except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError([f"{where}: cannot read the pipeline file: {e}"]) from None
+        raise ConfigError([f"{where}: cannot read the {what} file: {e}"]) from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         raw = yaml.safe_load(text)
@@ -379,8 +379,15 @@ def load_pipeline(path: str | Path) -> LoadedPipeline:
         problem = getattr(e, "problem", None) or str(e)
         raise ConfigError([f"{where}:{line}: invalid YAML: {problem}"]) from None
     if not isinstance(raw, dict):
-        raise ConfigError([f"{where}:1: the pipeline must be a mapping with name, sources and stages"])
-    lines = _line_map(node) if node is not None else {}
+        raise ConfigError([f"{where}:1: the {what} must be a mapping with {keys}"])
+    return text, raw, _line_map(node) if node is not None else {}
+
+
+def load_pipeline(path: str | Path) -> LoadedPipeline:
+    """Parse and validate a pipeline file; raise ConfigError listing every problem."""
+    path = Path(path)
+    where = str(path)
+    text, raw, lines = read_yaml(path, "pipeline", "name, sources and stages")
     try:
         config = PipelineConfig.model_validate(raw)
     except ValidationError as e:

@@ -1,0 +1,156 @@
+"""`frcorpus recipe ...`: thin commands over frcorpus.recipe (exit 2 for a configuration problem, as
+`frcorpus run` does)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+recipe_app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Fine-tune a model on a dataset version (TRL), merge it with its base (MergeKit), evaluate in French.",
+)
+console = Console(stderr=True)
+out = Console()
+
+ConfigArg = Annotated[Path, typer.Argument(help="recipe YAML file (see pipelines/recipes/)")]
+DatasetOpt = Annotated[
+    str | None,
+    typer.Option("--dataset", help="train on this version directory (or dataset folder) instead of the recipe's"),
+]
+ForceOpt = Annotated[bool, typer.Option("--force", help="redo finished steps (the SFT starts over)")]
+
+
+def _fail(problems: list[str], what: str = "problem(s) in the recipe") -> None:
+    console.print(f"[bold red]{len(problems)} {what}:[/]")
+    for p in problems:
+        console.print(f"  {p}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _load(path: Path, dataset: str | None):
+    from frcorpus.config import ConfigError
+
+    from .config import load_recipe
+
+    logging.getLogger("frcorpus").setLevel(logging.INFO)  # the steps say what they do and skip
+    try:
+        return load_recipe(path, dataset)
+    except ConfigError as e:
+        _fail(e.problems)
+
+
+def _run(path: Path, dataset: str | None, steps: tuple[str, ...], force: bool) -> list[dict]:
+    from frcorpus.llm.base import BackendError
+
+    from .config import machine_problems
+    from .dataset import DatasetError
+    from .luth import STEP_FUNCTIONS, StepError
+    from .sft import SFTError
+
+    loaded = _load(path, dataset)
+    problems = machine_problems(loaded, steps)
+    if problems:
+        _fail(problems, "problem(s) on this machine")
+    done = []
+    try:
+        for step in steps:
+            console.print(f"[bold]recipe {escape(loaded.config.name)}: {step}[/]", highlight=False)
+            done.append(STEP_FUNCTIONS[step](loaded, force=force))
+    except (StepError, SFTError, DatasetError, BackendError) as e:
+        console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    _report(loaded, done)
+    return done
+
+
+def _report(loaded, done: list[dict]) -> None:
+    table = Table(title=f"recipe {loaded.config.name}", title_justify="left")
+    for col in ("step", "seconds", "result"):
+        table.add_column(col)
+    for item in done:
+        table.add_row(
+            item["step"], "skipped" if item.get("skipped") else f"{item['seconds']:.1f}", _result(loaded, item)
+        )
+    out.print(table)
+    results = loaded.output_dir / "eval" / "results.md"
+    if any(item["step"] == "eval" for item in done) and results.is_file():
+        out.print(results.read_text(encoding="utf-8"), markup=False, highlight=False)
+
+
+def _result(loaded, item: dict) -> str:
+    if item["step"] == "sft":
+        train = item["record"]["train"]
+        loss = (
+            f"loss {train['loss_first']:.3f} -> {train['loss_last']:.3f}" if train.get("losses") else "no loss logged"
+        )
+        return f"{loaded.output_dir / 'sft'}: {train['steps']} steps, {loss}, {train['tokens_per_s']} tokens/s"
+    if item["step"] == "merge":
+        return str(loaded.output_dir / "merged")
+    return str(loaded.output_dir / "eval" / "results.md")
+
+
+@recipe_app.command()
+def validate(config: ConfigArg, dataset: DatasetOpt = None) -> None:
+    """Check a recipe without running it: every sft: key against TRL's SFTConfig, merge: against MergeKit's
+    config model, eval: tasks and files. What this machine lacks for a step is listed, not an error."""
+    from .config import machine_problems
+    from .dataset import DatasetError, resolve_dataset
+
+    loaded = _load(config, dataset)
+    cfg = loaded.config
+    merge = cfg.merge or {}
+    summary = Table(title=f"{cfg.name}", title_justify="left", show_header=False)
+    summary.add_row("base model", cfg.model + (f"@{cfg.revision}" if cfg.revision else ""))
+    try:
+        version = resolve_dataset(cfg.dataset)
+        summary.add_row("dataset", f"{version.name} {version.version} ({version.split}, {version.source})")
+        notes = []
+    except DatasetError as e:
+        summary.add_row("dataset", cfg.dataset.path or f"{cfg.dataset.hub}@{cfg.dataset.revision or 'main'}")
+        notes = [str(e)]
+    summary.add_row("sft", ", ".join(f"{k}={v}" for k, v in cfg.sft.items()))
+    summary.add_row("merge", f"{merge.get('merge_method', '-')} {merge.get('parameters', '')}".strip())
+    if loaded.eval_config is not None:
+        tasks = [t.name + (f" (limit {t.limit})" if t.limit else "") for t in loaded.eval_config.tasks]
+        limit = loaded.eval_config.limit
+        summary.add_row("eval", ", ".join(tasks) + (f"; {limit} items per task" if limit else "; every item"))
+    out.print(summary)
+    out.print(f"[green]OK[/] {escape(str(config))}: the recipe is valid", highlight=False)
+    steps = ("sft", *(["merge"] if cfg.merge else []), *(["eval"] if loaded.eval_config is not None else []))
+    notes += machine_problems(loaded, steps)
+    if notes:
+        out.print("[yellow]on this machine:[/]")
+        for note in notes:
+            out.print(f"  {note}", markup=False, highlight=False, soft_wrap=True)
+
+
+@recipe_app.command()
+def sft(config: ConfigArg, dataset: DatasetOpt = None, force: ForceOpt = False) -> None:
+    """Fine-tune the base model on the dataset version with TRL (into <output_dir>/sft)."""
+    _run(config, dataset, ("sft",), force)
+
+
+@recipe_app.command()
+def merge(config: ConfigArg, force: ForceOpt = False) -> None:
+    """Merge the fine-tuned model with its base with MergeKit (into <output_dir>/merged)."""
+    _run(config, None, ("merge",), force)
+
+
+@recipe_app.command("eval")
+def eval_command(config: ConfigArg, force: ForceOpt = False) -> None:
+    """Evaluate base, SFT and merged models on French benchmarks (into <output_dir>/eval)."""
+    _run(config, None, ("eval",), force)
+
+
+@recipe_app.command()
+def luth(config: ConfigArg, dataset: DatasetOpt = None, force: ForceOpt = False) -> None:
+    """SFT, merge and eval in order, with one config; finished steps with unchanged inputs are skipped."""
+    _run(config, dataset, ("sft", "merge", "eval"), force)

@@ -1,0 +1,143 @@
+"""The dataset a recipe trains on: a version directory, the latest version of a dataset folder, or a
+version pushed to the Hub (`frcorpus push`), identified by its manifest (name, version, fingerprint)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from ..versiondir import VersionDirError, check_version_dir, read_json
+from .config import DatasetRef
+
+logger = logging.getLogger(__name__)
+
+
+class DatasetError(ValueError):
+    """A dataset reference that does not lead to a version with conversations."""
+
+
+@dataclass(frozen=True)
+class DatasetVersion:
+    name: str
+    version: str
+    fingerprint: str | None
+    source: str  # the folder, or org/name@revision
+    folder: Path
+    files: list[Path]
+    split: str  # "train" or "all"
+    hub: str | None = None
+    revision: str | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def describe(self) -> dict[str, Any]:
+        """What model cards, results and frcorpus_sft.json record about the data."""
+        out = {"name": self.name, "version": self.version, "fingerprint": self.fingerprint, "source": self.source}
+        out["split"] = self.split
+        if self.hub:
+            out["hub"] = self.hub
+            out["revision"] = self.revision
+        return out
+
+
+def resolve_dataset(ref: DatasetRef) -> DatasetVersion:
+    if ref.hub is not None:
+        folder = _hub_snapshot(ref.hub, ref.revision)
+        source = f"{ref.hub}@{ref.revision or 'main'}"
+    else:
+        folder = _version_folder(Path(ref.path))
+        source = str(folder)
+    manifest = read_json(folder, "manifest.json")
+    if not manifest:
+        raise DatasetError(f"{folder}: no manifest.json; give a version written by `frcorpus run`")
+    files, split = _data_files(folder, ref.split)
+    return DatasetVersion(
+        name=str(manifest.get("name", folder.parent.name)),
+        version=str(manifest.get("version", folder.name)),
+        fingerprint=manifest.get("fingerprint"),
+        source=source,
+        folder=folder,
+        files=files,
+        split=split,
+        hub=ref.hub,
+        revision=ref.revision,
+    )
+
+
+def _version_folder(path: Path) -> Path:
+    """A version directory as given, or the newest version (by manifest `created`) of a dataset folder."""
+    if path.is_dir() and not (path / "stats.json").is_file():
+        versions = [p for p in path.iterdir() if p.is_dir() and (p / "manifest.json").is_file()]
+        if versions:
+            newest = max(versions, key=lambda p: (str(read_json(p, "manifest.json").get("created", "")), p.name))
+            logger.info("dataset %s: taking its newest version %s", path, newest.name)
+            return newest
+    try:
+        return check_version_dir(path)
+    except VersionDirError as e:
+        raise DatasetError(f"dataset: {e}") from None
+
+
+def _data_files(folder: Path, split: str) -> tuple[list[Path], str]:
+    data = sorted((folder / "data").glob("*.parquet"))
+    train = [p for p in data if p.name.startswith("train-")]
+    if split == "train" and not train:
+        raise DatasetError(
+            f"{folder}: dataset.split is train but the version has no data/train-*.parquet (no split stage); "
+            "use split: all, or add a split stage to the pipeline"
+        )
+    if train and split in ("auto", "train"):
+        return train, "train"
+    if not data:
+        raise DatasetError(f"{folder}: no data/*.parquet; this version kept no records")
+    return data, "all"
+
+
+def _hub_snapshot(repo: str, revision: str | None) -> Path:
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo, repo_type="dataset", revision=revision))
+    except Exception as e:  # noqa: BLE001 - offline, unknown, gated: the same advice
+        raise DatasetError(
+            f"dataset {repo}@{revision or 'main'}: cannot download it from the Hub ({type(e).__name__}: {e}); "
+            "on an offline machine give a local version directory (dataset.path)"
+        ) from None
+
+
+def load_conversations(version: DatasetVersion, max_records: int | None = None):
+    """A `datasets.Dataset` with one `messages` column (role and content only), for TRL. Records without an
+    assistant turn cannot be trained on with assistant-only loss: they are counted and left out, never
+    silently (their ids are logged)."""
+    from datasets import Dataset
+
+    rows: list[dict[str, Any]] = []
+    skipped: list[str] = []
+    total = 0
+    for path in version.files:
+        table = pq.read_table(path, columns=_columns(path))
+        for record in table.to_pylist():
+            if max_records is not None and total >= max_records:
+                break
+            total += 1
+            messages = [{"role": m["role"], "content": m["content"]} for m in record.get("messages") or []]
+            if not any(m["role"] == "assistant" and m["content"] for m in messages):
+                skipped.append(str(record.get("id")))
+                continue
+            rows.append({"messages": messages})
+    if skipped:
+        logger.warning("%d records have no assistant turn and are not trained on: %s", len(skipped), skipped[:10])
+    if not rows:
+        raise DatasetError(f"{version.source}: no record with an assistant turn to train on")
+    counts = {"records": total, "trained": len(rows), "skipped_no_assistant": len(skipped)}
+    return Dataset.from_list(rows), counts
+
+
+def _columns(path: Path) -> list[str]:
+    names = pq.read_schema(path).names
+    if "messages" not in names:
+        raise DatasetError(f"{path}: no messages column; the recipe trains on frcorpus versions (chat messages)")
+    return [c for c in ("id", "messages") if c in names]
