@@ -10,6 +10,9 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("FRCORPUS_SHARED_DATA", REPO.parent / "shared" / "data"))
+TOKEN = (
+    "hf_FRCORPUSfakeTOKEN0123456789secret"  # the `hub` fixture's token: recognisable, so that a leak is easy to find
+)
 
 
 def write_jsonl(path: Path, rows: list[Any]) -> Path:
@@ -64,3 +67,33 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data not found at {SHARED_DATA} (set FRCORPUS_SHARED_DATA)")
     return SHARED_DATA
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch):
+    """The fake Hub (tests/hub_server.py), with huggingface_hub pointed at it and this test's token, for
+    pushes and downloads; fails a test that called an endpoint the server does not know."""
+    import huggingface_hub.constants as hf_constants
+
+    from .hub_server import FakeHub
+
+    server = FakeHub(tmp_path / "hub", token=TOKEN).start()
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    monkeypatch.setenv("HF_ENDPOINT", server.url)  # for subprocesses
+    monkeypatch.setattr(hf_constants, "ENDPOINT", server.url)  # read once at import by huggingface_hub
+    # the file URLs of hf_hub_download / snapshot_download: a template built from the endpoint at import
+    template = server.url + "/{repo_id}/resolve/{revision}/{filename}"
+    monkeypatch.setattr(hf_constants, "HUGGINGFACE_CO_URL_TEMPLATE", template)
+    # hf_xet would send Parquet files to a Xet CAS server, which this server is not; the LFS path it falls
+    # back to is the protocol the fake implements
+    monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
+    monkeypatch.setattr(hf_constants, "HF_HUB_DISABLE_XET", True)
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+    # never the developer's own login, nor their download cache (snapshots are keyed by commit, and the fake's
+    # commit ids can repeat from one test to the next)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+    monkeypatch.setattr(hf_constants, "HF_TOKEN_PATH", str(tmp_path / "hf_home" / "token"))
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf_home" / "hub"))
+    yield server
+    server.stop()
+    assert not server.unknown, f"the test called endpoints the test Hub does not implement: {server.unknown}"

@@ -1,10 +1,13 @@
-"""A small stand-in for the Hugging Face Hub, for offline tests of `frcorpus push`.
+"""A small stand-in for the Hugging Face Hub, for offline tests of `frcorpus push` and of recipes that
+train on a pushed version.
 
 It answers only the endpoints that `huggingface_hub` calls on the push path (with Xet disabled, so
-that Parquet files go through the LFS batch API), keeps uploaded blobs in a temporary folder and
-materialises every commit as a folder (`tree(repo_id, revision)`), so that a test can load what was
-pushed the way the Hub would serve it. Any other endpoint is logged at ERROR and recorded in
-`unknown`: the `hub_server` fixture fails the test that reached one.
+that Parquet files go through the LFS batch API) and on the download path of `snapshot_download` /
+`hf_hub_download` (repo info at a revision, the recursive tree, then HEAD and GET on each file), keeps
+uploaded blobs in a temporary folder and materialises every commit as a folder (`tree(repo_id,
+revision)`), so that a test can load what was pushed the way the Hub would serve it. Any other endpoint
+is logged at ERROR and recorded in `unknown`: the `hub` fixture (tests/conftest.py) fails the test that
+reached one.
 
 Endpoints (repo type `dataset` only):
   POST /api/repos/create                                  create a repo (409 if it exists)
@@ -19,6 +22,9 @@ Endpoints (repo type `dataset` only):
   POST /lfs-verify/{sha256}                               the blob arrived whole
   POST /api/datasets/{repo}/commit/{rev}                  NDJSON commit: file, lfsFile, deletedFile/Folder
   POST /api/datasets/{repo}/tag/{rev}                     create a tag (409 if it exists)
+  HEAD /datasets/{repo}/resolve/{rev}/{path}              a file's metadata: X-Repo-Commit, ETag, sizes
+  GET  /datasets/{repo}/resolve/{rev}/{path}              a file's content (an LFS file too: served here,
+                                                          where the Hub redirects to its CDN)
   GET  /api/agent-harnesses                               huggingface_hub's user-agent registry (empty)
 """
 
@@ -83,9 +89,17 @@ class Repo:
 
 
 class HubError(Exception):
-    def __init__(self, status: int, message: str, code: str | None = None, extra: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        code: str | None = None,
+        extra: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(message)
         self.status, self.message, self.code, self.extra = status, message, code, extra or {}
+        self.headers = headers or {}
 
 
 class FakeHub:
@@ -229,6 +243,7 @@ def file_info(path: str, entry: Entry) -> dict[str, Any]:
 
 
 _REPO = r"/api/datasets/(?P<repo>[^/]+/[^/]+)"
+_RESOLVE = re.compile(r"/datasets/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)")
 ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("POST", re.compile(r"/api/repos/create"), "create_repo"),
     ("POST", re.compile(r"/api/validate-yaml"), "validate_yaml"),
@@ -242,6 +257,8 @@ ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("POST", re.compile(r"/lfs-verify/(?P<oid>[0-9a-f]{64})"), "lfs_verify"),
     ("POST", re.compile(_REPO + r"/commit/(?P<rev>[^/]+)"), "commit"),
     ("POST", re.compile(_REPO + r"/tag/(?P<rev>[^/]+)"), "tag"),
+    ("HEAD", _RESOLVE, "resolve"),
+    ("GET", _RESOLVE, "resolve"),
     ("GET", re.compile(r"/api/agent-harnesses"), "agent_harnesses"),
 ]
 NO_AUTH = {"lfs_upload", "agent_harnesses"}  # a presigned storage URL; public data
@@ -285,9 +302,11 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
     def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(payload).encode()
+        """JSON, or a file's bytes as they are; a HEAD gets the headers (Content-Length included) only."""
+        raw = isinstance(payload, bytes)
+        data = payload if raw else json.dumps(payload).encode()
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", "application/octet-stream" if raw else "application/json")
         self.send_header("Content-Length", str(len(data)))
         for k, v in (headers or {}).items():
             self.send_header(k, v)
@@ -323,12 +342,13 @@ class _Handler(BaseHTTPRequestHandler):
                 repo = self.state.repos.get(args["repo"])
                 if repo is None:
                     raise HubError(404, "Repository not found", "RepoNotFound")
-            status, payload = getattr(self, "h_" + name)(repo, args, query, body)
+            # (status, payload), or (status, payload, headers) from a handler that adds response headers
+            answer = getattr(self, "h_" + name)(repo, args, query, body)
         except HubError as e:
-            headers = {"X-Error-Message": e.message} | ({"X-Error-Code": e.code} if e.code else {})
+            headers = {"X-Error-Message": e.message} | ({"X-Error-Code": e.code} if e.code else {}) | e.headers
             self._send(e.status, {"error": e.message, **e.extra}, headers)
             return
-        self._send(status, payload)
+        self._send(*answer)
 
     def _commit_at(self, repo: Repo, rev: str) -> Commit:
         commit = repo.resolve(rev)
@@ -449,3 +469,18 @@ class _Handler(BaseHTTPRequestHandler):
         req = json.loads(body)
         self.state.tag(repo, args["rev"], req["tag"], req.get("message"))
         return 200, {}
+
+    def h_resolve(self, repo: Repo, args, query, body):
+        """A file at a branch, tag or commit, with the headers `hf_hub_download` reads: X-Repo-Commit (the
+        commit the revision resolves to), the ETag (git blob oid; for an LFS file X-Linked-Etag, its sha256,
+        and X-Linked-Size), Content-Length."""
+        commit = self._commit_at(repo, args["rev"])
+        entry = commit.files.get(args["path"])
+        if entry is None:
+            raise HubError(
+                404, f"Entry not found: {args['path']}", "EntryNotFound", headers={"X-Repo-Commit": commit.oid}
+            )
+        headers = {"X-Repo-Commit": commit.oid, "ETag": f'"{entry.git_oid}"'}
+        if entry.lfs:
+            headers |= {"X-Linked-Etag": f'"{entry.sha256}"', "X-Linked-Size": str(entry.size)}
+        return 200, self.state.blob_path(entry.sha256).read_bytes(), headers

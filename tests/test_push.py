@@ -19,13 +19,11 @@ from typer.testing import CliRunner
 from frcorpus.cli import app
 from frcorpus.hub import PushError, push_version
 from frcorpus.output import sha256_path
-from tests.conftest import REPO, chat, run_pipeline, write_jsonl, write_pipeline
-from tests.hub_server import FakeHub
+from tests.conftest import REPO, TOKEN, chat, run_pipeline, write_jsonl, write_pipeline
 
 # huggingface_hub's own LFS upload (data=<file>) under httpx2
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=:DeprecationWarning")
 runner = CliRunner()
-TOKEN = "hf_FRCORPUSfakeTOKEN0123456789secret"  # recognisable, so that a leak is easy to find
 REPO_ID = "frcorpus-org/french-sft"
 
 
@@ -55,29 +53,6 @@ def built(tmp_path_factory) -> dict[str, Path]:
 def version_dir(built, tmp_path) -> Path:
     """A private copy of version `a` (some tests modify it)."""
     return Path(shutil.copytree(built["a"], tmp_path / "versions" / built["a"].name))
-
-
-@pytest.fixture
-def hub(tmp_path, monkeypatch):
-    """The fake Hub, with huggingface_hub pointed at it and this test's token; fails a test that called
-    an endpoint the server does not know."""
-    import huggingface_hub.constants as hf_constants
-
-    server = FakeHub(tmp_path / "hub", token=TOKEN).start()
-    monkeypatch.setenv("HF_TOKEN", TOKEN)
-    monkeypatch.setenv("HF_ENDPOINT", server.url)  # for subprocesses
-    monkeypatch.setattr(hf_constants, "ENDPOINT", server.url)  # read once at import by huggingface_hub
-    # hf_xet would send Parquet files to a Xet CAS server, which this server is not; the LFS path it falls
-    # back to is the protocol the fake implements
-    monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
-    monkeypatch.setattr(hf_constants, "HF_HUB_DISABLE_XET", True)
-    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
-    # never the developer's own login
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
-    monkeypatch.setattr(hf_constants, "HF_TOKEN_PATH", str(tmp_path / "hf_home" / "token"))
-    yield server
-    server.stop()
-    assert not server.unknown, f"push called endpoints the test Hub does not implement: {server.unknown}"
 
 
 def configs_of(card: str) -> list[str]:
