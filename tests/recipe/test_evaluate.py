@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from frcorpus.recipe.eval_report import results_png
 from frcorpus.recipe.eval_tasks import (
     INVALID,
     EvalDataError,
@@ -22,7 +23,7 @@ from frcorpus.recipe.eval_tasks import (
     number_filter,
     stratified_order,
 )
-from frcorpus.recipe.evaluate import EvalConfig, EvalError, check_eval, results_png, run_eval
+from frcorpus.recipe.evaluate import EvalConfig, EvalError, check_eval, run_eval
 
 FIX = "set eval.data_dir or FRCORPUS_SHARED_DATA to the folder that holds benchmarks_fr/"
 SUBJECTS = ("anatomy", "astronomy", "virology")
