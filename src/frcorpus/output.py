@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import importlib.metadata
 import json
 import os
 import platform
@@ -21,6 +20,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from frcorpus.record import SPLITS
+from frcorpus.resources import package_version
 from frcorpus.stages.base import StageStats
 
 DEPENDENCIES = ("datatrove", "pyarrow", "polars", "pydantic", "datasets", "orjson", "xxhash", "huggingface_hub")
@@ -130,13 +130,8 @@ def merge_task_stats(stat_files: list[Path]) -> dict[str, Any]:
 
 
 def dependency_versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name in DEPENDENCIES:
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return out
+    versions = {name: package_version(name) for name in DEPENDENCIES}
+    return {"python": platform.python_version(), **{k: v for k, v in versions.items() if v is not None}}
 
 
 def file_entries(version_dir: Path, folder: str) -> dict[str, dict[str, Any]]:

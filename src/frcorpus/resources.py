@@ -8,6 +8,7 @@ top-level folders of the repository.
 from __future__ import annotations
 
 from functools import cache
+from importlib import metadata
 from pathlib import Path
 
 import yaml
@@ -22,6 +23,14 @@ def resource_dir(name: str) -> Path:
         if candidate.is_dir():
             return candidate
     raise FileNotFoundError(f"frcorpus resource folder '{name}' not found next to {PACKAGE_DIR}; reinstall frcorpus")
+
+
+def package_version(dist: str) -> str | None:
+    """The installed version of a distribution (`trl`, `lm_eval`), None when it is not installed."""
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def bundled_model(name: str) -> Path:

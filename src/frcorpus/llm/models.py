@@ -30,6 +30,7 @@ from typing import Literal
 
 from frcorpus.embeddings.cache import cache_root
 from frcorpus.llm.base import BackendError
+from frcorpus.resources import package_version
 
 logger = logging.getLogger(__name__)
 
@@ -190,7 +191,7 @@ def gguf_to_folder(gguf: Path) -> Path:
                 f"the safetensors copy of {gguf} does not generate what the GGUF does ({got!r} != {expected!r}); "
                 "report this with your transformers version"
             )
-        source = {"gguf": str(gguf), "sha256": content_hash(gguf), "transformers": _version("transformers")}
+        source = {"gguf": str(gguf), "sha256": content_hash(gguf), "transformers": package_version("transformers")}
         (tmp / "frcorpus_source.json").write_text(json.dumps({**source, "check": expected}, indent=1))
         try:
             os.rename(tmp, target)
@@ -212,13 +213,6 @@ def _greedy_text(model, tokenizer) -> str:
     with torch.inference_mode():
         out = model.generate(**inputs, max_new_tokens=VERIFY_TOKENS, do_sample=False)
     return tokenizer.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
-
-
-def _version(dist: str) -> str | None:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 def hub_snapshot(repo: str, revision: str | None) -> Path:

@@ -19,7 +19,9 @@ from __future__ import annotations
 import dataclasses
 import enum
 import functools
+import hashlib
 import importlib.util
+import json
 import re
 import tempfile
 import typing
@@ -261,6 +263,11 @@ def _message(err: dict, raw: Any) -> str:
     for part in err["loc"]:
         value = value.get(part) if isinstance(value, dict) else None
     return f"invalid value {value!r}: {err['msg']}"
+
+
+def input_key(*parts: Any) -> str:
+    """A short hash of what a recipe step depends on (state.json, frcorpus_sft.json)."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 # --------------------------------------------------------------------------- this machine

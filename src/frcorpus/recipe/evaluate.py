@@ -34,6 +34,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..output import atomic_write_bytes, atomic_write_text
+from ..resources import package_version
 from .eval_report import results_markdown, results_png
 from .eval_tasks import (
     LOCAL_TASKS,
@@ -54,6 +55,7 @@ logger = logging.getLogger(__name__)
 TRAIN_HINT = "pip install 'frcorpus[train]'"
 DEFAULT_DATA = Path("..") / "shared" / "data"
 LOCAL_METRICS = {"mmlu": "acc", "mgsm": "exact_match"}
+VERSIONED = ("frcorpus", "lm_eval", "transformers", "torch")  # recorded in results.json
 # lm-eval result keys that are not metrics
 NOT_METRICS = {"alias", "name", "sample_len", "samples"}
 
@@ -361,12 +363,12 @@ def run_eval(cfg: EvalConfig, models: dict[str, Path], out_dir: Path, *, title: 
     results = {
         "title": title,
         "context": {str(k): v if isinstance(v, (str, int, float, bool)) else str(v) for k, v in context.items()},
-        "harness": f"lm-eval {_version('lm_eval')}",
+        "harness": f"lm-eval {package_version('lm_eval')}",
         "models": model_info,
         "tasks": list(task_info.values()),
         "scores": scores,
         "settings": {**cfg.model_dump(mode="json", exclude={"tasks"}), "device": device, "data_dir": str(root)},
-        "versions": {p: _version(p) for p in ("frcorpus", "lm_eval", "transformers", "torch")},
+        "versions": {p: package_version(p) or "not installed" for p in VERSIONED},
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "results.json", json.dumps(results, indent=2, ensure_ascii=False) + "\n")
@@ -494,12 +496,3 @@ def _free_memory(device: str) -> None:
         import torch
 
         torch.cuda.empty_cache()
-
-
-def _version(package: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return "not installed"

@@ -14,7 +14,6 @@ it overwrites a trained model: `--force`). An interrupted SFT resumes from its l
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
@@ -24,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .config import LoadedRecipe
+from .config import LoadedRecipe, input_key
 from .sft import read_marker, run_sft, sft_dir
 
 logger = logging.getLogger(__name__)
@@ -60,10 +59,6 @@ class RecipeState:
         return (self.data["steps"].get(step) or {}).get("key")
 
 
-def _hash(*parts: Any) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 def _base(loaded: LoadedRecipe) -> tuple[Path, str]:
     from ..llm.models import local_model
 
@@ -91,7 +86,7 @@ def _sft_record(loaded: LoadedRecipe, step: str) -> dict[str, Any]:
 
 
 def merge_key(loaded: LoadedRecipe, sft_record: dict[str, Any]) -> str:
-    return _hash(sft_record["key"], loaded.config.merge)
+    return input_key(sft_record["key"], loaded.config.merge)
 
 
 def step_merge(loaded: LoadedRecipe, force: bool = False) -> dict[str, Any]:
@@ -156,7 +151,7 @@ def step_eval(loaded: LoadedRecipe, force: bool = False) -> dict[str, Any]:
                 f"recipe eval: eval.models lists {label} but {folders[label]} has no model; run "
                 f"`frcorpus recipe {step} {loaded.path}` first, or leave {label} out of eval.models"
             )
-    key = _hash(cfg.model_dump(), revision, {label: state.key(s) for label, s in (("sft", "sft"), ("merged", "merge"))})
+    key = input_key(cfg.model_dump(), revision, state.key("sft"), state.key("merge"))
     out = loaded.output_dir / "eval"
     if state.done("eval", key) and (out / "results.json").is_file() and not force:
         logger.info("eval: %s is up to date; skipping", out)

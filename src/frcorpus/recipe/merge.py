@@ -11,7 +11,6 @@ MergeKit is LGPL-3.0: frcorpus imports it and calls it, and copies none of its c
 from __future__ import annotations
 
 import datetime as dt
-import importlib.metadata
 import importlib.util
 import json
 import logging

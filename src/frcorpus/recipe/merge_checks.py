@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import difflib
-import importlib.metadata
 import importlib.util
 import os
 import re
@@ -19,6 +18,8 @@ import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+from ..resources import package_version
 
 PLACEHOLDERS = ("${base}", "${sft}")
 # Paths that stand for the placeholders while checking: no `+` or `@`, which MergeKit's ModelReference splits on.
@@ -47,10 +48,7 @@ Problem = tuple[tuple, str]
 
 
 def _mergekit_version() -> str:
-    try:
-        return importlib.metadata.version("mergekit")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
+    return package_version("mergekit") or "unknown"
 
 
 # ----------------------------------------------------------------------------------- placeholders

@@ -7,7 +7,6 @@ A run interrupted after a checkpoint resumes from it; a finished one is not redo
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
@@ -15,7 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .config import LoadedRecipe, build_sft_args
+from ..resources import package_version
+from .config import LoadedRecipe, build_sft_args, input_key
 from .dataset import load_conversations, resolve_dataset
 
 logger = logging.getLogger(__name__)
@@ -49,15 +49,7 @@ def sft_dir(loaded: LoadedRecipe) -> Path:
 def sft_key(loaded: LoadedRecipe, dataset: dict[str, Any]) -> str:
     """What the SFT model depends on: a finished sft/ with another key was trained on something else."""
     cfg = loaded.config
-    parts = {
-        "model": cfg.model,
-        "revision": cfg.revision,
-        "dataset": dataset,
-        "max_records": cfg.dataset.max_records,
-        "chat_template": cfg.chat_template,
-        "sft": loaded.sft_values,
-    }
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return input_key(cfg.model, cfg.revision, dataset, cfg.dataset.max_records, cfg.chat_template, loaded.sft_values)
 
 
 def read_marker(folder: Path) -> dict[str, Any] | None:
@@ -152,8 +144,7 @@ def run_sft(loaded: LoadedRecipe, force: bool = False) -> dict[str, Any]:
     started = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=str(checkpoints[-1]) if resume else None)
     seconds = time.perf_counter() - started
-    trainer.save_model(str(out))
-    tokenizer.save_pretrained(str(out))
+    trainer.save_model(str(out))  # the model and its tokenizer, with the template it was trained with
     record = {
         "key": key,
         "recipe": cfg.name,
@@ -165,7 +156,7 @@ def run_sft(loaded: LoadedRecipe, force: bool = False) -> dict[str, Any]:
         "sft": {k: _plain(v) for k, v in loaded.sft_values.items()},
         "train": _train_summary(trainer.state.log_history, result.metrics, seconds),
         "resumed_from": checkpoints[-1].name if resume else None,
-        "versions": _versions(),
+        "versions": {d: package_version(d) for d in ("frcorpus", "trl", "transformers", "torch")},
     }
     (out / MARKER).write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return record
@@ -202,15 +193,3 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return str(getattr(value, "value", value))
-
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for dist in ("frcorpus", "trl", "transformers", "torch"):
-        try:
-            out[dist] = version(dist)
-        except PackageNotFoundError:
-            pass
-    return out
