@@ -209,3 +209,47 @@ def test_an_answer_in_the_language_the_user_asked_for_is_kept():
     assert reason(run(chat(("user", FR_Q + " Réponds en espagnol."), ("assistant", EN_A)))) == (
         "langid.wrong_language(en)"
     )
+
+
+# The lexicon (langid_lexicon): fastText's unsure verdicts weighed against the words' frequencies.
+LATIN = "Aliud exemplum est vox tempestas."  # lid.176.ftz: fr 0.64, la 0.16
+SHORT_FR = "Le leurre accompagne la vision."  # lid.176.ftz: fr 0.42
+
+
+@pytest.mark.parametrize(
+    ("text", "with_lexicon", "without"),
+    [
+        (LATIN, ("langid.low_score", "turn 0 (assistant): la 0.16 < 0.5"), None),
+        (SHORT_FR, None, ("langid.low_score", "turn 0 (assistant): fr 0.42 < 0.5")),
+    ],
+)
+def test_the_lexicon_settles_what_fasttext_is_unsure_of(text, with_lexicon, without):
+    for lexicon, expected in ((True, with_lexicon), (False, without)):
+        rec = run(chat(("assistant", text)), require="all_turns", lexicon=lexicon)
+        got = rec["_reject"] and (rec["_reject"]["reason"], rec["_reject"]["detail"])
+        assert got == expected, lexicon
+
+
+def test_the_lexicon_never_makes_a_foreign_language_surer_than_fasttext():
+    from frcorpus.stages.langid_lexicon import Lexicon
+
+    lexicon = Lexicon({"fr"})
+    # English words throughout: naive Bayes alone would say en at 0.99+
+    code, score = lexicon.judge("import injectable from angular core", {"en": 0.54, "fr": 0.03, "de": 0.03})
+    assert code == "en" and score == 0.54
+    # French words: the kept language takes the posterior, above fastText's 0.42
+    code, score = lexicon.judge("le leurre accompagne la vision", {"fr": 0.42, "en": 0.14, "it": 0.08})
+    assert code == "fr" and score > 0.8
+    # Latin has no list: "another language", named after fastText's likeliest unlisted candidate
+    code, score = lexicon.judge("aliud exemplum est vox tempestas", {"fr": 0.64, "la": 0.16})
+    assert code == "la" and score == 0.16
+
+
+def test_languages_without_a_list_borrow_only_a_close_one():
+    from frcorpus.stages.langid_lexicon import Lexicon
+
+    lexicon = Lexicon({"fr"})
+    assert [lexicon.list_for(c) for c in ("hr", "bs", "sr", "no", "fr")] == ["sh", "sh", "sh", "nb", "fr"]
+    # wordfreq itself would fall back to it, fr and en: those lists say nothing of these languages
+    assert [lexicon.list_for(c) for c in ("la", "oc", "zu")] == [None, None, None]
+    assert lexicon.judge("1 2 3", {"fr": 0.5}) is None  # no words to weigh
