@@ -27,7 +27,7 @@ from pydantic import Field, field_validator
 
 from frcorpus.resources import bundled_model
 from frcorpus.stages.base import FilterConfig, Transformer
-from frcorpus.stages.langid_lexicon import MIN_CANDIDATE, TOP_K
+from frcorpus.stages.langid_lexicon import MIN_CANDIDATE, TOP_K, Lexicon
 from frcorpus.stages.normalize import FENCED_CODE
 
 # Everything fastText should not judge, in one pass: fenced code, inline code, LaTeX (display,
@@ -231,8 +231,6 @@ class LangId(Transformer):
             fasttext.FastText.eprint = lambda *args, **kwargs: None  # its load warning is noise
             self.model = fasttext.load_model(str(self.model_path()))
         if self.config.lexicon and self.lexicon is None:
-            from frcorpus.stages.langid_lexicon import Lexicon
-
             self.lexicon = Lexicon(self.keep)
             self._keep_labels = {label for label in self.model.get_labels() if iso_code(label) in self.keep}
 

@@ -85,18 +85,6 @@ class Lexicon:
             values.append(value)
         return values
 
-    def log_likelihood(self, code: str, words: list[str]) -> float:
-        listed = self.list_for(code)
-        floor = self._list(listed)[1]
-        return sum(floor if value is None else value for value in self._known(listed, words))
-
-    def other_log_likelihood(self, kept: str, words: list[str]) -> float:
-        """Another language's words, seen from a kept language's list: a word the list knows is
-        SHARED times rarer there, one it does not know has the background probability. A French
-        text of rare words (a list of verbs, a poem) stays French; Latin, where French knows `est`
-        and `et` but not the rest, does not."""
-        return sum(BACKGROUND if value is None else value - SHARED for value in self._known(self.list_for(kept), words))
-
     def judge(self, text: str, candidates: dict[str, float]) -> tuple[str, float] | None:
         """The language of `text` among fastText's candidates (code -> probability) and another
         language, with its posterior; None when the text has no words to weigh."""
@@ -105,10 +93,19 @@ class Lexicon:
             return None
         # languages without a list are "another language", with what fastText left to unlisted labels
         listed = {code: p for code, p in candidates.items() if self.list_for(code) is not None}
-        scores = {code: math.log10(p) + WEIGHT * self.log_likelihood(code, words) for code, p in listed.items()}
+        known = {code: self._known(self.list_for(code), words) for code in listed}
+        scores = {}
+        for code, p in listed.items():
+            floor = self._list(self.list_for(code))[1]
+            scores[code] = math.log10(p) + WEIGHT * sum(floor if v is None else v for v in known[code])
+        # Another language's words, seen from the likeliest kept language's list: a word the list
+        # knows is SHARED rarer there, one it does not know has the BACKGROUND probability. A French
+        # text of rare words (a list of verbs, a poem) stays French; Latin, where French knows `est`
+        # and `et` but not the rest, does not.
         kept = max((c for c in listed if c in self.keep), key=listed.__getitem__)
         rest = max(1.0 - sum(listed.values()), MIN_CANDIDATE)
-        scores[OTHER] = math.log10(rest) + WEIGHT * self.other_log_likelihood(kept, words)
+        other = sum(BACKGROUND if v is None else v - SHARED for v in known[kept])
+        scores[OTHER] = math.log10(rest) + WEIGHT * other
         best = max(scores, key=scores.__getitem__)
         top = scores[best]
         posterior = 1.0 / sum(10.0 ** (score - top) for score in scores.values())
