@@ -27,7 +27,7 @@ from pydantic import Field, field_validator
 
 from frcorpus.resources import bundled_model
 from frcorpus.stages.base import FilterConfig, Transformer
-from frcorpus.stages.langid_lexicon import MIN_CANDIDATE, TOP_K, Lexicon
+from frcorpus.stages.langid_lexicon import MIN_CANDIDATE, MIN_KEPT, TOP_K, Lexicon
 from frcorpus.stages.normalize import FENCED_CODE
 
 # Everything fastText should not judge, in one pass: fenced code, inline code, LaTeX (display,
@@ -275,7 +275,9 @@ class LangId(Transformer):
             code = codes.get(label) or codes.setdefault(label, iso_code(label))
             found[text] = (code, score if score < 1.0 else 1.0)
             if score < SURE and lexicon is not None:
-                for _, candidate in top:  # most unsure texts have no kept language among their candidates
+                for p, candidate in top:  # most unsure texts have no kept language among their candidates
+                    if p < MIN_KEPT:
+                        break
                     if candidate in keep_labels:
                         self._second_opinion(text, top, found)
                         break
