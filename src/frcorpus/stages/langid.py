@@ -230,9 +230,11 @@ class LangId(Transformer):
 
             fasttext.FastText.eprint = lambda *args, **kwargs: None  # its load warning is noise
             self.model = fasttext.load_model(str(self.model_path()))
+        if not self._codes:
+            self._codes = {label: iso_code(label) for label in self.model.get_labels()}
         if self.config.lexicon and self.lexicon is None:
             self.lexicon = Lexicon(self.keep)
-            self._keep_labels = {label for label in self.model.get_labels() if iso_code(label) in self.keep}
+            self._keep_labels = {label for label, code in self._codes.items() if code in self.keep}
 
     def model_path(self) -> Path:
         model = self.config.model
@@ -257,30 +259,42 @@ class LangId(Transformer):
     def predict(self, texts: list[str]) -> dict[str, tuple[str, float]]:
         """The language of every distinct text of a batch. fastText's own `predict` on a list (its
         multilinePredict) runs slower here than one call per line, and its wrapper adds numpy
-        conversions: the binding's `predict` is called directly (measured: 1.6x faster). With the
-        lexicon, it returns the top five labels of at least 1%: lid.176 computes every label's
-        probability anyway, so this costs what the top one does; only unsure texts look past it."""
+        conversions: the binding's `predict` is called directly (measured: 1.6x faster).
+
+        With the lexicon, the first call asks for the labels of at least MIN_KEPT: the unsure texts
+        with a kept language among them are asked again for their top five of at least 1%, which the
+        lexicon weighs. lid.176's hierarchical softmax skips the branches below the threshold, and
+        every label returned is a Python string to make: asking all texts for their top five of 1%
+        made fastText's part of the stage 5-10% slower (measured on lingua_sentences; ~1% of the
+        texts are asked twice)."""
         predict = self.model.f.predict
         codes = self._codes
         lexicon = self.lexicon
-        k, threshold = (TOP_K, MIN_CANDIDATE) if lexicon is not None else (1, 0.0)
+        k, threshold = (TOP_K, MIN_KEPT) if lexicon is not None else (1, 0.0)
         keep_labels = self._keep_labels
         found = {}
+        unsure = []  # (text, the line given to fastText) for the lexicon
         for text in texts:
-            top = predict(text + "\n", k, threshold, "replace")
+            line = text + "\n"
+            top = predict(line, k, threshold, "replace")
             if not top:
-                found[text] = (UNDETERMINED, 0.0)
-                continue
+                # no label of MIN_KEPT (or no word at all): the top one, which no lexicon can help
+                top = predict(line, 1, 0.0, "replace") if lexicon is not None else top
+                if not top:
+                    found[text] = (UNDETERMINED, 0.0)
+                    continue
             score, label = top[0]
-            code = codes.get(label) or codes.setdefault(label, iso_code(label))
-            found[text] = (code, score if score < 1.0 else 1.0)
+            found[text] = (codes[label], score if score < 1.0 else 1.0)
             if score < SURE and lexicon is not None:
                 for p, candidate in top:  # most unsure texts have no kept language among their candidates
                     if p < MIN_KEPT:
                         break
                     if candidate in keep_labels:
-                        self._second_opinion(text, top, found)
+                        unsure.append((text, line))
                         break
+        # weighed after the loop, which then keeps to fastText's model in the CPU caches
+        for text, line in unsure:
+            self._second_opinion(text, predict(line, TOP_K, MIN_CANDIDATE, "replace"), found)
         return found
 
     def _second_opinion(self, text: str, top: list[tuple[float, str]], found: dict[str, tuple[str, float]]) -> None:
@@ -289,7 +303,7 @@ class LangId(Transformer):
         codes = self._codes
         candidates: dict[str, float] = {}
         for score, label in top:
-            code = codes.get(label) or codes.setdefault(label, iso_code(label))
+            code = codes[label]
             candidates[code] = candidates.get(code, 0.0) + min(score, 1.0)  # sh and sr are both sr
         if self.lexicon.checks(candidates):
             judged = self.lexicon.judge(text, candidates)
@@ -306,7 +320,10 @@ class LangId(Transformer):
     def _process(self, records: list[dict[str, Any]]) -> None:
         cfg = self.config
         min_chars, sentence_min, allow_requested = cfg.min_chars, cfg.sentence_min_chars, cfg.allow_requested
-        may_split, letter = MAY_SPLIT.search, LETTER.search  # once per turn: bound once per batch
+        # called once per turn: bound once per batch
+        may_split, letter, may_have_non_prose = MAY_SPLIT.search, LETTER.search, MAY_HAVE_NON_PROSE.search
+        not_prose, number = NOT_PROSE.sub, NUMBER.sub
+        split_min = 2 * sentence_min  # a shorter turn cannot hold two sentences to judge apart
         plans = []  # (turns, the conversation's text, whether a user turn may ask for a language)
         wanted: dict[str, None] = {}  # distinct texts of the batch, in a stable order
         pending = []  # (turn entry, the masked text) of judged assistant turns
@@ -317,8 +334,16 @@ class LangId(Transformer):
             has_user = False
             for m in record["messages"]:
                 role = m["role"]
-                masked = set_aside(m["content"])
-                line = head(one_line(masked))
+                # set_aside, one_line and head, inlined: they run on every turn
+                text = m["content"]
+                masked = (
+                    not_prose(" ", text) if may_have_non_prose(text) or text.startswith("    ") else number(" ", text)
+                )
+                line = " ".join(masked.split())
+                if line.isupper():
+                    line = line.lower()
+                if len(line) > HEAD_CHARS:
+                    line = head(line)
                 judged = len(line) >= min_chars and (line[0].isalpha() or letter(line) is not None)
                 entry = [line, None, judged, role]  # the units of the foreign share come in the second round
                 turns.append(entry)
@@ -328,7 +353,7 @@ class LangId(Transformer):
                     parts.append(line)
                 if not judged:
                     continue
-                if role == "assistant" and may_split(masked):
+                if role == "assistant" and len(masked) > split_min and may_split(masked):
                     pending.append((entry, masked))
                     paragraphs = [t for t in map(one_line, PARAGRAPH.split(masked)) if len(t) >= sentence_min]
                     if len(paragraphs) > 1:
