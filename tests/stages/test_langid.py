@@ -253,3 +253,72 @@ def test_languages_without_a_list_borrow_only_a_close_one():
     # wordfreq itself would fall back to it, fr and en: those lists say nothing of these languages
     assert [lexicon.list_for(c) for c in ("la", "oc", "zu")] == [None, None, None]
     assert lexicon.judge("1 2 3", {"fr": 0.5}) is None  # no words to weigh
+
+
+def test_the_lexicon_weighs_only_texts_where_a_kept_language_has_a_tenth():
+    stage = LangId(LangId.Config(type="langid", require="all_turns"), "langid")
+    stage.setup()
+    weighed = []
+    judge = stage.lexicon.judge
+    stage.lexicon.judge = lambda text, candidates: weighed.append((text, candidates)) or judge(text, candidates)
+    # lid.176.ftz: la 0.22, ie 0.09, en 0.08, fr 0.07 -> fastText's verdict stands, unweighed
+    rec = chat(("assistant", "D'un double constat."))
+    stage.run_batch([rec])
+    assert weighed == []
+    assert (reason(rec), rec["_reject"]["detail"]) == ("langid.low_score", "turn 0 (assistant): la 0.22 < 0.5")
+    # fr 0.42: weighed, with fastText's candidates of at least 1% (asked again for them)
+    rec = chat(("assistant", SHORT_FR))
+    stage.run_batch([rec])
+    assert [text for text, _ in weighed] == [SHORT_FR]
+    assert weighed[0][1]["fr"] == pytest.approx(0.42, abs=0.01) and len(weighed[0][1]) > 1
+    assert min(weighed[0][1].values()) >= 0.01
+    assert reason(rec) is None
+
+
+def test_numbers_and_quotes_are_what_the_plain_digit_class_finds():
+    """NUMBER spells `\\d` out as ranges (faster in `re`): the same matches as the plain pattern,
+    astral digits and emoji included."""
+    import random
+    import re
+
+    from frcorpus.stages.langid import NUMBER, QUOTE_MARKS
+
+    plain = re.compile(r"[\d" + QUOTE_MARKS + r"](?:(?<=\d)\d*(?:[.,:/h-]\d+)*)?")
+    alphabet = (
+        list("0123456789.,:/h- ab")
+        + list(QUOTE_MARKS)
+        + ["٣", "३", "３", "\U0001d7ce", "\U000104a0", "😀", "\U00020000"]
+    )
+    rng = random.Random(0)
+    for _ in range(20_000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+        assert NUMBER.sub(" ", text) == plain.sub(" ", text), repr(text)
+    assert NUMBER.sub(" ", "le 3 mai 2024 à 14h30, 12,5 € ; 😀 \U0001d7ce") == "le   mai   à  ,   € ; 😀  "
+
+
+def test_one_line_skips_the_split_only_when_it_would_change_nothing():
+    import random
+
+    from frcorpus.stages.langid import one_line, single_spaced
+
+    alphabet = list("ab .") + [
+        "\n",
+        "\t",
+        "\r",
+        "\x0b",
+        "\x0c",
+        "\x1c",
+        "\x85",
+        "\xa0",
+        "\u2009",
+        "\u2028",
+        "\u3000",
+        "é",
+    ]
+    rng = random.Random(0)
+    for _ in range(20_000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 10)))
+        if single_spaced(text):
+            assert " ".join(text.split()) == text, repr(text)
+        assert one_line(text) == " ".join(text.split()), repr(text)
+    assert one_line("Bonjour\u00a0!\n\nÇa va ?") == "Bonjour ! Ça va ?"

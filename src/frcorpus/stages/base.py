@@ -181,11 +181,9 @@ class Transformer(Stage):
         self.process(live)
         self.stats.seconds += time.perf_counter() - start
         self.stats.n_in += len(live)
-        for r in live:
-            if r["_reject"] is None:
-                self.stats.kept += 1
-            else:
-                self.stats.rejected[r["_reject"]["reason"]] += 1
+        reasons = [r["_reject"]["reason"] for r in live if r["_reject"] is not None]
+        self.stats.kept += len(live) - len(reasons)
+        self.stats.rejected.update(reasons)  # counted in C
 
 
 class Filter(Stage):
