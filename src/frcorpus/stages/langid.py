@@ -355,8 +355,7 @@ class LangId(Transformer):
         cfg = self.config
         min_chars, sentence_min, allow_requested = cfg.min_chars, cfg.sentence_min_chars, cfg.allow_requested
         # called once per turn: bound once per batch
-        letter, may_have_non_prose = LETTER.search, MAY_HAVE_NON_PROSE.search
-        not_prose, number = NOT_PROSE.sub, NUMBER.sub
+        letter = LETTER.search
         split_min = 2 * sentence_min  # a shorter turn cannot hold two sentences to judge apart
         plans = []  # (turns, the conversation's text, whether a user turn may ask for a language)
         wanted: dict[str, None] = {}  # distinct texts of the batch, in a stable order
@@ -368,16 +367,8 @@ class LangId(Transformer):
             has_user = False
             for m in record["messages"]:
                 role = m["role"]
-                # set_aside, one_line and head, inlined: they run on every turn
-                text = m["content"]
-                masked = (
-                    not_prose(" ", text) if may_have_non_prose(text) or text.startswith("    ") else number(" ", text)
-                )
-                line = masked if single_spaced(masked) else " ".join(masked.split())
-                if line.isupper():
-                    line = line.lower()
-                if len(line) > HEAD_CHARS:
-                    line = head(line)
+                masked = set_aside(m["content"])
+                line = head(one_line(masked))
                 judged = len(line) >= min_chars and (line[0].isalpha() or letter(line) is not None)
                 entry = [line, None, judged, role]  # the units of the foreign share come in the second round
                 turns.append(entry)
