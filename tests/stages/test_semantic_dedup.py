@@ -87,6 +87,11 @@ def test_a_record_without_text_in_its_view_is_kept_and_counted():
         ),
         ({"model": "usem"}, "unknown embedding model 'usem'; expected one of usem3, minilm"),
         ({"model": "./no/such/model"}, "embedding model path ./no/such/model does not exist"),
+        ({"dtype": "float16"}, "the embedding model usem3 computes in float32 (numpy); dtype float16 is not"),
+        (
+            {"model": "minilm", "device": "cpu", "dtype": "float16", "threshold": 0.9},
+            "dtype float16 is for CUDA devices (on the CPU it is slow or unsupported); use float32 or bfloat16",
+        ),
     ],
 )
 def test_config_errors(cfg, message):

@@ -19,6 +19,7 @@ from frcorpus.embeddings.embedder import Embedder, embed
 from frcorpus.embeddings.models import (
     ALIASES,
     DEFAULT_MODEL,
+    DTYPES,
     REQUIRES,
     THRESHOLDS,
     EmbeddingModelError,
@@ -30,6 +31,7 @@ from frcorpus.embeddings.models import (
     model_key,
     normalize,
     resolve_device,
+    resolve_dtype,
     resolve_model,
 )
 from frcorpus.embeddings.neighbors import Pairs, clustered_pairs, connected_components, similar_pairs
@@ -37,6 +39,7 @@ from frcorpus.embeddings.neighbors import Pairs, clustered_pairs, connected_comp
 __all__ = [
     "ALIASES",
     "DEFAULT_MODEL",
+    "DTYPES",
     "REQUIRES",
     "THRESHOLDS",
     "EmbeddingCache",
@@ -55,6 +58,7 @@ __all__ = [
     "model_key",
     "normalize",
     "resolve_device",
+    "resolve_dtype",
     "resolve_model",
     "similar_pairs",
     "text_keys",

@@ -20,6 +20,8 @@ from frcorpus.embeddings.models import (
     load_encoder,
     model_key,
     normalize,
+    resolve_device,
+    resolve_dtype,
     resolve_model,
 )
 
@@ -45,9 +47,11 @@ class Embedder:
         cache_dir: Path | str | None = None,
         progress: bool | None = None,
         threads: int | None = None,
+        dtype: str = "auto",
     ):
         self.spec = resolve_model(model)
         self.device = device
+        self.dtype = dtype
         self.batch_size = batch_size
         self.threads = threads
         self.use_cache = cache
@@ -56,6 +60,7 @@ class Embedder:
         self.stats: Counter = Counter()
         self._encoder: Encoder | None = None
         self._key: str | None = None
+        self._cache_key: str | None = None
         self._cache: EmbeddingCache | None = None
 
     @property
@@ -65,9 +70,20 @@ class Embedder:
         return self._key
 
     @property
+    def cache_key(self) -> str:
+        """The model key, and the precision when it is not float32: float16 vectors differ from float32
+        ones in the third decimal, and a cache shared by a GPU and a CPU machine must not mix them."""
+        if self._cache_key is None:
+            dtype = "float32"
+            if self.spec.kind != "usem3" or self.dtype != "auto":
+                dtype = resolve_dtype(self.dtype, resolve_device(self.device, self.spec), self.spec)
+            self._cache_key = self.model_key if dtype == "float32" else f"{self.model_key}:{dtype}"
+        return self._cache_key
+
+    @property
     def encoder(self) -> Encoder:
         if self._encoder is None:
-            self._encoder = load_encoder(self.spec, self.device, self.batch_size, self.threads)
+            self._encoder = load_encoder(self.spec, self.device, self.batch_size, self.threads, self.dtype)
             self.stats["model_loads"] += 1
         return self._encoder
 
@@ -80,7 +96,7 @@ class Embedder:
     @property
     def cache(self) -> EmbeddingCache | None:
         if self.use_cache and self._cache is None:
-            self._cache = EmbeddingCache(self.model_key, self.cache_dir)
+            self._cache = EmbeddingCache(self.cache_key, self.cache_dir)
         return self._cache
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
@@ -119,20 +135,26 @@ class Embedder:
             return np.empty((0, 0), dtype=np.float32)
         encoder = self.encoder
         start = time.perf_counter()
-        parts: list[np.ndarray] = []
+        # longest first, over all the texts: the encoder sorts each chunk by length to batch texts of
+        # similar length (less padding), and texts in input order would leave every chunk mixed
+        order = np.argsort(-np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)), kind="stable")
+        out: np.ndarray | None = None
         pending: list[np.ndarray] = []  # computed, not yet written to the cache
-        saved = 0  # rows written to the cache
+        saved = 0  # rows (in `order`) written to the cache
         show = self.progress if self.progress is not None else len(texts) >= PROGRESS_MIN
         bar = progress(len(texts), f"embedding ({self.spec.model})", show)
         try:
             for lo in range(0, len(texts), encoder.chunk):
-                vectors = normalize(encoder.encode(texts[lo : lo + encoder.chunk]))
-                parts.append(vectors)
+                rows = order[lo : lo + encoder.chunk]
+                vectors = normalize(encoder.encode([texts[i] for i in rows]))
+                if out is None:
+                    out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
+                out[rows] = vectors
                 pending.append(vectors)
                 bar.update(len(vectors))
                 done = lo + len(vectors)
                 if keys is not None and (done - saved >= FLUSH_ROWS or done == len(texts)):
-                    self.cache.put(keys[saved:done], np.concatenate(pending))
+                    self.cache.put(keys[order[saved:done]], np.concatenate(pending))
                     pending, saved = [], done
         finally:
             bar.close()
@@ -140,7 +162,7 @@ class Embedder:
         self.stats["computed"] += len(texts)
         self.stats["compute_seconds"] += seconds
         logger.info("embedded %d texts with %s in %.1fs", len(texts), self.spec.model, seconds)
-        return np.concatenate(parts)
+        return out
 
 
 class _NoBar:
@@ -162,8 +184,8 @@ def progress(total: int, desc: str, show: bool):
 
 
 @cache
-def _embedder(model: str, device: str, batch_size: int | None, cache: bool, cache_dir: Path) -> Embedder:
-    return Embedder(model, device=device, batch_size=batch_size, cache=cache, cache_dir=cache_dir)
+def _embedder(model: str, device: str, batch_size: int | None, cache: bool, cache_dir: Path, dtype: str) -> Embedder:
+    return Embedder(model, device=device, batch_size=batch_size, cache=cache, cache_dir=cache_dir, dtype=dtype)
 
 
 def embed(
@@ -173,6 +195,7 @@ def embed(
     device: str = "auto",
     batch_size: int | None = None,
     cache: bool = True,
+    dtype: str = "auto",
 ) -> np.ndarray:
     """`Embedder(model, ...).embed(texts)`, with the embedder (and its loaded model) kept per process."""
-    return _embedder(model, device, batch_size, cache, cache_root() / "embeddings").embed(texts)
+    return _embedder(model, device, batch_size, cache, cache_root() / "embeddings", dtype).embed(texts)

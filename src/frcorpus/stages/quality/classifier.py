@@ -61,6 +61,11 @@ class QualityClassifier(Transformer):
             None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="key under `scores` (default: the stage id)"
         )
         device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when there is one")
+        dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+            "auto",
+            description="the model's precision: auto (float16 on CUDA, float32 on the CPU) | float32 | "
+            "float16 (CUDA) | bfloat16",
+        )
         batch_size: int | None = Field(None, ge=1, le=65536, description="texts per batch (default: the model's)")
 
         @field_validator("scorer")
@@ -102,7 +107,8 @@ class QualityClassifier(Transformer):
             return
         self.scorer = load_scorer(self.path)
         # the model itself is loaded on the first text that is not in the cache
-        self.embedder = self.scorer.embedder(device=self.config.device, batch_size=self.config.batch_size)
+        cfg = self.config
+        self.embedder = self.scorer.embedder(device=cfg.device, batch_size=cfg.batch_size, dtype=cfg.dtype)
         trained = self.scorer.meta["embedding"].get("key")
         if trained and trained != self.embedder.model_key:
             logger.warning(
