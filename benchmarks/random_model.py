@@ -87,7 +87,8 @@ def causal_lm(out: Path, tokenizer: Path, dtype: str, layers: int | None) -> Non
 
 def encoder(shape: str, out: Path, tokenizer: Path, layers: int | None) -> None:
     import torch
-    from sentence_transformers import SentenceTransformer, models
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
     from transformers import BertConfig, BertModel
 
     dims = {**XLMR[shape], **({"num_hidden_layers": layers} if layers else {})}
@@ -96,9 +97,9 @@ def encoder(shape: str, out: Path, tokenizer: Path, layers: int | None) -> None:
     inner = out / "0_Transformer"
     BertModel(config).save_pretrained(inner)
     copy_tokenizer(tokenizer, inner)
-    word = models.Transformer(str(inner), max_seq_length=512)
-    pooling = models.Pooling(word.get_word_embedding_dimension(), pooling_mode="mean")
-    SentenceTransformer(modules=[word, pooling, models.Normalize()]).save(str(out))
+    word = Transformer(str(inner), max_seq_length=512)
+    pooling = Pooling(word.get_embedding_dimension(), pooling_mode="mean")
+    SentenceTransformer(modules=[word, pooling, Normalize()]).save(str(out))
     shutil.rmtree(inner)
 
 
