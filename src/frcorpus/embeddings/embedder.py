@@ -15,6 +15,7 @@ import numpy as np
 from frcorpus.embeddings.cache import EmbeddingCache, cache_root, text_keys
 from frcorpus.embeddings.models import (
     DEFAULT_MODEL,
+    EmbeddingModelError,
     Encoder,
     USEEncoder,
     load_encoder,
@@ -147,6 +148,7 @@ class Embedder:
             for lo in range(0, len(texts), encoder.chunk):
                 rows = order[lo : lo + encoder.chunk]
                 vectors = normalize(encoder.encode([texts[i] for i in rows]))
+                self._check_finite(vectors, [texts[i] for i in rows], encoder.dtype)
                 if out is None:
                     out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
                 out[rows] = vectors
@@ -163,6 +165,22 @@ class Embedder:
         self.stats["compute_seconds"] += seconds
         logger.info("embedded %d texts with %s in %.1fs", len(texts), self.spec.model, seconds)
         return out
+
+    def _check_finite(self, vectors: np.ndarray, texts: list[str], dtype: str) -> None:
+        """NaN or inf would make every comparison false and drop nothing: stop before the cache keeps it."""
+        bad = ~np.isfinite(vectors).all(axis=1)
+        if not bad.any():
+            return
+        first = texts[int(np.argmax(bad))]
+        hint = (
+            "float16 overflows in some models: set dtype: bfloat16 or float32 on the stage"
+            if dtype == "float16"
+            else "check the model's weights on their own"
+        )
+        raise EmbeddingModelError(
+            f"the embedding model {self.spec.model} gave NaN or infinite values in {dtype} for {int(bad.sum())} of "
+            f"{len(texts)} texts (the first: {first[:80]!r}); {hint}"
+        )
 
 
 class _NoBar:

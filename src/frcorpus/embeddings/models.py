@@ -293,6 +293,7 @@ class Encoder(ABC):
 
     dim: int
     chunk: int  # texts per call of `encode` (progress and cache granularity)
+    dtype: str = "float32"  # the precision the model computes in
 
     @abstractmethod
     def encode(self, texts: list[str]) -> np.ndarray: ...
@@ -325,6 +326,7 @@ class SentenceTransformerEncoder(Encoder):
             ) from None
         if dtype != "float32":
             self.model.to(getattr(torch, dtype))
+        self.dtype = dtype
         dimension = getattr(self.model, "get_embedding_dimension", None)  # sentence-transformers >= 6
         self.dim = int(dimension() if dimension else self.model.get_sentence_embedding_dimension())
         self.batch_size = batch_size or (256 if device.startswith("cuda") else 64)
