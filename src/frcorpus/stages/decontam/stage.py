@@ -22,7 +22,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from frcorpus.embeddings.models import check_dtype_option, check_model_option
+from frcorpus.embeddings.models import EmbeddingDtype, check_dtype_option, check_model_option, dtype_field
 from frcorpus.record import record_language
 from frcorpus.stages.base import FilterConfig, Transformer
 from frcorpus.stages.decontam.benchmarks import Benchmark
@@ -113,11 +113,7 @@ class Decontaminate(Transformer):
             "3/4 of them (translations and paraphrases keep them; other problems on the same topic do not)",
         )
         device: Literal["auto", "cpu", "cuda"] = Field("auto", description="embedding: auto: CUDA when there is one")
-        dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
-            "auto",
-            description="embedding: the model's precision: auto (float16 on CUDA, float32 on the CPU) | "
-            "float32 | float16 (CUDA) | bfloat16",
-        )
+        dtype: EmbeddingDtype = dtype_field("embedding: ")
 
         @field_validator("benchmarks")
         @classmethod

@@ -30,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field, field_validator, model_validator
 
-from frcorpus.embeddings.models import REQUIRES, check_dtype_option, check_model_option
+from frcorpus.embeddings.models import REQUIRES, EmbeddingDtype, check_dtype_option, check_model_option, dtype_field
 from frcorpus.record import record_language
 from frcorpus.stages.base import Reject
 from frcorpus.stages.dedup.clusters import (
@@ -63,11 +63,7 @@ class SemanticDedup(NearDuplicateStage):
             "sentence-transformers folder | a Hub id org/name (online only)",
         )
         device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when there is one")
-        dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
-            "auto",
-            description="the model's precision: auto (float16 on CUDA, float32 on the CPU) | float32 | "
-            "float16 (CUDA) | bfloat16",
-        )
+        dtype: EmbeddingDtype = dtype_field()
         batch_size: int | None = Field(None, ge=1, le=65536, description="texts per batch (default: the model's)")
         threshold: float | None = Field(
             None,

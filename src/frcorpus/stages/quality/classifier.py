@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field, ValidationInfo, field_validator
 
-from frcorpus.embeddings.models import check_model_option
+from frcorpus.embeddings.models import EmbeddingDtype, check_dtype_option, check_model_option, dtype_field
 from frcorpus.record import SCORES_TYPE, record_scores
 from frcorpus.scorer import HEAD_FILE, SCORER_FILE, load_scorer, read_scorer_meta
 from frcorpus.stages.base import FilterConfig, Transformer
@@ -61,11 +61,7 @@ class QualityClassifier(Transformer):
             None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="key under `scores` (default: the stage id)"
         )
         device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when there is one")
-        dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
-            "auto",
-            description="the model's precision: auto (float16 on CUDA, float32 on the CPU) | float32 | "
-            "float16 (CUDA) | bfloat16",
-        )
+        dtype: EmbeddingDtype = dtype_field()
         batch_size: int | None = Field(None, ge=1, le=65536, description="texts per batch (default: the model's)")
 
         @field_validator("scorer")
@@ -74,6 +70,17 @@ class QualityClassifier(Transformer):
             meta = read_scorer_meta(Path(scorer).expanduser())
             check_model_option(meta["embedding"]["model"], prefix=f"scorer {scorer}: ")
             return scorer
+
+        @field_validator("dtype")
+        @classmethod
+        def _dtype_usable(cls, dtype: str, info: ValidationInfo) -> str:
+            scorer = info.data.get("scorer")
+            if scorer is not None:
+                meta = read_scorer_meta(Path(scorer).expanduser())
+                check_dtype_option(
+                    meta["embedding"]["model"], info.data.get("device", "auto"), dtype, f"scorer {scorer}: "
+                )
+            return dtype
 
         @field_validator("min_score")
         @classmethod
