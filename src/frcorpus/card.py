@@ -792,10 +792,12 @@ def context(
 
 
 def card_environment():
-    """Jinja over the cards/ templates (dataset and model cards), with the table-cell and revision filters."""
+    """Jinja over the cards/ templates (dataset and model cards), with the table-cell and revision filters.
+    The templates are user-editable files, so they render in the sandbox: they cannot reach Python."""
     import jinja2
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    env = jinja2.Environment(
+    env = ImmutableSandboxedEnvironment(
         loader=jinja2.FileSystemLoader(str(resource_dir("cards"))),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,

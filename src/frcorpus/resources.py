@@ -38,9 +38,21 @@ def bundled_model(name: str) -> Path:
     return PACKAGE_DIR / "models" / name
 
 
+SAMPLES_DIR = PACKAGE_DIR / "samples"
+
+
 def resolve_bundled(path: str) -> Path:
-    """`frcorpus://samples/x.jsonl` -> the file shipped inside the package."""
-    return PACKAGE_DIR / path.removeprefix(SAMPLE_SCHEME)
+    """`frcorpus://samples/x.jsonl` -> the file shipped inside the package. The path is resolved
+    (`..`, symbolic links) and must stay in the package's samples folder: a pipeline must not reach
+    other files through the scheme (and `push --include-rejects` would publish what it read)."""
+    inside = path.removeprefix(SAMPLE_SCHEME)
+    resolved = (PACKAGE_DIR / inside).resolve()
+    if not resolved.is_relative_to(SAMPLES_DIR.resolve()):
+        raise ValueError(
+            f"{path!r} points outside the bundled samples ({SAMPLE_SCHEME}samples/...); "
+            "give the path of your own files without the scheme"
+        )
+    return resolved
 
 
 @cache

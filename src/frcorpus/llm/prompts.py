@@ -1,9 +1,12 @@
 """Prompt templates as files: `prompts/<kind>/<name>.yaml` (shipped presets) or any YAML path.
 
 A template file is a mapping of Jinja strings (`system`, `user`, ...) plus plain settings (`kind`,
-`scale`, `description`). Templates render with StrictUndefined, so a misspelt variable is an
-error at the first record, not a silently empty prompt. The hash of the file's text goes into
-lineage and generation-cache keys: editing a prompt regenerates, re-running does not.
+`scale`, `description`). A prompt file may come from anyone, so templates render in Jinja's
+immutable sandbox: `{{ cycler.__init__.__globals__.os }}` and the like are refused, never run.
+`load_prompt` renders each template once with example variables (the stage's `sample`), so that a
+misspelt variable (StrictUndefined) or a refused attribute is a configuration error naming the
+file and line, not a crash at the first record. The hash of the file's text goes into lineage and
+generation-cache keys: editing a prompt regenerates, re-running does not.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ class PromptTemplate:
     path: Path
     text: str
     data: dict[str, Any] = field(repr=False)
+    first_lines: dict[str, int] = field(default_factory=dict, repr=False)  # part -> file line of its line 1
 
     @cached_property
     def hash(self) -> str:
@@ -61,17 +65,77 @@ class PromptTemplate:
     def render(self, part: str, **variables: Any) -> str:
         if not self.has(part):
             raise PromptError(f"prompt {self.path} has no `{part}` template")
-        return _compiled(self.data[part]).render(**variables).strip()
+        import jinja2
+
+        try:
+            return _compiled(self.data[part]).render(**variables).strip()
+        except jinja2.TemplateError as e:
+            raise PromptError(f"{self.where(part, e)}: {_describe(e)}") from None
+
+    def where(self, part: str, error: Exception | None = None) -> str:
+        """`file:line` of a template, or of the line of it that `error` (a Jinja error) points at."""
+        line = self.first_lines.get(part, 1) + max((_template_line(error) if error else 1) - 1, 0)
+        return f"{self.path}:{line}: `{part}`"
+
+
+def _template_line(error: Exception) -> int:
+    """The template line of a Jinja error: a syntax error carries it; for an error while rendering,
+    Jinja rewrites the traceback so that its frames in the template show template lines."""
+    if getattr(error, "lineno", None):
+        return error.lineno
+    tb, line = error.__traceback__, 1
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<template>":
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def _describe(e: Exception) -> str:
+    from jinja2.exceptions import SecurityError, UndefinedError
+
+    if isinstance(e, SecurityError):
+        return f"refused by the template sandbox ({e}); a prompt may only use its variables, filters and tests"
+    if isinstance(e, UndefinedError):
+        return f"{e.message}; use only the variables this kind of prompt gets"
+    return f"{type(e).__name__}: {e.message or e}"
+
+
+@cache
+def _environment():
+    # immutable: a template cannot change the lists and dicts it is given (the record's messages)
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    return ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
 
 
 @cache
 def _compiled(source: str):
-    import jinja2
-
-    return jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False).from_string(source)
+    return _environment().from_string(source)
 
 
-def load_prompt(kind: str, name: str, required: tuple[str, ...] = ()) -> PromptTemplate:
+def _first_lines(text: str) -> dict[str, int]:
+    """Template part -> the line of the file where its text starts (after `|`/`>` for block scalars)."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return {}
+    if not isinstance(node, yaml.MappingNode):
+        return {}
+    lines = {}
+    for key, value in node.value:
+        if isinstance(value, yaml.ScalarNode):
+            block = value.style in ("|", ">")
+            lines[str(key.value)] = value.start_mark.line + 1 + int(block)
+    return lines
+
+
+def load_prompt(
+    kind: str, name: str, required: tuple[str, ...] = (), sample: dict[str, dict[str, Any]] | None = None
+) -> PromptTemplate:
+    """Read and check a prompt file. `sample`: part -> example values of the variables that part is
+    rendered with; each part named there is rendered once with them (a PromptError if it fails)."""
     path = prompt_path(kind, name)
     text = path.read_text(encoding="utf-8")
     try:
@@ -85,10 +149,17 @@ def load_prompt(kind: str, name: str, required: tuple[str, ...] = ()) -> PromptT
         raise PromptError(f"prompt file {path} lacks {', '.join(f'`{m}`' for m in missing)} (a Jinja string each)")
     import jinja2
 
+    prompt = PromptTemplate(path.stem, path, text, data, _first_lines(text))
     for part, source in data.items():
         if isinstance(source, str) and part not in ("kind", "description"):
             try:
-                jinja2.Environment().parse(source)
+                _compiled(source)
             except jinja2.TemplateSyntaxError as e:
-                raise PromptError(f"prompt file {path}: `{part}` line {e.lineno}: {e.message}") from None
-    return PromptTemplate(path.stem, path, text, data)
+                raise PromptError(f"prompt file {prompt.where(part, e)}: {e.message}") from None
+    for part, variables in (sample or {}).items():
+        if prompt.has(part):
+            try:
+                prompt.render(part, **variables)
+            except PromptError as e:
+                raise PromptError(f"prompt file {e}") from None
+    return prompt

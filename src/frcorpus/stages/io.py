@@ -96,7 +96,10 @@ def resolve_source(cfg: SourceConfig, cwd: Path | None = None) -> ResolvedSource
     cwd = cwd or Path.cwd()
     raw = cfg.path
     if raw.startswith(SAMPLE_SCHEME):
-        path = resolve_bundled(raw)
+        try:
+            path = resolve_bundled(raw)
+        except ValueError as e:
+            raise SourceError(f"source '{cfg.name}': {e}") from None
         if not path.exists():
             raise SourceError(f"source '{cfg.name}': bundled file {raw!r} does not exist in this frcorpus")
         return _local(cfg, path, raw)

@@ -122,6 +122,21 @@ def render_conversation(messages: list[dict[str, str]]) -> str:
     return "\n\n".join(f"{ROLE_NAMES.get(m['role'], m['role'])} : {m['content']}" for m in messages)
 
 
+def prompt_variables(messages: list[dict[str, str]]) -> dict[str, Any]:
+    """What a judge prompt's templates are rendered with."""
+    return {
+        "messages": messages,
+        "conversation": render_conversation(messages),
+        "prompt": next((m["content"] for m in messages if m["role"] == "user"), ""),
+        "answer": next((m["content"] for m in reversed(messages) if m["role"] == "assistant"), ""),
+    }
+
+
+_EXAMPLE = prompt_variables([{"role": "user", "content": "Bonjour ?"}, {"role": "assistant", "content": "Bonjour !"}])
+# every template of a judge prompt is rendered once with these when the pipeline is checked
+SAMPLE_VARIABLES = {"system": _EXAMPLE, "user": _EXAMPLE}
+
+
 class LlmJudge(LLMStageMixin, Transformer):
     name: ClassVar[str] = "llm_judge"
     family: ClassVar[str] = "quality"
@@ -149,7 +164,7 @@ class LlmJudge(LLMStageMixin, Transformer):
         @model_validator(mode="after")
         def _prompt_fits(self):
             try:
-                prompt = load_prompt("judge", self.prompt, required=("user",))
+                prompt = load_prompt("judge", self.prompt, required=("user",), sample=SAMPLE_VARIABLES)
             except PromptError as e:
                 raise ValueError(str(e)) from None
             kind = prompt.data.get("kind")
@@ -161,7 +176,7 @@ class LlmJudge(LLMStageMixin, Transformer):
 
     def __init__(self, config: Config, stage_id: str):
         super().__init__(config, stage_id)
-        self.prompt: PromptTemplate = load_prompt("judge", config.prompt, required=("user",))
+        self.prompt: PromptTemplate = load_prompt("judge", config.prompt, required=("user",), sample=SAMPLE_VARIABLES)
         self.kind: str = self.prompt.data["kind"]
         low, high = self.prompt.data.get("scale", [1, 5])
         self.scale = (int(low), int(high))
@@ -173,13 +188,7 @@ class LlmJudge(LLMStageMixin, Transformer):
         self.setup_llm()
 
     def request(self, record: dict[str, Any]) -> ChatRequest:
-        messages = record["messages"]
-        variables = {
-            "messages": messages,
-            "conversation": render_conversation(messages),
-            "prompt": next((m["content"] for m in messages if m["role"] == "user"), ""),
-            "answer": next((m["content"] for m in reversed(messages) if m["role"] == "assistant"), ""),
-        }
+        variables = prompt_variables(record["messages"])
         turns = [("user", self.prompt.render("user", **variables))]
         if self.prompt.has("system"):
             turns.insert(0, ("system", self.prompt.render("system", **variables)))

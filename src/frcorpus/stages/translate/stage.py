@@ -60,6 +60,14 @@ OUTPUT_IN_DETAIL = 120  # characters of a failed output kept in the reject's det
 FRENCH_CHARS_PER_TOKEN = 3.5
 FRENCH_EXPANSION = 1.2
 
+# every template of a translate prompt is rendered once with these when the pipeline is checked
+_MARKER = {"marker": "<<M0>>"}
+SAMPLE_VARIABLES = {
+    "system": _MARKER,
+    "regenerate_system": _MARKER,
+    "user": {"text": "Hello!", "role": "user", "context": [{"role": "user", "content": "Hi"}], **_MARKER},
+}
+
 
 @dataclass
 class TurnJob:
@@ -123,14 +131,14 @@ class Translate(LLMStageMixin, Transformer):
         @classmethod
         def _prompt_exists(cls, prompt: str) -> str:
             try:
-                load_prompt("translate", prompt, required=("system", "user"))
+                load_prompt("translate", prompt, required=("system", "user"), sample=SAMPLE_VARIABLES)
             except PromptError as e:
                 raise ValueError(str(e)) from None
             return prompt
 
     def __init__(self, config: Config, stage_id: str):
         super().__init__(config, stage_id)
-        self.prompt = load_prompt("translate", config.prompt, required=("system", "user"))
+        self.prompt = load_prompt("translate", config.prompt, required=("system", "user"), sample=SAMPLE_VARIABLES)
         if config.mode == "regenerate" and not self.prompt.has("regenerate_system"):
             raise ValueError(f"translate: mode regenerate needs `regenerate_system` in {self.prompt.path}")
         self.gates = TranslationGates(config.gates, config.langid_model)
