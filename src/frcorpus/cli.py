@@ -196,6 +196,12 @@ def report(result, console_out: Console) -> None:
     t = stats["totals"]
     sources.add_row("[bold]total[/]", str(t["read"]), str(t["kept"]), str(t["rejected"]), "")
     console_out.print(sources)
+    for name, s in stats["sources"].items():
+        if s["read"] == 0:
+            console.print(
+                f"[yellow]warning:[/] source {name!r} holds no records (empty files, blank lines or tables of 0 rows)",
+                highlight=False,
+            )
     console_out.print(f"[green]version {result.version}[/] written to [bold]{result.version_dir}[/]")
 
 

@@ -613,18 +613,14 @@ class Decide(PipelineStep):
     def run(self, data, rank: int = 0, world_size: int = 1) -> Iterator[Document]:
         sig_dir = self.paths.phase(self.phase_index) / "sigs"
         tables = []
-        for shard in range(self.tasks):
+        for shard in range(self.tasks):  # empty shards too: they give the columns when no record is left
             table = _read_intermediate(sig_dir / f"{shard:05d}.arrow")
-            if table.num_rows:
-                shard_col = pa.array(np.full(table.num_rows, shard, dtype=np.int64))
-                row_col = pa.array(np.arange(table.num_rows, dtype=np.int64))
-                tables.append(table.append_column("shard", shard_col).append_column("row", row_col))
-        if tables:
-            table = pa.concat_tables(tables)
-            order = table["_order"].combine_chunks().flatten().to_numpy().reshape(-1, 3)
-            table = table.take(pa.array(np.lexsort((order[:, 2], order[:, 1], order[:, 0]))))
-        else:
-            table = pa.table({"shard": pa.array([], pa.int64()), "row": pa.array([], pa.int64())})
+            shard_col = pa.array(np.full(table.num_rows, shard, dtype=np.int64))
+            row_col = pa.array(np.arange(table.num_rows, dtype=np.int64))
+            tables.append(table.append_column("shard", shard_col).append_column("row", row_col))
+        table = pa.concat_tables(tables)
+        order = table["_order"].combine_chunks().flatten().to_numpy().reshape(-1, 3)
+        table = table.take(pa.array(np.lexsort((order[:, 2], order[:, 1], order[:, 0]))))
         shards = table["shard"].to_numpy()
         shard_rows = table["row"].to_numpy()
         live = np.arange(table.num_rows)
@@ -736,7 +732,7 @@ class Finalize(PipelineStep):
 
     def finalize(self) -> RunResult:
         staging = self.paths.staging
-        stats = merge_task_stats(self.stat_files())
+        stats = merge_task_stats(self.stat_files(), [src["name"] for src in self.sources])
         data_files = file_entries(staging, "data")
         reject_files = file_entries(staging, "rejects")
         data_rows = sum(f["rows"] for f in data_files.values())

@@ -97,9 +97,10 @@ def sha256_path(path: Path) -> str:
     return h.hexdigest()
 
 
-def merge_task_stats(stat_files: list[Path]) -> dict[str, Any]:
-    """Sum the per-task stats files of every phase and barrier into one stats.json body."""
-    sources: dict[str, Counter] = {}
+def merge_task_stats(stat_files: list[Path], source_names: list[str]) -> dict[str, Any]:
+    """Sum the per-task stats files of every phase and barrier into one stats.json body. Every source
+    gets a row, in the pipeline's order: one that held no record, a row of zeros."""
+    sources: dict[str, Counter] = {name: Counter(read=0, kept=0, rejected=0) for name in source_names}
     stages: dict[str, StageStats] = {}
     stage_order: dict[str, int] = {}
     formats: dict[str, Counter] = {}
