@@ -36,13 +36,9 @@ def _config_errors(problems: list[str]) -> None:
 
 
 def _load(path: Path):
-    from frcorpus.config import ConfigError, load_pipeline, missing_dependencies
+    from frcorpus.config import check_pipeline
 
-    try:
-        loaded = load_pipeline(path)
-    except ConfigError as e:
-        _config_errors(e.problems)
-    problems = missing_dependencies(loaded)
+    loaded, problems = check_pipeline(path)
     if problems:
         _config_errors(problems)
     return loaded

@@ -10,6 +10,7 @@ import difflib
 import importlib.util
 import re
 import typing
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -198,19 +199,131 @@ class ConfigError(Exception):
 # --------------------------------------------------------------------------- YAML with line numbers
 
 
-def _line_map(node: yaml.Node, path: tuple = (), out: dict | None = None) -> dict[tuple, int]:
-    """YAML path (keys and indices) -> 1-based line of the value, from PyYAML's composed nodes."""
-    out = {} if out is None else out
-    out.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key = key_node.value
-            out[(*path, key, "__key__")] = key_node.start_mark.line + 1
-            _line_map(value_node, (*path, key), out)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _line_map(item, (*path, i), out)
-    return out
+# An alias repeats its anchor's value: composing shares the node, but constructing, walking and validating
+# the data repeat it, so a few lines of nested aliases ("billion laughs") can hang `validate`.
+MAX_ALIAS_VALUES = 100_000
+MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class _AliasError(Exception):
+    def __init__(self, line: int, message: str):
+        super().__init__(message)
+        self.line = line
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """SafeLoader that counts, while composing, the values aliases repeat, and refuses a document whose
+    aliases repeat more than MAX_ALIAS_VALUES of them, or an alias inside its own anchor (a value without end)."""
+
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        self.repeated_values = 0
+        self._sizes: dict[int, int] = {}  # id(node) -> values in it, aliases expanded
+        self._open_anchors: dict[str, int] = {}  # anchors being composed -> their line
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            return self._compose_alias(parent, index, event)
+        if event.anchor is None:
+            return super().compose_node(parent, index)
+        self._open_anchors[event.anchor] = event.start_mark.line + 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._open_anchors.pop(event.anchor, None)
+
+    def _compose_alias(self, parent, index, event: yaml.AliasEvent) -> yaml.Node:
+        name, line = event.anchor, event.start_mark.line + 1
+        if name in self._open_anchors:
+            raise _AliasError(
+                line,
+                f"alias *{name} is inside its own anchor &{name} (line {self._open_anchors[name]}), so its value "
+                "would never end; write the values out instead",
+            )
+        node = super().compose_node(parent, index)
+        self.repeated_values += _expanded_size(node, self._sizes)
+        if self.repeated_values > MAX_ALIAS_VALUES:
+            raise _AliasError(
+                line,
+                f"alias *{name}: the aliases would repeat more than {MAX_ALIAS_VALUES:,} values (anchor &{name} at "
+                f"line {node.start_mark.line + 1}); write the values out, or use fewer aliases",
+            )
+        return node
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """Values in a node once every alias in it is written out; each node is counted once (`sizes`)."""
+    if id(node) not in sizes:
+        if isinstance(node, yaml.MappingNode):
+            children = [child for pair in node.value for child in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = node.value
+        else:
+            children = []
+        sizes[id(node)] = 1 + sum(_expanded_size(child, sizes) for child in children)
+    return sizes[id(node)]
+
+
+def _walk(root: yaml.Node) -> Iterator[tuple[tuple, yaml.Node, bool]]:
+    """(YAML path, node, first) of every node, in document order. A node that aliases repeat is walked into
+    once, at its first path (`first`): its other paths come without its subtree, so aliases never multiply
+    the walk."""
+    walked: set[int] = set()
+    stack: list[tuple[tuple, yaml.Node]] = [((), root)]
+    while stack:
+        path, node = stack.pop()
+        first = id(node) not in walked
+        walked.add(id(node))
+        yield path, node, first
+        if not first:
+            continue
+        if isinstance(node, yaml.MappingNode):
+            children = [((*path, key.value), value) for key, value in node.value]
+        elif isinstance(node, yaml.SequenceNode):
+            children = [((*path, i), item) for i, item in enumerate(node.value)]
+        else:
+            children = []
+        stack.extend(reversed(children))
+
+
+def _line_map(root: yaml.Node) -> dict[tuple, int]:
+    """YAML path (keys and indices) -> 1-based line of the value, from PyYAML's composed nodes (inside a
+    repeated alias, only the alias's own path: the values are at its anchor)."""
+    lines: dict[tuple, int] = {}
+    for path, node, first in _walk(root):
+        lines.setdefault(path, node.start_mark.line + 1)
+        if first and isinstance(node, yaml.MappingNode):
+            for key_node, _ in node.value:
+                lines[(*path, key_node.value, "__key__")] = key_node.start_mark.line + 1
+    return lines
+
+
+def _duplicate_keys(root: yaml.Node, where: str) -> list[str]:
+    """A problem per key written twice in a mapping (PyYAML keeps the last value silently); merge keys
+    (`<<: *defaults`) are not duplicates."""
+    problems = []
+    for path, node, first in _walk(root):
+        if not (first and isinstance(node, yaml.MappingNode)):
+            continue
+        first_lines: dict[tuple[str, str], int] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == MERGE_TAG:
+                continue
+            key, line = (key_node.tag, key_node.value), key_node.start_mark.line + 1
+            if key not in first_lines:
+                first_lines[key] = line
+                continue
+            problems.append(
+                f"{where}:{line}: {_fmt_path((*path, key_node.value))}: duplicate key (first at line "
+                f"{first_lines[key]}); a YAML mapping keeps only the last value, so remove or merge one"
+            )
+    return problems
+
+
+def _by_line(problems: list[str], where: str) -> list[str]:
+    """Problems `<where>:<line>: ...` in the order of their lines (stable: a line's problems keep their order)."""
+    return sorted(problems, key=lambda p: int(p[len(where) + 1 :].split(":", 1)[0]))
 
 
 def _fmt_path(path: tuple) -> str:
@@ -362,7 +475,16 @@ class LoadedPipeline:
 
 def read_yaml(path: Path, what: str, keys: str) -> tuple[str, dict, dict[tuple, int]]:
     """(the text, the mapping, YAML path -> line) of a configuration file; a ConfigError naming the file and
-    line when it cannot be read, is not YAML, or is not a mapping (`what` file with `keys`)."""
+    line when it cannot be read, is not YAML, is not a mapping (`what` file with `keys`), repeats a key or
+    has aliases that would repeat too many values."""
+    text, raw, lines, duplicates = _read_yaml(path, what, keys)
+    if duplicates:
+        raise ConfigError(duplicates)
+    return text, raw, lines
+
+
+def _read_yaml(path: Path, what: str, keys: str) -> tuple[str, dict, dict[tuple, int], list[str]]:
+    """`read_yaml`, with its duplicate keys returned as problems (to report with the schema's) not raised."""
     where = str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -371,8 +493,10 @@ def read_yaml(path: Path, what: str, keys: str) -> tuple[str, dict, dict[tuple, 
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError([f"{where}: cannot read the {what} file: {e}"]) from None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_BoundedLoader)  # first: the load below would expand an alias bomb
         raw = yaml.safe_load(text)
+    except _AliasError as e:
+        raise ConfigError([f"{where}:{e.line}: {e}"]) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = mark.line + 1 if mark else 1
@@ -380,44 +504,106 @@ def read_yaml(path: Path, what: str, keys: str) -> tuple[str, dict, dict[tuple, 
         raise ConfigError([f"{where}:{line}: invalid YAML: {problem}"]) from None
     if not isinstance(raw, dict):
         raise ConfigError([f"{where}:1: the {what} must be a mapping with {keys}"])
-    return text, raw, _line_map(node) if node is not None else {}
+    return text, raw, _line_map(node), _duplicate_keys(node, where)
+
+
+def _read_pipeline(path: Path) -> tuple[LoadedPipeline | None, dict, dict[tuple, int], list[str]]:
+    """(the pipeline if its schema validates, the raw mapping, its line map, the problems of its shape: duplicate
+    keys, schema errors, licence conflicts); a ConfigError when the file is not a YAML mapping."""
+    where = str(path)
+    text, raw, lines, problems = _read_yaml(path, "pipeline", "name, sources and stages")
+    try:
+        config = PipelineConfig.model_validate(raw)
+    except ValidationError as e:
+        return None, raw, lines, _by_line(problems + _errors_to_problems(e, raw, lines, where), where)
+    loaded = LoadedPipeline(path=path, text=text, config=config, lines=lines)
+    card = config.card
+    if card.license is not None and not card.allow_license_conflict:  # before any work, not when the card is due
+        licence_lines = [loaded.line_of("sources", i, "license") for i in range(len(config.sources))]
+        sources = [
+            (i, s.name, s.license, line) for i, (s, line) in enumerate(zip(config.sources, licence_lines, strict=True))
+        ]
+        problems += conflict_problems(sources, card.license, where, loaded.line_of("card", "license"))
+    return loaded, raw, lines, _by_line(problems, where)
 
 
 def load_pipeline(path: str | Path) -> LoadedPipeline:
     """Parse and validate a pipeline file; raise ConfigError listing every problem."""
+    loaded, _, _, problems = _read_pipeline(Path(path))
+    if problems:
+        raise ConfigError(problems)
+    return loaded
+
+
+def check_pipeline(path: str | Path, cwd: Path | None = None) -> tuple[LoadedPipeline | None, list[str]]:
+    """Everything `validate` and `run` check before any work, in one pass: the shape (as `load_pipeline`),
+    the sources (paths exist, files readable; relative to `cwd`) and the optional dependencies. Returns the
+    pipeline (None if its schema does not validate) and every problem, in the order of their lines. When the
+    schema does not validate, each source and stage that validates on its own is still checked."""
     path = Path(path)
     where = str(path)
-    text, raw, lines = read_yaml(path, "pipeline", "name, sources and stages")
     try:
-        config = PipelineConfig.model_validate(raw)
-    except ValidationError as e:
-        raise ConfigError(_errors_to_problems(e, raw, lines, where)) from None
-    loaded = LoadedPipeline(path=path, text=text, config=config, lines=lines)
-    card = config.card
-    if card.license is not None and not card.allow_license_conflict:  # before any work, not when the card is due
-        lines = [loaded.line_of("sources", i, "license") for i in range(len(config.sources))]
-        sources = [(i, s.name, s.license, line) for i, (s, line) in enumerate(zip(config.sources, lines, strict=True))]
-        problems = conflict_problems(sources, card.license, where, loaded.line_of("card", "license"))
-        if problems:
-            raise ConfigError(problems)
-    return loaded
+        loaded, raw, lines, problems = _read_pipeline(path)
+    except ConfigError as e:
+        return None, e.problems
+    # entry by entry, so that a schema error elsewhere hides no source or dependency problem
+    problems += _source_problems(where, lines, _entries_that_validate(raw, "sources"), cwd)
+    executor_model = _model_for(("executor",), raw)
+    executor = _validated(executor_model, raw["executor"]) if executor_model else None
+    problems += _dependency_problems(where, lines, _entries_that_validate(raw, "stages"), executor)
+    return loaded, _by_line(problems, where)
+
+
+def _validated(model: type[BaseModel], value: Any) -> BaseModel | None:
+    try:
+        return model.model_validate(value)
+    except ValidationError:
+        return None
+
+
+def _entries_that_validate(raw: dict, section: str) -> list[tuple[int, BaseModel]]:
+    """(index, config) of each entry of `sources` or `stages` that validates on its own."""
+    entries = raw.get(section)
+    found = []
+    for i, entry in enumerate(entries if isinstance(entries, list) else []):
+        model = _model_for((section, i), raw)
+        config = _validated(model, entry) if model else None
+        if config is not None:
+            found.append((i, config))
+    return found
+
+
+def _source_problems(where: str, lines: dict, sources: list[tuple[int, SourceConfig]], cwd: Path | None) -> list[str]:
+    """A problem per source whose path is missing or whose files cannot be opened."""
+    from frcorpus.stages.io import SourceError, check_readable, resolve_source  # stages.io imports this module
+
+    problems = []
+    for i, source in sources:
+        try:
+            check_readable(resolve_source(source, cwd))
+        except SourceError as e:
+            problems.append(f"{where}:{lines.get(('sources', i, 'path'), 1)}: {e}")
+    return problems
 
 
 def missing_dependencies(loaded: LoadedPipeline) -> list[str]:
     """Optional dependencies of the stages and executor that are not importable, with install hints."""
     cfg = loaded.config
+    return _dependency_problems(str(loaded.path), loaded.lines, list(enumerate(cfg.stages)), cfg.executor)
+
+
+def _dependency_problems(where: str, lines: dict, stages: list[tuple[int, Any]], executor: Any) -> list[str]:
     problems = []
-    where = str(loaded.path)
-    for i, stage in enumerate(cfg.stages):
+    for i, stage in stages:
         for module, hint in REGISTRY[stage.type].requirements(stage).items():
             if importlib.util.find_spec(module) is None:
-                line = loaded.line_of("stages", i)
                 problems.append(
-                    f"{where}:{line}: stages[{i}] ({stage.type}): needs the '{module}' package; install it with: {hint}"
+                    f"{where}:{lines.get(('stages', i), 1)}: stages[{i}] ({stage.type}): needs the '{module}' "
+                    f"package; install it with: {hint}"
                 )
-    if cfg.executor.type == "ray" and importlib.util.find_spec("ray") is None:
+    if executor is not None and executor.type == "ray" and importlib.util.find_spec("ray") is None:
         problems.append(
-            f"{where}:{loaded.line_of('executor')}: executor.type: ray needs the 'ray' package; "
+            f"{where}:{lines.get(('executor',), 1)}: executor.type: ray needs the 'ray' package; "
             "install it with: pip install 'frcorpus[ray]'"
         )
     return problems
