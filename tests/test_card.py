@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -325,34 +326,73 @@ def test_licence_override_is_stated_in_the_card(tmp_path):
 # ----------------------------------------------------------------------------------- frcorpus card
 
 
-def test_card_command_rerenders_without_touching_the_data(built, tmp_path):
+def snapshot(version_dir: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file of a version: its bytes and mtime."""
+    return {
+        p.relative_to(version_dir).as_posix(): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in version_dir.rglob("*")
+        if p.is_file()
+    }
+
+
+def test_card_command_rerenders_and_reseals_only_the_card(built, tmp_path):
     version_dir = tmp_path / built.name
     shutil.copytree(built, version_dir)
-    readme = (version_dir / "README.md").read_bytes()
-    data = {p: p.read_bytes() for p in version_dir.glob("*/*.parquet")}
-    (version_dir / "README.md").unlink()
-    shutil.rmtree(version_dir / "plots")
-    (version_dir / "plots").mkdir()
-    (version_dir / "plots" / "old.png").write_bytes(b"stale")
+    before = snapshot(version_dir)
+    # the same bytes: nothing is written, the manifest and its hash file included
     result = runner.invoke(app, ["card", str(version_dir)])
     assert result.exit_code == 0, result.output
-    assert (version_dir / "README.md").read_bytes() == readme
-    assert sorted(p.name for p in (version_dir / "plots").iterdir()) == sorted(
-        p.name for p in (built / "plots").iterdir()
-    )  # the stale plot is gone
-    assert {p: p.read_bytes() for p in version_dir.glob("*/*.parquet")} == data
+    assert snapshot(version_dir) == before
+    # another repo id: README.md changes, so do its manifest entry and manifest.sha256, and nothing else
+    manifest = json.loads((version_dir / "manifest.json").read_text())
     result = runner.invoke(app, ["card", str(version_dir), "--repo", "me/mine"])
-    assert result.exit_code == 0 and 'load_dataset("me/mine", split="train")' in (version_dir / "README.md").read_text()
-    # a data file that changed: refused, and nothing is written
-    shard = sorted((version_dir / "data").glob("*.parquet"))[0]
-    shard.write_bytes(shard.read_bytes() + b"x")
-    before = (version_dir / "README.md").read_bytes()
+    assert result.exit_code == 0, result.output
+    readme = (version_dir / "README.md").read_bytes()
+    assert b'load_dataset("me/mine", split="train")' in readme
+    resealed = json.loads((version_dir / "manifest.json").read_text())
+    entry = {"sha256": hashlib.sha256(readme).hexdigest(), "bytes": len(readme)}
+    assert resealed["files"].pop("README.md") == entry != manifest["files"].pop("README.md")
+    assert resealed == manifest
+    changed = {rel for rel, (data, _) in snapshot(version_dir).items() if before[rel][0] != data}
+    assert changed == {"README.md", "manifest.json", "manifest.sha256"}
+    assert runner.invoke(app, ["verify", str(version_dir)]).exit_code == 0
+    # and back: the version's own card, byte for byte
+    assert runner.invoke(app, ["card", str(version_dir)]).exit_code == 0
+    assert {rel: data for rel, (data, _) in snapshot(version_dir).items()} == {
+        rel: data for rel, (data, _) in before.items()
+    }
+
+
+@pytest.mark.parametrize("change", ["stats.json edited", "README.md edited", "stale plot", "plots removed"])
+def test_card_command_refuses_a_changed_version(built, tmp_path, change):
+    version_dir = tmp_path / built.name
+    shutil.copytree(built, version_dir)
+    if change == "stats.json edited":
+        (version_dir / "stats.json").write_text((version_dir / "stats.json").read_text().replace("13", "999999"))
+        problem = "stats.json: modified (sha256"
+    elif change == "README.md edited":  # a hand edit of the card is not overwritten silently either
+        (version_dir / "README.md").write_text("# my card\n")
+        problem = "README.md: modified (sha256"
+    elif change == "stale plot":
+        (version_dir / "plots" / "old.png").write_bytes(b"stale")
+        problem = "plots/old.png: not in the manifest (sha256"
+    else:
+        shutil.rmtree(version_dir / "plots")
+        problem = "plots/lengths.png: missing (the manifest lists it with sha256"
+    before = snapshot(version_dir)
     result = runner.invoke(app, ["card", str(version_dir)], env={"COLUMNS": "300"})
     assert result.exit_code == 2
-    assert f"{shard.relative_to(version_dir).as_posix()} does not match its sha256 in manifest.json" in result.output
-    assert (version_dir / "README.md").read_bytes() == before
+    assert f"error: refusing to re-render the card: {version_dir} does not match its manifest" in result.output
+    assert problem in result.output
+    assert snapshot(version_dir) == before  # nothing written
+
+
+def test_card_command_on_a_folder_that_is_not_a_version(tmp_path):
     result = runner.invoke(app, ["card", str(tmp_path)], env={"COLUMNS": "300"})
-    assert result.exit_code == 2 and "is not a frcorpus version directory" in result.output
+    assert result.exit_code == 2
+    assert f"manifest.json: missing (is {tmp_path} a version directory <out>/<name>/<version>?)" in result.output
+    result = runner.invoke(app, ["card", str(tmp_path / "nowhere")], env={"COLUMNS": "300"})
+    assert result.exit_code == 2 and "nowhere: no such folder" in result.output
 
 
 def test_card_text_for_a_copy_without_rejects(built):

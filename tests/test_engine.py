@@ -66,6 +66,7 @@ def test_quickstart_version_directory(tmp_path):
         "README.md",
         "data",
         "manifest.json",
+        "manifest.sha256",
         "pipeline.resolved.yaml",
         "pipeline.yaml",
         "plots",

@@ -1,11 +1,14 @@
 """`frcorpus push` against a local stand-in for the Hub (tests/hub_server.py): what is uploaded, the
-version check, the tag, the token, and that the pushed tree loads with `datasets` as the Hub serves it."""
+version check (shared with `frcorpus verify` and `frcorpus card`), the tag, the token, and that the
+pushed tree loads with `datasets` as the Hub serves it."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -18,7 +21,7 @@ from typer.testing import CliRunner
 
 from frcorpus.cli import app
 from frcorpus.hub import PushError, push_version
-from frcorpus.output import sha256_path
+from frcorpus.output import MANIFEST, MANIFEST_HASH, sha256_path
 from tests.conftest import REPO, TOKEN, chat, run_pipeline, write_jsonl, write_pipeline
 
 # huggingface_hub's own LFS upload (data=<file>) under httpx2
@@ -63,6 +66,16 @@ def push(*args: str):
     return runner.invoke(app, ["push", *map(str, args)], env={"COLUMNS": "200"})
 
 
+def manifest_files(version_dir: Path, include_rejects: bool) -> set[str]:
+    """What a push must upload: the manifest's files (rejects/ on request), the manifest and its hash file."""
+    listed = json.loads((version_dir / MANIFEST).read_text())["files"]
+    return {r for r in listed if include_rejects or not r.startswith("rejects/")} | {MANIFEST, MANIFEST_HASH}
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
 def test_push_uploads_the_version_as_one_tagged_commit(hub, version_dir):
     manifest = json.loads((version_dir / "manifest.json").read_text())
     version, fp = manifest["version"], manifest["fingerprint"]
@@ -75,18 +88,14 @@ def test_push_uploads_the_version_as_one_tagged_commit(hub, version_dir):
     assert commit.summary == f"french-sft {version} (fingerprint {fp[:16]})"
     assert f"fingerprint: {fp}" in commit.description and "rows: 30 kept" in commit.description
     assert tag_message == f"french-sft {version}, fingerprint {fp}"
-    data = sorted(manifest["files"])
-    assert [p for p in data if p.startswith("data/")] == ["data/00000.parquet", "data/00001.parquet"]
-    expected = [p for p in data if p.startswith("data/")] + [
-        "README.md",
-        "manifest.json",
-        "stats.json",
-        "pipeline.yaml",
-        "pipeline.resolved.yaml",
+    assert [p for p in sorted(manifest["files"]) if p.startswith("data/")] == [
+        "data/00000.parquet",
+        "data/00001.parquet",
     ]
-    # plots/ when the run drew some
-    expected += sorted(p.relative_to(version_dir).as_posix() for p in version_dir.glob("plots/**/*") if p.is_file())
-    assert sorted(commit.files) == sorted([".gitattributes", *expected])  # no rejects without --include-rejects
+    # exactly the manifest's files (no rejects without --include-rejects) and the manifest with its hash file
+    expected = manifest_files(version_dir, include_rejects=False)
+    assert {"stats.json", "pipeline.yaml", "pipeline.resolved.yaml", "README.md", "plots/turns.png"} < expected
+    assert set(commit.files) == {".gitattributes", *expected}
     tree = hub.tree(REPO_ID, version)
     for rel in expected:
         if rel != "README.md":
@@ -122,31 +131,125 @@ def test_private_and_revision_tag_reach_the_hub(hub, version_dir):
     }
 
 
-@pytest.mark.parametrize("change", ["modified", "missing", "extra"])
-def test_refuses_a_version_that_no_longer_matches_its_manifest(hub, version_dir, change):
-    manifest = json.loads((version_dir / "manifest.json").read_text())
+def modified(version_dir: Path, rel: str, change) -> str:
+    """Change a file of the version with `change(path)`; the problem the version check reports for it."""
+    path = version_dir / rel
+    before = sha256_path(path)
+    change(path)
+    return f"{rel}: modified (sha256 {sha256_path(path)}, the manifest says {before})"
+
+
+def edit(version_dir: Path, rel: str, change) -> str:
+    """`modified`, by rewriting the text of the file with `change(text)`."""
+    return modified(version_dir, rel, lambda path: path.write_text(change(path.read_text())))
+
+
+def edit_manifest(version_dir: Path, key: str, value) -> str:
+    """Change one key of manifest.json, written as frcorpus writes it; the problem reported."""
+    path = version_dir / MANIFEST
+    manifest = json.loads(path.read_text())
+    manifest[key] = value
+    path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    sealed = (version_dir / MANIFEST_HASH).read_text().split()[0]
+    return f"{MANIFEST}: edited (sha256 {sha256_path(path)}, {MANIFEST_HASH} says {sealed})"
+
+
+def stray(version_dir: Path, rel: str, content: bytes = b"hf_notatoken\n") -> str:
+    path = version_dir / rel
+    path.write_bytes(content)
+    return f"{rel}: not in the manifest (sha256 {hashlib.sha256(content).hexdigest()})"
+
+
+def missing(version_dir: Path, rel: str) -> str:
+    path = version_dir / rel
+    expected = sha256_path(path)
+    path.unlink()
+    return f"{rel}: missing (the manifest lists it with sha256 {expected})"
+
+
+def inflate(text: str) -> str:
+    stats = json.loads(text)
+    stats["totals"]["kept"] = 999999  # the card would say "999999 conversations kept of 40 read"
+    return json.dumps(stats, indent=2) + "\n"
+
+
+def shard_linked(version_dir: Path) -> str:
     shard = version_dir / "data" / "00001.parquet"
-    expected = manifest["files"]["data/00001.parquet"]["sha256"]
-    if change == "modified":
-        table = pq.read_table(shard)
-        pq.write_table(table.slice(1), shard)  # a plausible edit: a row removed by hand
-        problem = f"data/00001.parquet: sha256 is {sha256_path(shard)}, the manifest says {expected}"
-    elif change == "missing":
-        shard.unlink()
-        problem = f"data/00001.parquet: missing (the manifest lists it with sha256 {expected})"
-    else:
-        extra = version_dir / "data" / "00002.parquet"
-        shutil.copyfile(shard, extra)
-        problem = f"data/00002.parquet: not in the manifest (sha256 {expected})"
-    result = push(version_dir, "--repo", REPO_ID)
-    assert result.exit_code == 2, result.output
-    assert " ".join(result.output.split()) == " ".join(
-        (
-            f"error: {version_dir} does not match its manifest; refusing to push (a version directory is "
-            f"immutable: run the pipeline again to make a new version):\n  {problem}"
-        ).split()
+    copy = version_dir.parent / "elsewhere.parquet"  # the same bytes, outside the version
+    shutil.move(shard, copy)
+    shard.symlink_to(copy)
+    return "data/00001.parquet: not a plain file (a link or a special file; a version holds plain files)"
+
+
+TAMPERING = {
+    "stats.json edited": lambda v: edit(v, "stats.json", inflate),
+    "pipeline.yaml edited": lambda v: edit(v, "pipeline.yaml", lambda t: t + "# edited\n"),
+    "pipeline.resolved.yaml edited": lambda v: edit(v, "pipeline.resolved.yaml", lambda t: t.replace("10", "1")),
+    "plot replaced": lambda v: modified(v, "plots/turns.png", lambda p: shutil.copyfile(v / "plots/lengths.png", p)),
+    # a plausible edit: a row removed by hand
+    "Parquet file modified": lambda v: modified(
+        v, "data/00001.parquet", lambda p: pq.write_table(pq.read_table(p).slice(1), p)
+    ),
+    "manifest rows edited": lambda v: edit_manifest(v, "rows", {"data": 999999, "rejects": 10}),
+    "manifest created edited": lambda v: edit_manifest(v, "created", "2020-01-01T00:00:00+00:00"),
+    "manifest.sha256 missing": lambda v: (
+        (v / MANIFEST_HASH).unlink() or f"{MANIFEST_HASH}: missing (the sha256 of {MANIFEST}'s bytes, which seals it)"
+    ),
+    "stray plots/secrets.txt": lambda v: stray(v, "plots/secrets.txt"),
+    "stray top-level file": lambda v: stray(v, "notes.txt"),
+    "stray data/extra.txt": lambda v: stray(v, "data/extra.txt"),
+    "stray Parquet file": lambda v: stray(v, "data/00002.parquet", (v / "data" / "00001.parquet").read_bytes()),
+    "temporary file left by a crash": lambda v: stray(v, ".README.md.tmp", b"half a card"),
+    "plot missing": lambda v: missing(v, "plots/turns.png"),
+    "Parquet file missing": lambda v: missing(v, "data/00001.parquet"),
+    "stats.json missing": lambda v: missing(v, "stats.json"),
+    "link in place of a file": shard_linked,
+}
+
+
+@pytest.mark.parametrize("case", list(TAMPERING))
+def test_a_tampered_version_is_refused_by_verify_push_and_card(hub, version_dir, case):
+    """Any difference between the version directory and its sealed manifest: `verify` lists it, `push`
+    sends nothing, `card` writes nothing; each exits 2 with the same problem line."""
+    problem = TAMPERING[case](version_dir)
+    report = (
+        f"{version_dir} does not match its manifest (a version directory is immutable: run the pipeline again "
+        f"to make a new version):\n  {problem}"
     )
+    result = push(version_dir, "--repo", REPO_ID, "--include-rejects")
+    assert result.exit_code == 2, result.output
+    assert one_line(result.output) == one_line(f"error: refusing to push: {report}")
     assert hub.requests == []  # refused before anything reached the Hub
+    result = runner.invoke(app, ["verify", str(version_dir)], env={"COLUMNS": "200"})
+    assert result.exit_code == 2, result.output
+    assert one_line(result.output) == one_line(f"error: {report}")
+    before = {p: p.read_bytes() for p in version_dir.rglob("*") if p.is_file()}
+    result = runner.invoke(app, ["card", str(version_dir), "--repo", "me/mine"], env={"COLUMNS": "200"})
+    assert result.exit_code == 2, result.output
+    assert one_line(result.output) == one_line(f"error: refusing to re-render the card: {report}")
+    assert {p: p.read_bytes() for p in version_dir.rglob("*") if p.is_file()} == before
+
+
+def test_verify_a_fresh_version(version_dir):
+    manifest = json.loads((version_dir / MANIFEST).read_text())
+    result = runner.invoke(app, ["verify", str(version_dir)], env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    assert result.output == (
+        f"OK {version_dir}: {len(manifest['files'])} files match manifest.json (sealed by manifest.sha256), "
+        f"fingerprint {manifest['fingerprint']}\n"
+    )
+    # the version's every file is listed; manifest.sha256 is what `sha256sum -c` reads
+    on_disk = {p.relative_to(version_dir).as_posix() for p in version_dir.rglob("*") if p.is_file()}
+    assert on_disk - set(manifest["files"]) == {MANIFEST, MANIFEST_HASH}
+    check = subprocess.run(["sha256sum", "-c", MANIFEST_HASH], cwd=version_dir, capture_output=True, text=True)
+    assert check.returncode == 0 and check.stdout == f"{MANIFEST}: OK\n"
+
+
+def test_several_problems_are_all_listed(version_dir):
+    problems = [stray(version_dir, "plots/secrets.txt"), missing(version_dir, "pipeline.yaml")]
+    result = runner.invoke(app, ["verify", str(version_dir)], env={"COLUMNS": "300"})
+    assert result.exit_code == 2
+    assert result.output.splitlines()[1:] == [f"  {p}" for p in sorted(problems, key=lambda p: p.split(":")[0])]
 
 
 def test_refuses_an_edited_manifest_and_a_folder_that_is_not_a_version(hub, version_dir, tmp_path):
@@ -156,7 +259,10 @@ def test_refuses_an_edited_manifest_and_a_folder_that_is_not_a_version(hub, vers
     manifest_path.write_text(json.dumps(manifest))
     result = push(version_dir, "--repo", REPO_ID)
     assert result.exit_code == 2
-    assert "manifest.json: its files give fingerprint" in result.output and f"it says {'0' * 64}" in result.output
+    assert "manifest.json: edited (sha256" in result.output
+    assert "manifest.json: its Parquet files give fingerprint" in result.output and f"it says {'0' * 64}" in (
+        result.output
+    )
     result = push(tmp_path / "nowhere", "--repo", REPO_ID)
     assert result.exit_code == 2
     assert "nowhere: no such folder; give a version directory <out>/<name>/<version>" in result.output
@@ -204,9 +310,8 @@ def test_the_pushed_tree_loads_with_datasets(hub, version_dir, tmp_path):
     result = push(version_dir, "--repo", REPO_ID, "--include-rejects")
     assert result.exit_code == 0, result.output
     tree = hub.tree(REPO_ID, version_dir.name)
-    assert sorted(p.name for p in (tree / "rejects").iterdir()) == sorted(
-        Path(p).name for p in json.loads((version_dir / "manifest.json").read_text())["files"] if "rejects/" in p
-    )
+    pushed = {p.relative_to(tree).as_posix() for p in tree.rglob("*") if p.is_file()}
+    assert pushed == {".gitattributes", *manifest_files(version_dir, include_rejects=True)}
     # a local folder with a README.md is read the way the Hub reads a repo: its `configs` header
     ds = load_dataset(str(tree), cache_dir=str(tmp_path / "hf_cache"))
     assert list(ds) == ["train"]
@@ -253,32 +358,26 @@ def test_unreachable_hub(hub, version_dir):
     assert e.value.exit_code == 1
 
 
-def test_the_token_never_leaks(hub, version_dir, tmp_path):
-    """A full push with every logger at DEBUG (huggingface_hub's HF_DEBUG too), then a failing one: the
-    token is in no output, no uploaded file, no file of the version; the Hub did receive it."""
+def cli_at_debug(*args: str) -> subprocess.CompletedProcess:
+    """`frcorpus ARGS` in a subprocess with every logger at DEBUG: the standard library's, loguru's (its
+    default sink), huggingface_hub's (HF_DEBUG, which prints each request as a curl command)."""
     script = (
         "import logging, sys; logging.basicConfig(level=logging.DEBUG, stream=sys.stderr); "
         "from frcorpus.cli import app; app(sys.argv[1:])"
     )
     env = {**os.environ, "HF_DEBUG": "1", "PYTHONPATH": str(REPO / "src")}
+    return subprocess.run([sys.executable, "-c", script, *args], env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_the_token_never_leaks(hub, version_dir, tmp_path):
+    """A full push with every logger at DEBUG (huggingface_hub's HF_DEBUG too), then a failing one: the
+    token is in no output, no uploaded file, no file of the version; the Hub did receive it."""
     outputs = []
-    proc = subprocess.run(
-        [sys.executable, "-c", script, "push", str(version_dir), "--repo", REPO_ID, "--include-rejects"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = cli_at_debug("push", str(version_dir), "--repo", REPO_ID, "--include-rejects")
     assert proc.returncode == 0, proc.stderr[-3000:]
     outputs.append(proc.stdout + proc.stderr)
     hub.token = "hf_anotherTOKENtheHubExpects"  # now the Hub refuses TOKEN: the error path must not show it
-    proc = subprocess.run(
-        [sys.executable, "-c", script, "push", str(version_dir), "--repo", REPO_ID, "--revision-tag", "third"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = cli_at_debug("push", str(version_dir), "--repo", REPO_ID, "--revision-tag", "third")
     assert proc.returncode == 1 and "authentication failed" in proc.stderr
     outputs.append(proc.stdout + proc.stderr)
     log = "\n".join(outputs)
@@ -300,3 +399,30 @@ def test_library_logs_at_debug_without_the_token(hub, version_dir, caplog):
     ]
     assert f"uploading {len(result.files)} files" in caplog.text
     assert TOKEN not in caplog.text
+
+
+def test_a_planted_token_is_nowhere_but_in_the_request_header(hub, tmp_path, monkeypatch):
+    """A token no other test uses, in HF_TOKEN for a whole run and push at DEBUG: afterwards it is in no
+    file under the run's folder (the version, `.logs`, a work folder left behind), no file the Hub stored,
+    and none of the output; the Hub received it, so it was the token in use."""
+    planted = f"hf_PLANTED{secrets.token_hex(16)}"
+    hub.token = planted
+    monkeypatch.setenv("HF_TOKEN", planted)
+    root = tmp_path / "run"
+    rows = [chat(f"Question {i} ?", f"Une réponse assez longue, numéro {i}." if i % 3 else "Non.") for i in range(9)]
+    source = {"name": "s", "path": str(write_jsonl(root / "s.jsonl", rows)), "license": "mit", "language": "fr"}
+    pipeline = write_pipeline(root, [source], [{"type": "length", "min_assistant_chars": 10}], name="planted")
+    run = cli_at_debug("run", "-q", str(pipeline))
+    assert run.returncode == 0, run.stderr[-3000:]
+    (version_dir,) = [p for p in (root / "out" / "planted").iterdir() if not p.name.startswith(".")]
+    pushed = cli_at_debug("push", str(version_dir), "--repo", REPO_ID, "--include-rejects")
+    assert pushed.returncode == 0, pushed.stderr[-3000:]
+    output = run.stdout + run.stderr + pushed.stdout + pushed.stderr
+    assert "DEBUG" in output and "/preupload/main" in output  # the loggers were really at DEBUG
+    written = [p for folder in (root, hub.root) for p in folder.rglob("*") if p.is_file()]
+    # the search covers the version, the run's logs and what the Hub stored
+    for folder in (version_dir / "data", root / "out" / "planted" / ".logs", hub.root / "blobs"):
+        assert any(p.is_relative_to(folder) for p in written), folder
+    assert [p for p in written if planted.encode() in p.read_bytes()] == []
+    assert planted not in output
+    assert any(r["headers"].get("authorization") == f"Bearer {planted}" for r in hub.requests)

@@ -26,7 +26,15 @@ import pyarrow.parquet as pq
 import yaml
 
 from frcorpus.licenses import OutputLicence, output_licence, parse
-from frcorpus.output import atomic_write_bytes, atomic_write_text, sha256_path, split_files
+from frcorpus.output import (
+    CARD,
+    check_version,
+    file_entry,
+    read_manifest,
+    split_files,
+    write_if_changed,
+    write_manifest,
+)
 from frcorpus.resources import resource_dir
 
 TEMPLATE = "dataset_card.md.j2"
@@ -49,7 +57,7 @@ SIZE_CATEGORIES = (
 
 
 class CardError(Exception):
-    """A version directory whose card cannot be written (missing files, data that changed)."""
+    """A version directory whose card cannot be written (missing files, a tokenizer not found)."""
 
 
 def size_category(n: int) -> str:
@@ -546,7 +554,7 @@ def write_plots(version: Version, facts: DataFacts, length_label: str) -> list[P
             fig = make(version, facts, length_label)
             if fig is None:
                 continue
-            atomic_write_bytes(folder / f"{name}.png", _png(fig))
+            write_if_changed(folder / f"{name}.png", _png(fig))
             written.append(Plot(f"{PLOTS}/{name}.png", title))
     keep = {Path(p.file).name for p in written}
     for stale in folder.glob("*.png") if folder.is_dir() else []:
@@ -844,8 +852,8 @@ def write_card(version_dir: Path, repo_id: str | None = None) -> CardResult:
     plots = write_plots(version, facts, count.label)
     card_data, ctx = context(version, facts, plots, count.label, repo_id)
     text = render(card_data, ctx)
-    atomic_write_text(version_dir / "README.md", text)
-    return CardResult(version_dir / "README.md", [version_dir / p.file for p in plots], text)
+    write_if_changed(version_dir / CARD, text.encode("utf-8"))
+    return CardResult(version_dir / CARD, [version_dir / p.file for p in plots], text)
 
 
 def card_text(version_dir: Path, repo_id: str | None = None, include_rejects: bool = True) -> str:
@@ -867,25 +875,30 @@ def manifest_models(config: dict[str, Any]) -> list[dict[str, Any]]:
     return configured_models(dict(zip(stage_ids(stages), stages, strict=True)))
 
 
-def check_unchanged(version_dir: Path) -> None:
-    """Refuse to describe data that is not the data the manifest lists (a version is immutable)."""
-    version = Version.read(Path(version_dir))
-    listed = version.manifest.get("files", {})
-    present = {p.relative_to(version.dir).as_posix() for folder in ("data", "rejects") for p in version.files(folder)}
-    problems = [f"{f} is missing" for f in sorted(set(listed) - present)]
-    problems += [f"{f} is not in manifest.json" for f in sorted(present - set(listed))]
-    for rel in sorted(present & set(listed)):
-        if sha256_path(version.dir / rel) != listed[rel]["sha256"]:
-            problems.append(f"{rel} does not match its sha256 in manifest.json")
-    if problems:
-        raise CardError(
-            f"{version_dir}: the data files are not those of the version ({'; '.join(problems)}); a version is "
-            "immutable: write a new one with `frcorpus run`"
-        )
+def is_card_file(rel: str) -> bool:
+    """README.md and plots/: the files of a version derived from the others, which `frcorpus card` rewrites."""
+    return rel == CARD or rel.startswith(f"{PLOTS}/")
+
+
+def seal_card(version_dir: Path, card: CardResult) -> dict[str, Any]:
+    """List the card files just written in the manifest, in place of those it listed, and reseal it
+    (manifest.sha256); return the manifest. When their entries are unchanged nothing is written: a render
+    that gives the same bytes leaves manifest.json and manifest.sha256 byte for byte as they were."""
+    manifest = read_manifest(version_dir)
+    files = {rel: entry for rel, entry in manifest["files"].items() if not is_card_file(rel)}
+    files.update({p.relative_to(version_dir).as_posix(): file_entry(p) for p in [card.readme, *card.plots]})
+    if files != manifest["files"]:
+        manifest = {**manifest, "files": files}
+        write_manifest(version_dir, manifest)
+    return manifest
 
 
 def refresh_card(version_dir: Path, repo_id: str | None = None) -> CardResult:
-    """`frcorpus card`: re-render the card and plots of an existing version, after checking that its
-    data files are those its manifest lists; the data files are only read."""
-    check_unchanged(version_dir)
-    return write_card(version_dir, repo_id)
+    """`frcorpus card`: re-render README.md and plots/ of a version that matches its manifest in every file
+    (`check_version`, else VersionCheckError and nothing written), then seal them into the manifest. The
+    one rewrite a version allows, of files derived from the others; manifest.json and manifest.sha256
+    change only when the card's bytes do (another `repo_id`, another frcorpus release)."""
+    check_version(Path(version_dir))
+    card = write_card(version_dir, repo_id)
+    seal_card(Path(version_dir), card)
+    return card

@@ -13,7 +13,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NoReturn
 
 import typer
 from rich.console import Console
@@ -371,17 +371,19 @@ def push(
 ) -> None:
     """Publish a version to the Hugging Face Hub: one commit with its files, tagged with the version.
 
-    The version is checked against its manifest first (exit 2 if a file changed). The token is HF_TOKEN or
-    the stored `hf auth login`. Exit 1 if the Hub refuses (authentication, network, server error)."""
+    Every file is checked against the manifest first, as `frcorpus verify` does (exit 2, nothing sent, if
+    one changed, is missing or is not listed); then exactly the manifest's files are uploaded. The token
+    is HF_TOKEN or the stored `hf auth login`. Exit 1 if the Hub refuses (authentication, network, server
+    error)."""
     from rich.markup import escape
 
-    from frcorpus.hub import PushError, VersionCheckError, push_version
+    from frcorpus.hub import PushError, push_version
+    from frcorpus.output import VersionCheckError
 
     try:
         result = push_version(version_dir, repo, private=private, include_rejects=include_rejects, tag=revision_tag)
     except VersionCheckError as e:
-        console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+        _version_check_failed(e, "refusing to push")
     except PushError as e:
         console.print(f"[bold red]push failed:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         raise typer.Exit(e.exit_code) from None
@@ -418,14 +420,18 @@ def card(
         str | None, typer.Option("--repo", help="the Hub repo id (org/name) the card's loading examples use")
     ] = None,
 ) -> None:
-    """Re-render the dataset card (README.md) and plots/ of a version from its files. The data files are
-    only read: they must still match manifest.json (exit 2 otherwise)."""
+    """Re-render the dataset card (README.md) and plots/ of a version from its files, and update their
+    entries in manifest.json and manifest.sha256. Every file must match the manifest first, as `frcorpus
+    verify` checks (exit 2 otherwise, nothing written); a render that gives the same bytes changes nothing."""
     from rich.markup import escape
 
     from frcorpus.card import CardError, refresh_card
+    from frcorpus.output import VersionCheckError
 
     try:
         result = refresh_card(version_dir, repo)
+    except VersionCheckError as e:
+        _version_check_failed(e, "refusing to re-render the card")
     except CardError as e:
         console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
@@ -433,6 +439,38 @@ def card(
     out.print(
         f"[green]card written[/] to {escape(str(result.readme))} (plots: {plots})", highlight=False, soft_wrap=True
     )
+
+
+@app.command()
+def verify(
+    version_dir: Annotated[Path, typer.Argument(help="a version directory <out>/<name>/<version>")],
+) -> None:
+    """Check a version directory against its manifest: manifest.json against manifest.sha256, and every
+    file (data, rejects, stats, pipeline files, card, plots) against its sha256 in manifest.json, with no
+    file missing or unlisted. Exit 0 and one line if it matches, 2 and every problem otherwise."""
+    from rich.markup import escape
+
+    from frcorpus.output import VersionCheckError, check_version
+
+    try:
+        manifest = check_version(version_dir)
+    except VersionCheckError as e:
+        _version_check_failed(e)
+    out.print(
+        f"[green]OK[/] {escape(str(version_dir))}: {len(manifest['files'])} files match manifest.json "
+        f"(sealed by manifest.sha256), fingerprint {manifest['fingerprint']}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def _version_check_failed(error: Exception, refusal: str = "") -> NoReturn:
+    """A version that does not match its manifest: the problems, one per line, and exit 2."""
+    from rich.markup import escape
+
+    prefix = f"{refusal}: " if refusal else ""
+    console.print(f"[bold red]error:[/] {prefix}{escape(str(error))}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2) from None
 
 
 @app.command("diff")

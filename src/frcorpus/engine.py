@@ -50,9 +50,12 @@ from loguru import logger as loguru_logger
 
 from frcorpus import __version__
 from frcorpus.batch import Batch, columnar_enabled, conform, live_mask, reject_counts, with_rejects, work_schema
-from frcorpus.card import manifest_models, write_card
+from frcorpus.card import manifest_models, seal_card, write_card
 from frcorpus.config import LoadedPipeline, PipelineConfig
 from frcorpus.output import (
+    MANIFEST,
+    MANIFEST_HASH,
+    RUN_FILES,
     ShardWriter,
     atomic_write_bytes,
     atomic_write_text,
@@ -60,10 +63,12 @@ from frcorpus.output import (
     data_file,
     dependency_versions,
     file_entries,
+    file_entry,
     fingerprint,
     merge_task_stats,
     resolved_yaml,
     sha256_path,
+    version_contents,
     write_manifest,
 )
 from frcorpus.record import SPLITS, data_schema, intermediate_schema, rejects_schema
@@ -790,11 +795,17 @@ class Finalize(PipelineStep):
             ],
             "models": manifest_models(self.config_json),
             "rows": {"data": data_rows, "rejects": reject_rows},
-            "files": files,
+            # every file of the version: the Parquet files, these three, then the card's (seal_card)
+            "files": {**files, **{name: file_entry(staging / name) for name in RUN_FILES}},
             "fingerprint": fp,
         }
-        write_manifest(staging, manifest)
-        write_card(staging)  # README.md and plots/, from the files above (as `frcorpus card` does)
+        write_manifest(staging, manifest)  # the card reads it
+        # README.md and plots/, from the files above (as `frcorpus card` does), listed in the manifest
+        manifest = seal_card(staging, write_card(staging))
+        contents, others = version_contents(staging)
+        unlisted = sorted({*contents, *others} - {*manifest["files"], MANIFEST, MANIFEST_HASH})
+        if unlisted:  # a leftover of a killed task: the published version would not pass `frcorpus verify`
+            raise RunError(f"{staging} holds files that are not part of the version: {', '.join(unlisted)}")
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(staging, target)
         # keep the logs for inspection, drop the intermediate records

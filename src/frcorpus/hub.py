@@ -2,15 +2,18 @@
 
 One commit per version on the repo's main branch, holding exactly that version's files, and a tag
 named after the version on that commit. Before anything is sent, the version is checked against
-its manifest: a version directory is immutable, so a Parquet file whose sha256 changed, or one that
-is missing or extra, means the directory is no longer the version the manifest describes.
+its manifest (`output.check_version`): a version directory is immutable, so a file whose sha256
+changed, one that is missing or not listed, or a manifest that no longer matches manifest.sha256
+means the directory is no longer the version the manifest describes. What is uploaded is then the
+manifest's files, manifest.json and manifest.sha256, and nothing else.
 
 Pushing a version again: if its tag exists and holds the same manifest.json, nothing is uploaded; if
 the tag holds another version, the push is refused. Without the tag (a new `--revision-tag`), files
 that the Hub already has unchanged are not uploaded again and the tag goes on the resulting commit.
 
-rejects/ is pushed only on request; without it, the card's header loses the configs that read only
-rejects/, so that the pushed repo loads (the card text is not changed).
+rejects/ is pushed only on request. README.md is the one file sent as the repository serves it rather
+than as the version holds it: rendered from the verified files for `repo_id`, and without rejects/
+its header and text do not mention them, so that the pushed repo loads.
 
 The token is huggingface_hub's own (`HF_TOKEN`, then the stored login): this module only checks that
 one exists, never logs or writes it, and strips it from any error text that reaches the user.
@@ -19,36 +22,19 @@ one exists, never logs or writes it, and strips it from any error text that reac
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from frcorpus.output import fingerprint, sha256_path
+from frcorpus.output import CARD, MANIFEST, MANIFEST_HASH, check_version, is_parquet, sha256_path
 
 logger = logging.getLogger(__name__)
 
-# the files of a version besides its Parquet shards, in upload order; plots/ is optional
-TOP_LEVEL = ("README.md", "manifest.json", "stats.json", "pipeline.yaml", "pipeline.resolved.yaml")
 # what a push replaces on the Hub: files of an earlier version under these folders are deleted
 MANAGED_FOLDERS = ("data/", "rejects/", "plots/")
 AUTH_HINT = "set HF_TOKEN or run `hf auth login` (a token with write access)"
-
-
-class VersionCheckError(ValueError):
-    """The version directory does not match its manifest: nothing was uploaded."""
-
-    def __init__(self, version_dir: Path, problems: list[str]):
-        self.problems = problems
-        if not version_dir.is_dir():
-            super().__init__(f"{version_dir}: no such folder; give a version directory <out>/<name>/<version>")
-            return
-        super().__init__(
-            f"{version_dir} does not match its manifest; refusing to push (a version directory is immutable: "
-            "run the pipeline again to make a new version):\n  " + "\n  ".join(problems)
-        )
 
 
 class PushError(Exception):
@@ -78,71 +64,18 @@ class PushResult:
     uploaded: bool = True  # False when the tag already held this version
 
 
-def load_manifest(version_dir: Path) -> dict[str, Any]:
-    path = version_dir / "manifest.json"
-    if not path.is_file():
-        raise VersionCheckError(version_dir, [f"manifest.json: missing (is {version_dir} a version directory?)"])
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise VersionCheckError(version_dir, [f"manifest.json: not valid JSON ({e})"]) from None
-
-
-def verify_version(version_dir: Path) -> dict[str, Any]:
-    """Check every Parquet file against the manifest (sha256), and the files a push needs; return the manifest."""
-    if not version_dir.is_dir():
-        raise VersionCheckError(version_dir, ["no such folder"])
-    manifest = load_manifest(version_dir)
-    listed: dict[str, dict[str, Any]] = manifest.get("files", {})
-    problems = []
-    for rel, entry in sorted(listed.items()):
-        path = version_dir / rel
-        if not path.is_file():
-            problems.append(f"{rel}: missing (the manifest lists it with sha256 {entry['sha256']})")
-            continue
-        actual = sha256_path(path)
-        if actual != entry["sha256"]:
-            problems.append(f"{rel}: sha256 is {actual}, the manifest says {entry['sha256']}")
-    for folder in ("data", "rejects"):
-        for path in sorted((version_dir / folder).glob("*.parquet")):
-            rel = path.relative_to(version_dir).as_posix()
-            if rel not in listed:
-                problems.append(f"{rel}: not in the manifest (sha256 {sha256_path(path)})")
-    # the manifest itself edited by hand: its file list no longer gives its fingerprint
-    if listed and fingerprint(listed) != manifest.get("fingerprint"):
-        problems.append(
-            f"manifest.json: its files give fingerprint {fingerprint(listed)}, it says {manifest.get('fingerprint')}"
-        )
-    for name in TOP_LEVEL:
-        if not (version_dir / name).is_file():
-            problems.append(f"{name}: missing")
-    for key in ("name", "version", "fingerprint"):
-        if key not in manifest:
-            problems.append(f"manifest.json: no `{key}`")
-    if problems:
-        raise VersionCheckError(version_dir, problems)
-    logger.info("%s matches its manifest (%d Parquet files)", version_dir, len(listed))
-    return manifest
-
-
 def files_to_upload(
     version_dir: Path, manifest: dict[str, Any], include_rejects: bool, repo_id: str | None = None
 ) -> list[UploadFile]:
-    """The files of a push, in repo order: Parquet shards from the (verified) manifest, then the rest."""
+    """The files of a push, Parquet first: those the (verified) manifest lists, rejects/ only with
+    `include_rejects`, then manifest.json and manifest.sha256; README.md as `published_card` renders it."""
     rels = sorted(
-        r for r in manifest["files"] if r.startswith("data/") or (include_rejects and r.startswith("rejects/"))
+        (r for r in manifest["files"] if include_rejects or not r.startswith("rejects/")),
+        key=lambda r: (not is_parquet(r), r),
     )
-    rels += list(TOP_LEVEL)
-    plots = version_dir / "plots"
-    if plots.is_dir():
-        rels += sorted(
-            p.relative_to(version_dir).as_posix()
-            for p in plots.rglob("*")
-            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(plots).parts)
-        )
-    files = [UploadFile(rel, (version_dir / rel).stat().st_size) for rel in rels]
+    files = [UploadFile(rel, (version_dir / rel).stat().st_size) for rel in [*rels, MANIFEST, MANIFEST_HASH]]
     card = published_card(version_dir, include_rejects, repo_id)
-    files[rels.index("README.md")] = UploadFile("README.md", len(card), card)
+    files[rels.index(CARD)] = UploadFile(CARD, len(card), card)
     return files
 
 
@@ -223,8 +156,8 @@ def push_version(
     """Verify `version_dir` against its manifest, upload it as one commit to dataset `repo_id`, tag the commit.
 
     `private` applies when the repo is created (an existing repo keeps its visibility); `tag` defaults to
-    the version name; `endpoint` defaults to huggingface_hub's (`HF_ENDPOINT`). Raises VersionCheckError
-    (nothing uploaded) or PushError."""
+    the version name; `endpoint` defaults to huggingface_hub's (`HF_ENDPOINT`). Raises
+    output.VersionCheckError (nothing uploaded) or PushError."""
     from huggingface_hub import HfApi, get_token
     from huggingface_hub.errors import HFValidationError
     from huggingface_hub.utils import validate_repo_id
@@ -235,7 +168,8 @@ def push_version(
         raise PushError(f"--repo {repo_id!r} is not a Hub repo id (org/name): {e}", exit_code=2) from None
     if "/" not in repo_id:
         raise PushError(f"--repo {repo_id!r}: give the namespace too (org/name or user/name)", exit_code=2)
-    manifest = verify_version(version_dir)
+    manifest = check_version(version_dir)
+    logger.info("%s matches its manifest (%d files)", version_dir, len(manifest["files"]))
     files = files_to_upload(version_dir, manifest, include_rejects, repo_id)
     tag = tag or manifest["version"]
     if get_token() is None:
@@ -269,8 +203,8 @@ def _push(
     refs = api.list_repo_refs(repo_id, repo_type="dataset")
     tagged = next((t for t in refs.tags if t.name == tag), None)
     if tagged is not None:
-        remote = api.get_paths_info(repo_id, ["manifest.json"], revision=tagged.target_commit, repo_type="dataset")
-        local = version_dir / "manifest.json"
+        remote = api.get_paths_info(repo_id, [MANIFEST], revision=tagged.target_commit, repo_type="dataset")
+        local = version_dir / MANIFEST
         same = bool(remote) and (
             remote[0].lfs.sha256 == sha256_path(local) if remote[0].lfs else remote[0].blob_id == git_blob_oid(local)
         )

@@ -2,6 +2,11 @@
 
 Writes go to a temporary name and are renamed into place, so that a task killed mid-write leaves
 nothing that a resumed run could mistake for finished output.
+
+manifest.json lists every file of a version with its sha256 and size, and manifest.sha256 beside it
+(`sha256sum` format) holds the sha256 of manifest.json's bytes, so that an edit anywhere in the version,
+the manifest included, is found by `check_version` (`frcorpus verify`, `push`, `card`). `fingerprint`
+stays the fingerprint of the data (the Parquet files only): it names `version: auto` versions.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ import hashlib
 import json
 import os
 import platform
+import re
+import stat
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -23,6 +30,12 @@ from frcorpus.record import SPLITS
 from frcorpus.resources import package_version
 from frcorpus.stages.base import StageStats
 
+MANIFEST = "manifest.json"
+MANIFEST_HASH = "manifest.sha256"  # the sha256 of manifest.json, which lists every other file
+CARD = "README.md"
+RUN_FILES = ("stats.json", "pipeline.yaml", "pipeline.resolved.yaml")  # written by the run's finalize step
+# files every version's manifest lists (besides its Parquet files and plots)
+REQUIRED_FILES = (CARD, *RUN_FILES)
 DEPENDENCIES = ("datatrove", "pyarrow", "polars", "pydantic", "datasets", "orjson", "xxhash", "huggingface_hub")
 
 
@@ -35,6 +48,12 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_if_changed(path: Path, data: bytes) -> None:
+    """An atomic write that leaves a file holding these bytes already as it is (its mtime too)."""
+    if not (path.is_file() and path.read_bytes() == data):
+        atomic_write_bytes(path, data)
 
 
 def parquet_codec(compression: str) -> str | None:
@@ -135,16 +154,17 @@ def dependency_versions() -> dict[str, str]:
     return {"python": platform.python_version(), **{k: v for k, v in versions.items() if v is not None}}
 
 
+def file_entry(path: Path) -> dict[str, Any]:
+    """A file's entry in the manifest's `files`."""
+    return {"sha256": sha256_path(path), "bytes": path.stat().st_size}
+
+
 def file_entries(version_dir: Path, folder: str) -> dict[str, dict[str, Any]]:
-    entries = {}
-    for path in sorted((version_dir / folder).glob("*.parquet")):
-        rel = path.relative_to(version_dir).as_posix()
-        entries[rel] = {
-            "sha256": sha256_path(path),
-            "bytes": path.stat().st_size,
-            "rows": pq.read_metadata(path).num_rows,
-        }
-    return entries
+    """The manifest entries of the Parquet files in `folder`, with their row counts."""
+    return {
+        path.relative_to(version_dir).as_posix(): {**file_entry(path), "rows": pq.read_metadata(path).num_rows}
+        for path in sorted((version_dir / folder).glob("*.parquet"))
+    }
 
 
 def data_file(version_dir: Path, rank: int, split: str | None = None) -> Path:
@@ -162,10 +182,16 @@ def split_files(version_dir: Path) -> dict[str, str]:
     return {s: f"data/{s}-*.parquet" for s in found} if found else {"train": "data/*.parquet"}
 
 
+def is_parquet(rel: str) -> bool:
+    """A data or rejects file: what the fingerprint covers."""
+    return rel.startswith(("data/", "rejects/")) and rel.endswith(".parquet")
+
+
 def fingerprint(files: dict[str, dict[str, Any]]) -> str:
-    """Content fingerprint of a version: hash of every output file's name and sha256, in name order."""
+    """Content fingerprint of a version's data: hash of every Parquet file's name and sha256, in name order.
+    The manifest's other files (stats, card...) stay out, so that it identifies the records alone."""
     h = hashlib.sha256()
-    for rel in sorted(files):
+    for rel in sorted(r for r in files if is_parquet(r)):
         h.update(f"{rel}\x00{files[rel]['sha256']}\n".encode())
     return h.hexdigest()
 
@@ -179,4 +205,113 @@ def resolved_yaml(config_dump: dict[str, Any]) -> str:
 
 
 def write_manifest(version_dir: Path, manifest: dict[str, Any]) -> None:
-    atomic_write_text(version_dir / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    """manifest.json (its `files` in name order), then manifest.sha256, which seals it: `sha256sum -c
+    manifest.sha256` in the version directory checks it without frcorpus."""
+    body = {**manifest, "files": dict(sorted(manifest["files"].items()))}
+    data = (json.dumps(body, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    atomic_write_bytes(version_dir / MANIFEST, data)
+    atomic_write_text(version_dir / MANIFEST_HASH, f"{hashlib.sha256(data).hexdigest()}  {MANIFEST}\n")
+
+
+def read_manifest(version_dir: Path) -> dict[str, Any]:
+    return json.loads((version_dir / MANIFEST).read_text(encoding="utf-8"))
+
+
+# ----------------------------------------------------------------------------------- checking a version
+
+
+class VersionCheckError(ValueError):
+    """A version directory that does not match its manifest (the CLI exits with 2)."""
+
+    def __init__(self, version_dir: Path, problems: list[str]):
+        self.version_dir = version_dir
+        self.problems = problems
+        if not version_dir.is_dir():
+            what = "no such folder" if not version_dir.exists() else "not a folder"
+            super().__init__(f"{version_dir}: {what}; give a version directory <out>/<name>/<version>")
+            return
+        super().__init__(
+            f"{version_dir} does not match its manifest (a version directory is immutable: run the pipeline "
+            "again to make a new version):\n  " + "\n  ".join(problems)
+        )
+
+
+def version_contents(version_dir: Path) -> tuple[list[str], list[str]]:
+    """The plain files under `version_dir`, hidden ones included (a temporary file left by a crash is not
+    part of the version), and the entries that are neither plain files nor folders (links, FIFOs), which a
+    version never holds: both as sorted paths relative to `version_dir`."""
+    files, others = [], []
+    for root, folders, names in os.walk(version_dir):  # does not follow links to folders
+        for name in folders + names:
+            path = Path(root, name)
+            mode = path.lstat().st_mode
+            if stat.S_ISREG(mode):
+                files.append(path.relative_to(version_dir).as_posix())
+            elif not stat.S_ISDIR(mode):
+                others.append(path.relative_to(version_dir).as_posix())
+    return sorted(files), sorted(others)
+
+
+def _sealed_manifest(version_dir: Path) -> tuple[dict[str, Any], list[str]]:
+    """manifest.json, and a problem if manifest.sha256 is missing or does not match its bytes."""
+    path, seal = version_dir / MANIFEST, version_dir / MANIFEST_HASH
+    if not path.is_file():
+        raise VersionCheckError(
+            version_dir, [f"{MANIFEST}: missing (is {version_dir} a version directory <out>/<name>/<version>?)"]
+        )
+    data = path.read_bytes()
+    actual = hashlib.sha256(data).hexdigest()
+    problems = []
+    if not seal.is_file():
+        problems.append(f"{MANIFEST_HASH}: missing (the sha256 of {MANIFEST}'s bytes, which seals it)")
+    else:
+        # `sha256sum` format: "<sha256>  manifest.json" ("*manifest.json" in its binary mode)
+        found = re.fullmatch(rf"([0-9a-f]{{64}}) [ *]{re.escape(MANIFEST)}\n?", seal.read_text("ascii", "replace"))
+        if found is None:
+            problems.append(f"{MANIFEST_HASH}: not `<sha256>  {MANIFEST}`")
+        elif found[1] != actual:
+            problems.append(f"{MANIFEST}: edited (sha256 {actual}, {MANIFEST_HASH} says {found[1]})")
+    try:
+        manifest = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise VersionCheckError(version_dir, [*problems, f"{MANIFEST}: not valid JSON ({e})"]) from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        raise VersionCheckError(version_dir, [*problems, f"{MANIFEST}: no `files` mapping"])
+    return manifest, problems
+
+
+def check_version(version_dir: Path) -> dict[str, Any]:
+    """Check a version directory against its manifest and return the manifest: manifest.sha256 holds the
+    sha256 of manifest.json, and the files under the directory (besides those two) are exactly those the
+    manifest lists, each with its sha256. Raises VersionCheckError naming every problem. The one check of
+    `frcorpus verify`, `push` and `card`."""
+    version_dir = Path(version_dir)
+    if not version_dir.is_dir():
+        raise VersionCheckError(version_dir, [])
+    manifest, problems = _sealed_manifest(version_dir)
+    listed: dict[str, Any] = manifest["files"]
+    files, others = version_contents(version_dir)
+    present = set(files) - {MANIFEST, MANIFEST_HASH}
+    for rel in sorted(present | set(others) | set(listed)):
+        expected = listed[rel].get("sha256") if isinstance(listed.get(rel), dict) else None
+        if rel in others:
+            problems.append(f"{rel}: not a plain file (a link or a special file; a version holds plain files)")
+        elif rel not in listed:
+            problems.append(f"{rel}: not in the manifest (sha256 {sha256_path(version_dir / rel)})")
+        elif rel not in present:
+            problems.append(f"{rel}: missing (the manifest lists it with sha256 {expected})")
+        elif (actual := sha256_path(version_dir / rel)) != expected:
+            problems.append(f"{rel}: modified (sha256 {actual}, the manifest says {expected})")
+    problems += [
+        f"{name}: missing (every version has one)" for name in REQUIRED_FILES if name not in present | set(listed)
+    ]
+    problems += [f"{MANIFEST}: no `{key}`" for key in ("name", "version", "fingerprint") if key not in manifest]
+    # entries without a sha256 are reported above; the data they describe gives no fingerprint
+    hashed = {rel: e for rel, e in listed.items() if isinstance(e, dict) and "sha256" in e}
+    if "fingerprint" in manifest and fingerprint(hashed) != manifest["fingerprint"]:
+        problems.append(
+            f"{MANIFEST}: its Parquet files give fingerprint {fingerprint(hashed)}, it says {manifest['fingerprint']}"
+        )
+    if problems:
+        raise VersionCheckError(version_dir, problems)
+    return manifest
