@@ -4,15 +4,23 @@ error before any work; never a traceback."""
 
 from __future__ import annotations
 
+import gzip
 import json
+import os
+import time
+import zlib
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
+from frcorpus.batch import work_schema
 from frcorpus.cli import app
+from frcorpus.config import SourceConfig
 from frcorpus.record import MESSAGE_TYPE
+from frcorpus.stages.io import SourceReader, check_readable, resolve_source
 from tests.conftest import chat, run_pipeline, write_jsonl, write_pipeline
 from tests.test_engine import check_accounting
 
@@ -59,3 +67,102 @@ def test_a_run_whose_every_source_is_empty_publishes_an_empty_version(tmp_path):
     result = run_pipeline(pipeline)
     assert check_accounting(result.version_dir)["totals"] == {"read": 0, "kept": 0, "rejected": 0}
     assert json.loads((result.version_dir / "stats.json").read_text())["sources"]["e"]["read"] == 0
+
+
+def read_source(monkeypatch, path: Path, columnar: str = "1") -> list[dict]:
+    monkeypatch.setenv("FRCORPUS_COLUMNAR", columnar)
+    src = resolve_source(SourceConfig(name="s", path=str(path)))
+    check_readable(src)
+    reader = SourceReader(src, 0)
+    return [r for b in reader.read_batches(list(range(len(src.files))), None, work_schema([])) for r in b.records()]
+
+
+def test_a_truncated_gzip_keeps_every_whole_line_and_rejects_the_rest(tmp_path, monkeypatch):
+    lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in chats(20000)).encode()
+    data = gzip.compress(lines)
+    cut = len(data) * 2 // 3
+    (tmp_path / "d.jsonl.gz").write_bytes(data[:cut])
+    # what the truncated stream still holds, decompressed as far as it goes
+    readable = zlib.decompressobj(wbits=31).decompress(data[:cut])
+    whole = readable.count(b"\n")
+    for columnar in ("1", "0"):
+        records = read_source(monkeypatch, tmp_path / "d.jsonl.gz", columnar)
+        kept = [r for r in records if r["_reject"] is None]
+        assert len(kept) == whole and len(records) == whole + 1
+        assert kept[-1]["messages"][0]["content"] == chats(1, whole - 1)[0]["messages"][0]["content"]
+        last = records[-1]
+        assert last["_reject"]["reason"] == "read.corrupt_file"
+        assert last["source"]["location"] == f"d.jsonl.gz:{whole + 1}"
+        assert last["_reject"]["detail"] == (
+            f"d.jsonl.gz:{whole + 1}: the gzip stream ends early (a truncated download or copy?); the lines before "
+            f"line {whole + 1} were read, the rest of d.jsonl.gz is lost"
+        )
+        assert last["_raw"] == readable[readable.rfind(b"\n") + 1 :].decode()
+
+
+def test_gzip_members_and_padding_read_like_gzip(tmp_path, monkeypatch):
+    first, second = chats(3), chats(2, 3)
+    body = b"".join(gzip.compress(("".join(json.dumps(r) + "\n" for r in rows)).encode()) for rows in (first, second))
+    (tmp_path / "m.jsonl.gz").write_bytes(body + b"\0" * 16)
+    records = read_source(monkeypatch, tmp_path / "m.jsonl.gz")
+    assert [r["messages"] for r in records] == [r["messages"] for r in first + second]
+
+
+def test_plain_text_named_gz_is_one_error_before_any_work(tmp_path):
+    path = write_jsonl(tmp_path / "d.jsonl.gz", chats(2))
+    pipeline = write_pipeline(tmp_path, [{"name": "s", "path": str(path)}])
+    for command in (["validate", str(pipeline)], ["run", "-q", str(pipeline)]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 2
+        assert (
+            f"pipeline.yaml:5: source 's': cannot read {path}: not a valid gzip stream (Error -3 while decompressing "
+            "data: incorrect header check); if it holds plain JSON lines, rename it to .jsonl"
+        ) in " ".join(result.output.split())
+    assert not (tmp_path / "out").exists()
+
+
+def corrupt_row_group(path: Path, group: int) -> None:
+    """Overwrite the first page header of a row group's first column: it can no longer be decoded."""
+    column = pq.ParquetFile(path).metadata.row_group(group).column(0)
+    offset = column.dictionary_page_offset or column.data_page_offset
+    data = bytearray(path.read_bytes())
+    data[offset : offset + 16] = b"\xff" * 16
+    path.write_bytes(bytes(data))
+
+
+def test_a_corrupt_parquet_page_rejects_its_rows_and_keeps_the_other_row_groups(tmp_path):
+    rows = chats(300)
+    path = tmp_path / "d.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), path, row_group_size=100, compression="none")
+    corrupt_row_group(path, 1)
+    result = run_pipeline(write_pipeline(tmp_path, [{"name": "s", "path": str(path)}]))
+    stats = check_accounting(result.version_dir)
+    assert stats["sources"]["s"] | {"formats": None} == {
+        "read": 300, "kept": 200, "rejected": 100, "formats": None, "license": None
+    }  # fmt: skip
+    kept = pq.read_table(result.version_dir / "data").to_pylist()
+    assert [r["source"]["location"] for r in kept] == [f"d.parquet[{i}]" for i in [*range(100), *range(200, 300)]]
+    rejects = pq.read_table(result.version_dir / "rejects").to_pylist()
+    assert [r["source"]["location"] for r in rejects] == [f"d.parquet[{i}]" for i in range(100, 200)]
+    assert {r["reason"] for r in rejects} == {"read.corrupt_file"}
+    assert rejects[0]["detail"].startswith("d.parquet[100]: row group 1 (rows 100-199) cannot be decoded: ")
+    assert "\n" not in rejects[0]["detail"]
+
+
+@pytest.mark.parametrize("loops", [1, 2])
+def test_globs_read_each_real_file_once_through_link_loops(tmp_path, loops):
+    root = tmp_path / "loop"
+    write_jsonl(root / "a.jsonl", chats(2))
+    write_jsonl(root / "sub" / "b.jsonl", chats(2, 2))
+    os.symlink("..", root / "sub" / "up")  # loop 1: sub/up -> loop
+    if loops == 2:
+        os.symlink("../sub", root / "sub" / "again")  # loop 2: sub/again -> sub
+        os.symlink("a.jsonl", root / "alias.jsonl")  # a second name for a file
+    pipeline = write_pipeline(tmp_path, [{"name": "s", "path": str(root / "**" / "*.jsonl")}])
+    start = time.perf_counter()
+    result = run_pipeline(pipeline)
+    assert time.perf_counter() - start < 30  # was: 41 copies of each file with one loop, hours with two
+    stats = check_accounting(result.version_dir)
+    assert stats["sources"]["s"]["read"] == 4
+    locations = sorted(r["source"]["location"] for r in pq.read_table(result.version_dir / "data").to_pylist())
+    assert locations == ["a.jsonl:1", "a.jsonl:2", "sub/b.jsonl:1", "sub/b.jsonl:2"]

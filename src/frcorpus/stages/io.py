@@ -7,13 +7,15 @@ file that cannot be opened is a `SourceError` raised before any work starts.
 
 from __future__ import annotations
 
-import glob
-import gzip
+import fnmatch
 import json
 import logging
 import os
 import re
+import zlib
+from collections import defaultdict
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,8 +73,78 @@ class ResolvedSource:
 # ----------------------------------------------------------------------------------- resolution
 
 
+def one_line(error: Exception) -> str:
+    """An error's text on one line (Arrow's span several)."""
+    return " ".join(str(error).split())
+
+
 def _data_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.name.endswith(DATA_SUFFIXES) and not _hf_meta(p))
+    return _each_real_file_once(
+        p for p in folder.rglob("*") if p.is_file() and p.name.endswith(DATA_SUFFIXES) and not _hf_meta(p)
+    )
+
+
+def _each_real_file_once(paths) -> list[Path]:
+    """The paths in name order, each real file once: of its names (symbolic links), the one without
+    links if it is among them, else the first."""
+    names: dict[tuple[int, int], list[Path]] = defaultdict(list)
+    for path in paths:
+        st = path.stat()
+        names[(st.st_dev, st.st_ino)].append(path)
+    return sorted(min(same, key=lambda p: (p.resolve() != p, p)) for same in names.values())
+
+
+def _has_magic(part: str) -> bool:
+    return any(ch in part for ch in "*?[")
+
+
+def glob_files(pattern: str) -> list[Path]:
+    """The files a glob matches (`**` for any depth), each real file once. Python's glob follows
+    symbolic links to folders without memory, so that one link loop repeats files 40 levels deep
+    and two loops make it run for hours; this walk enters each real folder once per `**`."""
+    path = Path(pattern)
+    parts = path.parts
+    first = next((i for i, part in enumerate(parts) if _has_magic(part)), len(parts))
+    base = Path(*parts[:first]) if first else Path(".")
+    return _each_real_file_once(_glob(base, list(parts[first:]), defaultdict(set)))
+
+
+def _glob(base: Path, pattern: list[str], entered: dict[int, set[tuple[int, int]]]) -> Iterator[Path]:
+    """`entered`: for each `**` (known by the number of parts from it to the end), the folders it entered."""
+    if not pattern:
+        if base.is_file():
+            yield base
+        return
+    head, rest = pattern[0], pattern[1:]
+    if head == "**":
+        try:
+            st = base.stat()
+        except OSError:
+            return
+        folders = entered[len(pattern)]
+        if (st.st_dev, st.st_ino) in folders:  # a folder reached again (through a link)
+            return
+        folders.add((st.st_dev, st.st_ino))
+        yield from _glob(base, rest, entered)
+        for child in _children(base, "*"):
+            if child.is_dir():
+                yield from _glob(child, pattern, entered)
+        return
+    if not _has_magic(head):
+        yield from _glob(base / head, rest, entered)
+        return
+    for child in _children(base, head):
+        yield from _glob(child, rest, entered)
+
+
+def _children(folder: Path, pattern: str) -> list[Path]:
+    """The entries of a folder whose name matches a glob part; hidden ones only if it asks for them."""
+    try:
+        names = sorted(entry.name for entry in os.scandir(folder))
+    except OSError:  # not a folder, or unreadable
+        return []
+    hidden = pattern.startswith(".")
+    return [folder / n for n in names if (hidden or not n.startswith(".")) and fnmatch.fnmatchcase(n, pattern)]
 
 
 def _hf_meta(p: Path) -> bool:
@@ -108,8 +180,7 @@ def resolve_source(cfg: SourceConfig, cwd: Path | None = None) -> ResolvedSource
     if path.exists():
         return _local(cfg, path, raw)
     if any(ch in raw for ch in "*?["):
-        files = sorted(Path(p) for p in glob.glob(str(path), recursive=True) if Path(p).is_file())
-        files = [p for p in files if p.name.endswith(DATA_SUFFIXES)]
+        files = [p for p in glob_files(str(path)) if p.name.endswith(DATA_SUFFIXES)]
         if not files:
             raise SourceError(
                 f"source '{cfg.name}': the pattern {raw!r} matches no data file "
@@ -178,9 +249,15 @@ def check_readable(src: ResolvedSource) -> None:
                 # a JSON array is parsed whole anyway: a broken one fails here, before any work
                 for _ in _json_rows(path):
                     break
+            elif path.name.endswith(".gz"):
+                with open(path, "rb") as f:
+                    next(gunzip_blocks(f), None)
             else:
                 with open(path, "rb") as f:
                     f.read(1)
+        except DamagedFile as e:  # damage further in is found by the readers: rejects, the rest is kept
+            hint = "; if it holds plain JSON lines, rename it to .jsonl" if "not a valid gzip" in e.detail else ""
+            raise SourceError(f"source '{src.config.name}': cannot read {path}: {e.detail}{hint}") from None
         except (OSError, pa.ArrowInvalid) as e:
             raise SourceError(f"source '{src.config.name}': cannot read {path}: {e}") from None
 
@@ -312,10 +389,20 @@ def to_messages(obj: Any, fmt: str, fields: dict[str, str | None]) -> list[dict[
 
 Row = tuple[str, Any, str | None, ReadIssue | None, bytes | None]  # location, object, raw, issue, line
 CHUNK_BYTES = 8 << 20  # JSON lines are read in chunks of whole lines of about this size
+GZIP_BLOCK = 1 << 20  # compressed bytes decompressed at a time
 
 
-def line_chunks(f) -> Iterator[bytes]:
-    """Chunks of whole lines from a binary file object."""
+class DamagedFile(Exception):
+    """A file that cannot be read to its end (a truncated or corrupt gzip stream). `tail` holds the
+    bytes after its last whole line that could be read."""
+
+    def __init__(self, detail: str, tail: bytes = b""):
+        super().__init__(detail)
+        self.detail = detail
+        self.tail = tail
+
+
+def _plain_chunks(f) -> Iterator[bytes]:
     while True:
         chunk = f.read(CHUNK_BYTES)
         if not chunk:
@@ -323,6 +410,79 @@ def line_chunks(f) -> Iterator[bytes]:
         if not chunk.endswith(b"\n"):
             chunk += f.readline()
         yield chunk
+
+
+def gunzip_blocks(f) -> Iterator[bytes]:
+    """The decompressed bytes of a gzip stream (members one after another, zero padding allowed),
+    then DamagedFile if the stream is not gzip or ends early. Written over zlib rather than with
+    `gzip.GzipFile`, which loses the bytes it decompressed in the read that finds the damage: this
+    keeps every byte up to it."""
+    decompressor = zlib.decompressobj(wbits=31)
+    started = False  # a member is open
+    while True:
+        raw = f.read(GZIP_BLOCK)
+        if not raw:
+            if started:
+                raise DamagedFile("the gzip stream ends early (a truncated download or copy?)")
+            return
+        while raw:
+            if not started:
+                raw = raw.lstrip(b"\0")
+                if not raw:
+                    break
+                started = True
+            try:
+                out = decompressor.decompress(raw)
+            except zlib.error as e:
+                raise DamagedFile(f"not a valid gzip stream ({e})") from None
+            if out:
+                yield out
+            raw = b""
+            if decompressor.eof:  # a member ended; another may follow
+                raw = decompressor.unused_data
+                decompressor = zlib.decompressobj(wbits=31)
+                started = False
+
+
+def _line_chunks_of(blocks: Iterator[bytes]) -> Iterator[bytes]:
+    """Chunks of whole lines of at least CHUNK_BYTES (but the last) from blocks of bytes, each byte
+    copied once; on DamagedFile, the whole lines before the damage first, then the error with the
+    partial last line as its tail."""
+    parts: list[bytes | memoryview] = []
+    size = 0
+    try:
+        for block in blocks:
+            cut = block.rfind(b"\n") + 1
+            if size + cut < CHUNK_BYTES or not cut:
+                parts.append(block)
+                size += len(block)
+                continue
+            view = memoryview(block)
+            yield b"".join([*parts, view[:cut]])
+            parts, size = [view[cut:]], len(block) - cut
+    except DamagedFile as e:
+        data = b"".join(parts)
+        cut = data.rfind(b"\n") + 1
+        if cut:
+            yield data[:cut]
+        e.tail = data[cut:]
+        raise
+    if size:
+        yield b"".join(parts)
+
+
+@contextmanager
+def json_line_chunks(path: Path) -> Iterator[Iterator[bytes]]:
+    """The chunks of whole lines of a JSON-lines file (`.gz` decompressed); may raise DamagedFile."""
+    with open(path, "rb") as f:
+        yield _line_chunks_of(gunzip_blocks(f)) if path.name.endswith(".gz") else _plain_chunks(f)
+
+
+def damaged_row(path: Path, lineno: int, error: DamagedFile) -> Row:
+    """The rejected row that stands for what a damaged file no longer holds, at the line where it stops."""
+    detail = f"{error.detail}; the lines before line {lineno} were read, the rest of {path.name} is lost"
+    raw = error.tail.decode("utf-8", "replace")[:RAW_KEEP] if error.tail else None
+    return str(lineno), None, raw, ReadIssue("corrupt_file", detail), error.tail
 
 
 def parse_line(line: bytes) -> tuple[Any, str | None, ReadIssue | None]:
@@ -348,16 +508,15 @@ def chunk_rows(chunk: bytes, first_lineno: int) -> Iterator[Row]:
             yield (str(lineno), *parse_line(line), line)
 
 
-def _opener(path: Path):
-    return gzip.open if path.name.endswith(".gz") else open
-
-
 def _jsonl_rows(path: Path) -> Iterator[Row]:
-    with _opener(path)(path, "rb") as f:
-        lineno = 1
-        for chunk in line_chunks(f):
-            yield from chunk_rows(chunk, lineno)
-            lineno += chunk.count(b"\n")
+    lineno = 1
+    with json_line_chunks(path) as chunks:
+        try:
+            for chunk in chunks:
+                yield from chunk_rows(chunk, lineno)
+                lineno += chunk.count(b"\n")
+        except DamagedFile as e:
+            yield damaged_row(path, lineno, e)
 
 
 def _is_json_lines(path: Path) -> bool:
@@ -380,16 +539,34 @@ def _json_rows(path: Path) -> Iterator[Row]:
 
 
 def _table_rows(path: Path) -> Iterator[Row]:
-    if path.suffix == ".parquet":
-        batches = pq.ParquetFile(path).iter_batches(batch_size=2048)
-    else:
-        reader = pa.ipc.open_stream(pa.memory_map(str(path)))
-        batches = iter(reader)
+    """Rows of a Parquet file, row group by row group, or of an Arrow stream. The rows of a part that
+    cannot be decoded (a corrupt page) are rejected one by one as `read.corrupt_file`, with the
+    error; the other parts are read."""
     i = 0
-    for batch in batches:
-        for obj in batch.to_pylist():
-            yield f"[{i}]", obj, None, None, None
-            i += 1
+    if path.suffix == ".parquet":
+        parquet = pq.ParquetFile(path)
+        for group in range(parquet.num_row_groups):
+            rows = parquet.metadata.row_group(group).num_rows
+            start = i
+            try:
+                for batch in parquet.iter_batches(batch_size=2048, row_groups=[group]):
+                    for obj in batch.to_pylist():
+                        yield f"[{i}]", obj, None, None, None
+                        i += 1
+            except (OSError, pa.ArrowException) as e:
+                detail = f"row group {group} (rows {start}-{start + rows - 1}) cannot be decoded: {one_line(e)}"
+                for _ in range(start + rows - i):
+                    yield f"[{i}]", None, None, ReadIssue("corrupt_file", detail), None
+                    i += 1
+        return
+    try:
+        for batch in pa.ipc.open_stream(pa.memory_map(str(path))):
+            for obj in batch.to_pylist():
+                yield f"[{i}]", obj, None, None, None
+                i += 1
+    except (OSError, pa.ArrowException) as e:  # a stream has no row count: one reject for the rest
+        detail = f"the Arrow stream cannot be read past row {i}: {one_line(e)}; the rest of {path.name} is lost"
+        yield f"[{i}]", None, None, ReadIssue("corrupt_file", detail), None
 
 
 def file_rows(path: Path) -> Iterator[Row]:
@@ -448,18 +625,24 @@ class SourceReader:
             return
         from frcorpus.stages import io_columnar  # noqa: PLC0415 - it imports this module
 
-        with _opener(path)(path, "rb") as f:
-            lineno = 1
-            for chunk in line_chunks(f):
+        lineno = 1
+        with json_line_chunks(path) as chunks:
+            try:
+                for chunk in chunks:
+                    left = None if budget is None else budget - st.rows
+                    if left is not None and left <= 0:
+                        return
+                    table = (
+                        io_columnar.read_chunk(self, st, chunk, lineno, left, schema) if columnar_enabled() else None
+                    )
+                    if table is not None:
+                        yield Batch(schema, table=table)
+                    else:
+                        yield from self._record_batches(st, chunk_rows(chunk, lineno), left, schema)
+                    lineno += chunk.count(b"\n")
+            except DamagedFile as e:
                 left = None if budget is None else budget - st.rows
-                if left is not None and left <= 0:
-                    return
-                table = io_columnar.read_chunk(self, st, chunk, lineno, left, schema) if columnar_enabled() else None
-                if table is not None:
-                    yield Batch(schema, table=table)
-                else:
-                    yield from self._record_batches(st, chunk_rows(chunk, lineno), left, schema)
-                lineno += chunk.count(b"\n")
+                yield from self._record_batches(st, iter([damaged_row(path, lineno, e)]), left, schema)
 
     def _record_batches(self, st: FileState, rows: Iterator[Row], budget: int | None, schema) -> Iterator[Batch]:
         batch: list[dict[str, Any]] = []
