@@ -10,7 +10,8 @@ import yaml
 from typer.testing import CliRunner
 
 from frcorpus.cli import app
-from frcorpus.config import ConfigError, _line_map, check_pipeline, load_pipeline, read_yaml
+from frcorpus.config import ConfigError, check_pipeline, load_pipeline, read_yaml
+from frcorpus.yamlfile import line_map
 
 runner = CliRunner()
 
@@ -73,7 +74,7 @@ def test_alias_inside_its_own_anchor_is_refused(tmp_path):
 def test_line_map_walks_an_aliased_node_once():
     node = yaml.compose(BOMB, Loader=yaml.SafeLoader)  # not bounded: the walk itself must not expand aliases
     start = time.perf_counter()
-    lines = _line_map(node)
+    lines = line_map(node)
     assert time.perf_counter() - start < 0.1
     assert lines[("i",)] == 9 and lines[("i", 9)] == 8  # an alias's path: the line of its anchor
     assert ("i", 0, 0) not in lines and len(lines) == 1 + 9 * 2 + 10 + 8 * 10
@@ -219,3 +220,11 @@ def test_only_entries_that_validate_on_their_own_are_checked(tmp_path, without_f
         f"T/p.yaml:7: {FTFY_MISSING.format(i=1)}",
         "T/p.yaml:8: executor.tasks: invalid value 0: Input should be greater than or equal to 1",
     ]
+
+
+def test_a_document_nested_too_deeply_is_a_configuration_error(tmp_path):
+    path = tmp_path / "deep.yaml"
+    path.write_text("name: x\nsources: " + "[" * 5000 + "]" * 5000 + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as e:
+        load_pipeline(path)
+    assert e.value.problems == [f"{path}:1: invalid YAML: the document is nested too deeply"]

@@ -113,3 +113,20 @@ def test_bundled_samples_still_read(tmp_path):
     pipeline = write_pipeline(tmp_path, [{"name": "s", "path": "frcorpus://samples/conversations_fr.jsonl"}])
     result = runner.invoke(app, ["validate", str(pipeline)])
     assert result.exit_code == 0, result.output
+
+
+def test_prompt_files_are_read_with_the_bounded_yaml_reader(tmp_path):
+    bomb = tmp_path / "bomb.yaml"
+    levels = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
+    levels += [f"{c}: &{c} [{', '.join([f'*{p}'] * 10)}]" for p, c in zip("abcdefgh", "bcdefghi", strict=True)]
+    bomb.write_text("\n".join(levels) + "\nuser: '{{ answer }}'\nkind: verdict\n", encoding="utf-8")
+    with pytest.raises(PromptError, match=rf"^prompt file {bomb}:\d+: alias \*\w: the aliases would repeat more than"):
+        load_prompt("judge", str(bomb), required=("user",), sample=SAMPLE_VARIABLES)
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("kind: verdict\nuser: '{{ answer }}'\nuser: '{{ prompt }}'\n", encoding="utf-8")
+    with pytest.raises(PromptError) as e:
+        load_prompt("judge", str(twice), required=("user",), sample=SAMPLE_VARIABLES)
+    assert str(e.value) == (
+        f"prompt file {twice}:3: user: duplicate key (first at line 2); a YAML mapping keeps only the last value, "
+        "so remove or merge one"
+    )

@@ -10,7 +10,6 @@ import difflib
 import importlib.util
 import re
 import typing
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -20,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from frcorpus.licenses import HUB_LICENSES, conflict_problems, normalize
 from frcorpus.stages import REGISTRY
+from frcorpus.yamlfile import AliasError, duplicate_keys, fmt_path, line_map, parse
 
 FORMATS = ("auto", "messages", "sharegpt", "alpaca", "prompt_response")
 
@@ -199,138 +199,9 @@ class ConfigError(Exception):
 # --------------------------------------------------------------------------- YAML with line numbers
 
 
-# An alias repeats its anchor's value: composing shares the node, but constructing, walking and validating
-# the data repeat it, so a few lines of nested aliases ("billion laughs") can hang `validate`.
-MAX_ALIAS_VALUES = 100_000
-MERGE_TAG = "tag:yaml.org,2002:merge"
-
-
-class _AliasError(Exception):
-    def __init__(self, line: int, message: str):
-        super().__init__(message)
-        self.line = line
-
-
-class _BoundedLoader(yaml.SafeLoader):
-    """SafeLoader that counts, while composing, the values aliases repeat, and refuses a document whose
-    aliases repeat more than MAX_ALIAS_VALUES of them, or an alias inside its own anchor (a value without end)."""
-
-    def __init__(self, stream: str):
-        super().__init__(stream)
-        self.repeated_values = 0
-        self._sizes: dict[int, int] = {}  # id(node) -> values in it, aliases expanded
-        self._open_anchors: dict[str, int] = {}  # anchors being composed -> their line
-
-    def compose_node(self, parent, index):
-        event = self.peek_event()
-        if isinstance(event, yaml.AliasEvent):
-            return self._compose_alias(parent, index, event)
-        if event.anchor is None:
-            return super().compose_node(parent, index)
-        self._open_anchors[event.anchor] = event.start_mark.line + 1
-        try:
-            return super().compose_node(parent, index)
-        finally:
-            self._open_anchors.pop(event.anchor, None)
-
-    def _compose_alias(self, parent, index, event: yaml.AliasEvent) -> yaml.Node:
-        name, line = event.anchor, event.start_mark.line + 1
-        if name in self._open_anchors:
-            raise _AliasError(
-                line,
-                f"alias *{name} is inside its own anchor &{name} (line {self._open_anchors[name]}), so its value "
-                "would never end; write the values out instead",
-            )
-        node = super().compose_node(parent, index)
-        self.repeated_values += _expanded_size(node, self._sizes)
-        if self.repeated_values > MAX_ALIAS_VALUES:
-            raise _AliasError(
-                line,
-                f"alias *{name}: the aliases would repeat more than {MAX_ALIAS_VALUES:,} values (anchor &{name} at "
-                f"line {node.start_mark.line + 1}); write the values out, or use fewer aliases",
-            )
-        return node
-
-
-def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
-    """Values in a node once every alias in it is written out; each node is counted once (`sizes`)."""
-    if id(node) not in sizes:
-        if isinstance(node, yaml.MappingNode):
-            children = [child for pair in node.value for child in pair]
-        elif isinstance(node, yaml.SequenceNode):
-            children = node.value
-        else:
-            children = []
-        sizes[id(node)] = 1 + sum(_expanded_size(child, sizes) for child in children)
-    return sizes[id(node)]
-
-
-def _walk(root: yaml.Node) -> Iterator[tuple[tuple, yaml.Node, bool]]:
-    """(YAML path, node, first) of every node, in document order. A node that aliases repeat is walked into
-    once, at its first path (`first`): its other paths come without its subtree, so aliases never multiply
-    the walk."""
-    walked: set[int] = set()
-    stack: list[tuple[tuple, yaml.Node]] = [((), root)]
-    while stack:
-        path, node = stack.pop()
-        first = id(node) not in walked
-        walked.add(id(node))
-        yield path, node, first
-        if not first:
-            continue
-        if isinstance(node, yaml.MappingNode):
-            children = [((*path, key.value), value) for key, value in node.value]
-        elif isinstance(node, yaml.SequenceNode):
-            children = [((*path, i), item) for i, item in enumerate(node.value)]
-        else:
-            children = []
-        stack.extend(reversed(children))
-
-
-def _line_map(root: yaml.Node) -> dict[tuple, int]:
-    """YAML path (keys and indices) -> 1-based line of the value, from PyYAML's composed nodes (inside a
-    repeated alias, only the alias's own path: the values are at its anchor)."""
-    lines: dict[tuple, int] = {}
-    for path, node, first in _walk(root):
-        lines.setdefault(path, node.start_mark.line + 1)
-        if first and isinstance(node, yaml.MappingNode):
-            for key_node, _ in node.value:
-                lines[(*path, key_node.value, "__key__")] = key_node.start_mark.line + 1
-    return lines
-
-
-def _duplicate_keys(root: yaml.Node, where: str) -> list[str]:
-    """A problem per key written twice in a mapping (PyYAML keeps the last value silently); merge keys
-    (`<<: *defaults`) are not duplicates."""
-    problems = []
-    for path, node, first in _walk(root):
-        if not (first and isinstance(node, yaml.MappingNode)):
-            continue
-        first_lines: dict[tuple[str, str], int] = {}
-        for key_node, _ in node.value:
-            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == MERGE_TAG:
-                continue
-            key, line = (key_node.tag, key_node.value), key_node.start_mark.line + 1
-            if key not in first_lines:
-                first_lines[key] = line
-                continue
-            problems.append(
-                f"{where}:{line}: {_fmt_path((*path, key_node.value))}: duplicate key (first at line "
-                f"{first_lines[key]}); a YAML mapping keeps only the last value, so remove or merge one"
-            )
-    return problems
-
-
 def _by_line(problems: list[str], where: str) -> list[str]:
     """Problems `<where>:<line>: ...` in the order of their lines (stable: a line's problems keep their order)."""
     return sorted(problems, key=lambda p: int(p[len(where) + 1 :].split(":", 1)[0]))
-
-
-def _fmt_path(path: tuple) -> str:
-    text = ""
-    for p in path:
-        text += f"[{p}]" if isinstance(p, int) else (f".{p}" if text else str(p))
-    return text or "<top>"
 
 
 def _get(data: Any, path: tuple) -> Any:
@@ -458,7 +329,7 @@ def _errors_to_problems(exc: ValidationError, raw: dict, lines: dict, where: str
             line = lines.get((*path, "__key__")) or lines.get(path[:-1], 1)
         else:
             line = lines.get(path) or lines.get(path[:-1]) or lines.get(path[:1], 1)
-        problems.append((line, f"{where}:{line}: {_fmt_path(path)}: {_message(err, raw, path)}"))
+        problems.append((line, f"{where}:{line}: {fmt_path(path)}: {_message(err, raw, path)}"))
     return [text for _, text in sorted(problems, key=lambda p: p[0])]
 
 
@@ -493,9 +364,8 @@ def _read_yaml(path: Path, what: str, keys: str) -> tuple[str, dict, dict[tuple,
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError([f"{where}: cannot read the {what} file: {e}"]) from None
     try:
-        node = yaml.compose(text, Loader=_BoundedLoader)  # first: the load below would expand an alias bomb
-        raw = yaml.safe_load(text)
-    except _AliasError as e:
+        node, raw = parse(text)
+    except AliasError as e:
         raise ConfigError([f"{where}:{e.line}: {e}"]) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
@@ -504,7 +374,7 @@ def _read_yaml(path: Path, what: str, keys: str) -> tuple[str, dict, dict[tuple,
         raise ConfigError([f"{where}:{line}: invalid YAML: {problem}"]) from None
     if not isinstance(raw, dict):
         raise ConfigError([f"{where}:1: the {what} must be a mapping with {keys}"])
-    return text, raw, _line_map(node), _duplicate_keys(node, where)
+    return text, raw, line_map(node), duplicate_keys(node, where)
 
 
 def _read_pipeline(path: Path) -> tuple[LoadedPipeline | None, dict, dict[tuple, int], list[str]]:

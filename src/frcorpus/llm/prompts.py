@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from frcorpus.resources import resource_dir
+from frcorpus.yamlfile import AliasError, duplicate_keys, parse
 
 
 class PromptError(ValueError):
@@ -115,12 +116,8 @@ def _compiled(source: str):
     return _environment().from_string(source)
 
 
-def _first_lines(text: str) -> dict[str, int]:
+def _first_lines(node: yaml.Node | None) -> dict[str, int]:
     """Template part -> the line of the file where its text starts (after `|`/`>` for block scalars)."""
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return {}
     if not isinstance(node, yaml.MappingNode):
         return {}
     lines = {}
@@ -138,10 +135,15 @@ def load_prompt(
     rendered with; each part named there is rendered once with them (a PromptError if it fails)."""
     path = prompt_path(kind, name)
     text = path.read_text(encoding="utf-8")
-    try:
-        data = yaml.safe_load(text)
+    try:  # bounded: a prompt file may come from anyone (an alias bomb would hang the check)
+        node, data = parse(text)
+    except AliasError as e:
+        raise PromptError(f"prompt file {path}:{e.line}: {e}") from None
     except yaml.YAMLError as e:
         raise PromptError(f"prompt file {path} is not valid YAML: {e}") from None
+    duplicates = duplicate_keys(node, str(path)) if node is not None else []
+    if duplicates:
+        raise PromptError(f"prompt file {duplicates[0]}")
     if not isinstance(data, dict):
         raise PromptError(f"prompt file {path} must be a mapping with `system` and `user` templates")
     missing = [p for p in required if not isinstance(data.get(p), str)]
@@ -149,7 +151,7 @@ def load_prompt(
         raise PromptError(f"prompt file {path} lacks {', '.join(f'`{m}`' for m in missing)} (a Jinja string each)")
     import jinja2
 
-    prompt = PromptTemplate(path.stem, path, text, data, _first_lines(text))
+    prompt = PromptTemplate(path.stem, path, text, data, _first_lines(node))
     for part, source in data.items():
         if isinstance(source, str) and part not in ("kind", "description"):
             try:

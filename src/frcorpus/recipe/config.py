@@ -32,7 +32,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
-from ..config import ConfigError, _fmt_path, _suggest, read_yaml
+from ..config import ConfigError, _suggest, read_yaml
+from ..yamlfile import fmt_path
 
 TRAIN_HINT = "pip install 'frcorpus[train]'"
 NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
@@ -221,7 +222,7 @@ def load_recipe(path: str | Path, dataset: str | None = None) -> LoadedRecipe:
         for sub, message in found:
             full = (*section, *sub)
             line = lines.get((*full, "__key__")) or lines.get(full) or lines.get(section, 1)
-            problems.append((line, f"{where}:{line}: {_fmt_path(full)}: {message}"))
+            problems.append((line, f"{where}:{line}: {fmt_path(full)}: {message}"))
 
     config = None
     try:
