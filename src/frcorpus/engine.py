@@ -22,12 +22,16 @@ import bisect
 import contextlib
 import copy
 import datetime as dt
+import fcntl
 import hashlib
 import json
 import logging
 import os
 import shutil
+import signal
+import socket
 import sys
+import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -144,6 +148,19 @@ class Paths:
     def staging(self) -> Path:
         return self.work / "version"
 
+    @property
+    def lock(self) -> Path:
+        return self.work / "run.lock"
+
+    @property
+    def published(self) -> Path:
+        # the name of the version this run published, written just before the staging folder becomes it
+        return self.work / "published"
+
+    @property
+    def run_logs(self) -> Path:
+        return self.work / "logs"
+
     def phase(self, k: int) -> Path:
         return self.work / f"phase{k}"
 
@@ -151,7 +168,7 @@ class Paths:
         return self.work / f"barrier{k}"
 
     def logs(self, what: str) -> Path:
-        return self.work / "logs" / what
+        return self.run_logs / what
 
     @property
     def finalize_logs(self) -> Path:
@@ -736,6 +753,8 @@ class Finalize(PipelineStep):
         return files
 
     def finalize(self) -> RunResult:
+        if (done := _finish_published(self.paths, self.run_key)) is not None:
+            return done  # run again after a kill that followed the publishing (a requeued Slurm job): cleanup only
         staging = self.paths.staging
         stats = merge_task_stats(self.stat_files(), [src["name"] for src in self.sources])
         data_files = file_entries(staging, "data")
@@ -807,14 +826,50 @@ class Finalize(PipelineStep):
         if unlisted:  # a leftover of a killed task: the published version would not pass `frcorpus verify`
             raise RunError(f"{staging} holds files that are not part of the version: {', '.join(unlisted)}")
         target.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.paths.published, version)
         os.replace(staging, target)
-        # keep the logs for inspection, drop the intermediate records
-        logs_dir = self.paths.name_dir / ".logs" / version
-        if logs_dir.exists():
-            shutil.rmtree(logs_dir)
-        shutil.move(str(self.paths.work / "logs"), logs_dir)
-        shutil.rmtree(self.paths.work)
+        _clean_up(self.paths, version)
         return RunResult(target, version, stats, fp)
+
+
+def _published_version(paths: Paths, run_key: str) -> str | None:
+    """The version this run published before it was killed, its cleanup left undone; None otherwise."""
+    if not paths.published.exists() or paths.staging.exists():  # staging still there: not renamed yet
+        return None
+    version = paths.published.read_text(encoding="utf-8")
+    manifest = paths.name_dir / version / "manifest.json"
+    if manifest.exists() and json.loads(manifest.read_text()).get("run_key") == run_key:
+        return version
+    return None
+
+
+def _finish_published(paths: Paths, run_key: str) -> RunResult | None:
+    """Do the cleanup of a run killed after it published its version; None if it was not."""
+    version = _published_version(paths, run_key)
+    if version is None:
+        return None
+    _clean_up(paths, version)
+    return _version_result(paths.name_dir / version)
+
+
+def _clean_up(paths: Paths, version: str) -> None:
+    """Keep the run's logs for inspection and drop its intermediate records; safe to repeat after a kill."""
+    logs_dir = paths.name_dir / ".logs" / version
+    if paths.run_logs.exists():
+        shutil.rmtree(logs_dir, ignore_errors=True)
+        logs_dir.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(paths.run_logs), logs_dir)
+    # renamed away first: a kill during the deletion leaves no half-deleted work folder for a resume to trip on
+    trash = paths.work.with_name(f".deleting-{paths.work.name}")
+    shutil.rmtree(trash, ignore_errors=True)
+    os.replace(paths.work, trash)
+    shutil.rmtree(trash)
+
+
+def _version_result(version_dir: Path) -> RunResult:
+    manifest = json.loads((version_dir / "manifest.json").read_text())
+    stats = json.loads((version_dir / "stats.json").read_text())
+    return RunResult(version_dir, manifest["version"], stats, manifest["fingerprint"])
 
 
 # ----------------------------------------------------------------------------------- executors
@@ -976,61 +1031,170 @@ def slurm_scripts(plan: Plan, tmp: Path) -> list[tuple[str, str]]:
     return scripts
 
 
-def prepare_run(plan: Plan, resume: bool) -> None:
-    """Refuse to overwrite a version or to silently continue an interrupted run."""
-    cfg = plan.config
-    if cfg.version != "auto" and (plan.paths.name_dir / cfg.version).exists():
-        raise RunError(
-            f"version {cfg.version} already exists at {plan.paths.name_dir / cfg.version}; versions are "
-            "immutable: change `version:` (or use version: auto)"
-        )
-    if plan.paths.work.exists() and not resume:
-        raise RunError(
-            f"an interrupted run of this pipeline exists at {plan.paths.work}; continue it with "
-            "`frcorpus run --resume`, or delete that folder to start over"
-        )
-    if not resume:  # a finished run of the same pipeline and inputs left its finalize marker here
-        shutil.rmtree(plan.paths.finalize_logs, ignore_errors=True)
-    plan.paths.work.mkdir(parents=True, exist_ok=True)
-    (plan.paths.work / "pipeline.yaml").write_text(plan.loaded.text, encoding="utf-8")
+# ----------------------------------------------------------------------------------- the run's lock
+
+ORPHANS_GRACE_S = 5.0  # how long a new run waits for the workers of a killed run to die with it
+
+
+class RunLock:
+    """An exclusive flock on the work folder's run.lock, which names its holder (pid, host, start time).
+    flock belongs to the open file, which every pool worker of the run shares (`_join_run`): the lock is
+    free once the main process and all its workers are gone, however they ended."""
+
+    def __init__(self, paths: Paths):
+        self.path = paths.lock
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            self._lock_or_refuse(paths.work)
+        except BaseException:
+            os.close(self.fd)
+            raise
+        since = dt.datetime.now().astimezone().isoformat(timespec="seconds")
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": since}).encode(), 0)
+
+    def _lock_or_refuse(self, work: Path) -> None:
+        deadline = time.monotonic() + ORPHANS_GRACE_S
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                holder = self._holder()
+            running = f"a run of this pipeline is running (pid {holder['pid']}) since {holder['since']} in {work}"
+            if _alive(holder):
+                raise RunError(f"{running}; wait for it to finish or stop it")
+            if time.monotonic() > deadline:  # its main process died, but not every process that holds the lock
+                raise RunError(
+                    f"{running}: pid {holder['pid']} has exited but processes it started still hold {self.path}; "
+                    f"wait for them to finish or stop them (`fuser -v {self.path}` lists them)"
+                )
+            time.sleep(0.1)
+
+    def _holder(self) -> dict[str, Any]:
+        try:
+            return json.loads(os.pread(self.fd, 4096, 0))
+        except ValueError:  # the holder has the lock but has not written its name yet
+            return {"pid": "?", "host": None, "since": "?"}
+
+    def release(self) -> None:
+        os.close(self.fd)  # not LOCK_UN, which would free the lock under workers that still run
+
+    def __enter__(self) -> RunLock:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def _alive(holder: dict[str, Any]) -> bool:
+    if holder["host"] != socket.gethostname():
+        return holder["host"] is not None  # a process on another machine sharing the folder: assume it runs
+    try:
+        os.kill(holder["pid"], 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+class _InheritedFd:
+    """An open file descriptor sent to pool workers: forkserver children inherit none."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+
+    def __reduce__(self):
+        return _rebuild_fd, (multiprocess.reduction.DupFd(self.fd),)
+
+
+def _rebuild_fd(dup) -> _InheritedFd:
+    return _InheritedFd(dup.detach())
+
+
+def _join_run(lock: _InheritedFd) -> None:
+    """Start of a pool worker. It keeps `lock` open, so the run's lock stays held while it lives, and it
+    dies with the main process: a run killed with kill -9 leaves no worker writing into its work folder
+    (the forkserver, their parent, outlives the main process as long as they do)."""
+    main = multiprocess.parent_process()
+    threading.Thread(target=_kill_self_after, args=(main,), daemon=True).start()
+
+
+def _kill_self_after(process) -> None:
+    process.join()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def prepare_run(plan: Plan, resume: bool) -> RunLock:
+    """Take the run's lock, and refuse to overwrite a version or to silently continue an interrupted run."""
+    cfg, paths = plan.config, plan.paths
+    interrupted = paths.work.exists()
+    # the lock before any check: the work folder may be a live run's (one publishing its version among them)
+    lock = RunLock(paths) if interrupted else None
+    try:
+        own_version = _published_version(paths, plan.run_key) == cfg.version  # killed before its cleanup
+        if cfg.version != "auto" and (paths.name_dir / cfg.version).exists() and not own_version:
+            raise RunError(
+                f"version {cfg.version} already exists at {paths.name_dir / cfg.version}; versions are "
+                "immutable: change `version:` (or use version: auto)"
+            )
+        if interrupted and not resume:
+            raise RunError(
+                f"an interrupted run of this pipeline exists at {paths.work}; continue it with "
+                "`frcorpus run --resume`, or delete that folder to start over"
+            )
+        if not resume:  # a finished run of the same pipeline and inputs left its finalize marker here
+            shutil.rmtree(paths.finalize_logs, ignore_errors=True)
+        paths.work.mkdir(parents=True, exist_ok=True)
+        lock = lock or RunLock(paths)
+        (paths.work / "pipeline.yaml").write_text(plan.loaded.text, encoding="utf-8")
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+    return lock
 
 
 def run_plan(plan: Plan, resume: bool = False, progress=None) -> RunResult | list[str]:
-    """Run every job in order. Local and Ray block until done; Slurm submits a dependent chain of
-    jobs and returns their labels."""
-    prepare_run(plan, resume)
-    _console_logger()
-    jobs = build_jobs(plan)
-    ex_type = plan.config.executor.type
-    if ex_type == "slurm":
-        previous = None
-        for job in jobs:
-            previous = make_executor(plan, job, depends=previous)
-        previous.run()  # launches the whole chain through `depends`
-        return [job.label for job in jobs]
-    if ex_type == "ray":
-        import ray
+    """Run every job in order, holding the run's lock. Local and Ray block until done; Slurm submits a
+    dependent chain of jobs and returns their labels (the lock covers the submission only)."""
+    with prepare_run(plan, resume) as lock:
+        if (done := _finish_published(plan.paths, plan.run_key)) is not None:
+            return done
+        _console_logger()
+        jobs = build_jobs(plan)
+        ex_type = plan.config.executor.type
+        if ex_type == "slurm":
+            previous = None
+            for job in jobs:
+                previous = make_executor(plan, job, depends=previous)
+            previous.run()  # launches the whole chain through `depends`
+            return [job.label for job in jobs]
+        if ex_type == "ray":
+            import ray
 
-        if not ray.is_initialized():
-            ex = plan.config.executor
-            # a local instance gets as many CPUs as the tasks need, so that small machines can run it too
-            local = {} if ex.address else {"num_cpus": max(os.cpu_count() or 1, ex.cpus_per_task)}
-            ray.init(address=ex.address, include_dashboard=False, log_to_driver=False, **local)
-    with _worker_pool(plan) as pool:
-        for job in jobs:
-            _run_job(plan, job, pool, progress)
-    return load_result(plan)
+            if not ray.is_initialized():
+                ex = plan.config.executor
+                # a local instance gets as many CPUs as the tasks need, so that small machines can run it too
+                local = {} if ex.address else {"num_cpus": max(os.cpu_count() or 1, ex.cpus_per_task)}
+                ray.init(address=ex.address, include_dashboard=False, log_to_driver=False, **local)
+        with _worker_pool(plan, lock) as pool:
+            for job in jobs:
+                _run_job(plan, job, pool, progress)
+        return load_result(plan)
 
 
 @contextlib.contextmanager
-def _worker_pool(plan: Plan):
-    """One process pool for every multi-task job of a local run."""
+def _worker_pool(plan: Plan, lock: RunLock):
+    """One process pool for every multi-task job of a local run; its workers hold the run's lock too."""
     ex = plan.config.executor
     workers = min(ex.workers, plan.tasks)
     if ex.type != "local" or workers <= 1:
         yield None
         return
-    with multiprocess.get_context("forkserver").Pool(workers) as pool:
+    context = multiprocess.get_context("forkserver")
+    with context.Pool(workers, initializer=_join_run, initargs=(_InheritedFd(lock.fd),)) as pool:
         yield pool
 
 
@@ -1052,20 +1216,18 @@ def _run_job(plan: Plan, job: Job, pool, progress) -> None:
 
 
 def load_result(plan: Plan) -> RunResult:
-    """Find the version the finalize job published (it runs in a worker, so read it back from disk)."""
+    """Find the version the finalize job published (it may run in a worker, so read it back from disk)."""
     candidates = []
     for manifest in plan.paths.name_dir.glob("*/manifest.json"):
         data = json.loads(manifest.read_text())
         if data.get("run_key") == plan.run_key:
-            candidates.append((data["created"], manifest.parent, data))
+            candidates.append((data["created"], manifest.parent))
     if not candidates:
         raise RunError(
             f"the run finished but no version with run key {plan.run_key} is in {plan.paths.name_dir} "
             f"(logs: {plan.paths.name_dir / '.logs'})"
         )
-    _, version_dir, manifest = max(candidates, key=lambda c: c[0])
-    stats = json.loads((version_dir / "stats.json").read_text())
-    return RunResult(version_dir, manifest["version"], stats, manifest["fingerprint"])
+    return _version_result(max(candidates)[1])
 
 
 def generation_estimates(plan: Plan) -> list[tuple[str, dict[str, float]]]:
