@@ -20,7 +20,7 @@ from frcorpus.batch import work_schema
 from frcorpus.cli import app
 from frcorpus.config import SourceConfig
 from frcorpus.record import MESSAGE_TYPE
-from frcorpus.stages.io import SourceReader, check_readable, resolve_source
+from frcorpus.stages.io import FileState, SourceReader, check_readable, resolve_source
 from tests.conftest import chat, run_pipeline, write_jsonl, write_pipeline
 from tests.test_engine import check_accounting
 
@@ -166,3 +166,63 @@ def test_globs_read_each_real_file_once_through_link_loops(tmp_path, loops):
     assert stats["sources"]["s"]["read"] == 4
     locations = sorted(r["source"]["location"] for r in pq.read_table(result.version_dir / "data").to_pylist())
     assert locations == ["a.jsonl:1", "a.jsonl:2", "sub/b.jsonl:1", "sub/b.jsonl:2"]
+
+
+def test_a_null_chat_field_is_an_absent_one_for_both_readers(tmp_path, monkeypatch):
+    # `datasets` writes null for the columns of another format; one blank line used to flip the decision
+    rows = [
+        {"messages": None, "conversations": chat("Q ?", "R.")["messages"]},
+        {"conversations": None, "conversation": chat("Q2 ?", "R2.")["messages"]},
+        {"messages": None},
+    ]
+    for blank in (False, True):
+        lines = [json.dumps(r) for r in rows] + ([""] if blank else [])
+        path = write_jsonl(tmp_path / "d.jsonl", lines)
+        for columnar in ("1", "0"):
+            records = read_source(monkeypatch, path, columnar)
+            assert [r["_reject"] and r["_reject"]["reason"] for r in records] == [None, None, "read.missing_field"]
+            assert records[0]["messages"] == chat("Q ?", "R.")["messages"]
+            assert records[2]["_reject"]["detail"] == "d.jsonl:3: 'messages' must be a list of turns"
+
+
+def test_record_ids_are_unambiguous_and_a_version_diffs_empty_against_itself(tmp_path):
+    # the reported collisions: a file name holding ':' and an id holding ':'; an id `x#1` beside a
+    # rejected row of id `x` at row 1; and an id that looks like a hashed one
+    write_jsonl(tmp_path / "in" / "a.jsonl", [{**chat("Q1 ?", "R1."), "id": "b.jsonl:7"}])
+    write_jsonl(tmp_path / "in" / "a.jsonl:b.jsonl", [{**chat("Q2 ?", "R2."), "id": "7"}])
+    hashed_shape = (
+        "s:"
+        + SourceReader(resolve_source(SourceConfig(name="s", path=str(tmp_path))), 0)
+        .record_id(FileState(0, "x.jsonl", "auto", {}, False), 2, None, b"line")
+        .split(":")[1]
+    )
+    lines = [
+        {**chat("Q3 ?", "R3."), "id": "x"},
+        {**chat("Q4 ?", ""), "id": "x"},  # rejected (empty answer): its id gets the row number, #1
+        {**chat("Q5 ?", "R5."), "id": "x#1"},
+        {**chat("Q6 ?", "R6."), "id": hashed_shape.split(":")[1]},
+    ]
+    write_jsonl(tmp_path / "single" / "x.jsonl", lines)
+    sources = [
+        {"name": "m", "path": str(tmp_path / "in" / "*.jsonl*")},
+        {"name": "s", "path": str(tmp_path / "single" / "x.jsonl")},
+    ]
+    result = run_pipeline(write_pipeline(tmp_path, sources))
+    check_accounting(result.version_dir)
+    ids = [r["id"] for folder in ("data", "rejects") for r in pq.read_table(result.version_dir / folder).to_pylist()]
+    assert len(ids) == len(set(ids)) == 6
+    assert sorted(ids) == sorted(
+        [
+            "m:a.jsonl:b.jsonl%3A7",
+            "m:a.jsonl%3Ab.jsonl:7",
+            "s:x",
+            "s:x#1",
+            "s:x%231",
+            "s:%" + f"{ord(hashed_shape[2]):02X}" + hashed_shape[3:],
+        ]
+    )
+    diff = runner.invoke(app, ["diff", str(result.version_dir), str(result.version_dir), "--json"])
+    assert diff.exit_code == 0, diff.output
+    body = json.loads(diff.stdout)
+    assert body["identical"] is True
+    assert [body["records"][k]["count"] for k in ("added", "removed", "changed", "kept_to_rejected")] == [0, 0, 0, 0]

@@ -342,17 +342,25 @@ def check_turns(messages: list[dict[str, str]]) -> None:
         raise ReadIssue("no_assistant_turn", "the conversation has no assistant turn")
 
 
+def _chat_key(obj: dict, keys: tuple[str, ...]) -> str | None:
+    """The field that holds the turns: the first of `keys` that is not null (a null field is an absent
+    one, as in tables exported from `datasets`, which write null for another format's columns), else
+    the first present (for its error)."""
+    present = [k for k in keys if k in obj]
+    return next((k for k in present if obj[k] is not None), present[0] if present else None)
+
+
 def to_messages(obj: Any, fmt: str, fields: dict[str, str | None]) -> list[dict[str, str]]:
     """Convert one raw row to canonical messages, or raise ReadIssue."""
     if not isinstance(obj, dict):
         raise ReadIssue("not_an_object", f"the row is a {type(obj).__name__}, not a JSON object")
     if fmt == "messages":
-        key = next((k for k in ("messages", "conversations", "conversation") if k in obj), None)
+        key = _chat_key(obj, ("messages", "conversations", "conversation"))
         if key is None:
             raise ReadIssue("missing_field", "no 'messages' field")
         messages = _chat(obj[key], "role", "content", key)
     elif fmt == "sharegpt":
-        key = next((k for k in ("conversations", "conversation") if k in obj), None)
+        key = _chat_key(obj, ("conversations", "conversation"))
         if key is None:
             raise ReadIssue("missing_field", "no 'conversations' field")
         messages = _chat(obj[key], "from", "value", key)
@@ -577,6 +585,21 @@ def file_rows(path: Path) -> Iterator[Row]:
     return _jsonl_rows(path)
 
 
+ID_SEPARATORS = re.compile(r"[%:#]")
+HASH_ID = re.compile(r"[0-9a-f]{16}")  # the shape of a hashed id (xxh3_64 in hex)
+
+
+def id_part(text: str) -> str:
+    """A file name or a source's own id as a part of a record id: `%`, `:` (between parts) and `#`
+    (before the row number of a rejected row) percent-encoded, and the first character of a text
+    that looks like a hashed id too, so that it never equals one. Unchanged in the usual case."""
+    if ID_SEPARATORS.search(text):
+        text = ID_SEPARATORS.sub(lambda m: f"%{ord(m.group()):02X}", text)
+    if HASH_ID.fullmatch(text):
+        text = f"%{ord(text[0]):02X}{text[1:]}"
+    return text
+
+
 @dataclass
 class FileState:
     """What reading one file carries from row to row: its format, once known, and the ids seen."""
@@ -589,6 +612,7 @@ class FileState:
     rows: int = 0  # rows (non-blank lines) read so far
     seen_ids: set[str] = field(default_factory=set)
     id_type: pa.DataType | None = None  # of the id field, for the columnar reader
+    id_prefix: str | None = None  # of the record ids made from the source's own ids
 
 
 @dataclass
@@ -669,10 +693,15 @@ class SourceReader:
         return None
 
     def record_id(self, st: FileState, row_index: int, orig_id: str | None, payload: bytes) -> str:
-        """`<source>:<its id>` (with the file when the source has several), or a hash of the row."""
+        """`<source>:<its id>` (`<source>:<file>:<its id>` when the source has several files), or
+        `<source>:<hash of the row>`; the file and the id escaped (`id_part`), so that no two rows
+        share an id whatever their ids and file names hold."""
         cfg = self.src.config
         if orig_id is not None:
-            return f"{cfg.name}:{st.rel}:{orig_id}" if len(self.src.files) > 1 else f"{cfg.name}:{orig_id}"
+            if st.id_prefix is None:
+                several = len(self.src.files) > 1
+                st.id_prefix = f"{cfg.name}:{id_part(st.rel)}:" if several else f"{cfg.name}:"
+            return st.id_prefix + id_part(orig_id)
         digest = xxhash.xxh3_64_hexdigest(f"{st.rel}\x00{row_index}\x00".encode() + payload)
         return f"{cfg.name}:{digest}"
 

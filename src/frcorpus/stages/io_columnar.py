@@ -213,7 +213,8 @@ def _assemble(
             record_ids.append(reader.record_id(st, first_row + i, orig_id, b""))
         fast_rows.append(i)
     st.rows = first_row + len(ids)
-    reader.formats[st.fmt] = reader.formats.get(st.fmt, 0) + len(fast_rows)
+    if fast_rows:  # the per-row reader counts a format only for a record it keeps
+        reader.formats[st.fmt] = reader.formats.get(st.fmt, 0) + len(fast_rows)
 
     fast = np.array(fast_rows, dtype=np.int64)
     n = len(fast)
