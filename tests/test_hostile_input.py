@@ -226,3 +226,24 @@ def test_record_ids_are_unambiguous_and_a_version_diffs_empty_against_itself(tmp
     body = json.loads(diff.stdout)
     assert body["identical"] is True
     assert [body["records"][k]["count"] for k in ("added", "removed", "changed", "kept_to_rejected")] == [0, 0, 0, 0]
+
+
+def test_validate_finds_damage_the_run_would_reject(tmp_path):
+    data = gzip.compress("".join(json.dumps(r) + "\n" for r in chats(2000)).encode())
+    (tmp_path / "d.jsonl.gz").write_bytes(data[: len(data) // 2])
+    whole = zlib.decompressobj(wbits=31).decompress(data[: len(data) // 2]).count(b"\n")
+    pq.write_table(pa.Table.from_pylist(chats(30)), tmp_path / "t.parquet", row_group_size=10, compression="none")
+    corrupt_row_group(tmp_path / "t.parquet", 2)
+    sources = [{"name": "g", "path": str(tmp_path / "d.jsonl.gz")}, {"name": "p", "path": str(tmp_path / "t.parquet")}]
+    pipeline = write_pipeline(tmp_path, sources)
+    result = runner.invoke(app, ["validate", str(pipeline)])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert (
+        f"warning: source 'g': {tmp_path / 'd.jsonl.gz'}: the gzip stream ends early (a truncated download or "
+        f"copy?); a run keeps its first {whole} lines and rejects the rest as read.corrupt_file"
+    ) in text
+    assert f"warning: source 'p': {tmp_path / 't.parquet'}: row group 2 (rows 20-29) cannot be decoded: " in text
+    assert "; a run rejects these 10 rows as read.corrupt_file and reads the others" in text
+    quick = runner.invoke(app, ["validate", "--quick", str(pipeline)])
+    assert quick.exit_code == 0 and "warning" not in quick.output

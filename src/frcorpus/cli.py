@@ -55,9 +55,16 @@ def _plan(loaded):
 
 
 @app.command()
-def validate(pipeline: Annotated[Path, typer.Argument(help="pipeline YAML file")]) -> None:
-    """Check a pipeline without running it: schema, paths, formats, optional dependencies."""
-    from frcorpus.stages.io import peek_format
+def validate(
+    pipeline: Annotated[Path, typer.Argument(help="pipeline YAML file")],
+    quick: Annotated[
+        bool,
+        typer.Option("--quick", help="do not read .gz, Parquet and Arrow files to their end to look for damage"),
+    ] = False,
+) -> None:
+    """Check a pipeline without running it: schema, paths, formats, optional dependencies, and damaged
+    files (a truncated .gz, a corrupt Parquet page), which the run would reject as read.corrupt_file."""
+    from frcorpus.stages.io import find_damage, peek_format
 
     loaded = _load(pipeline)
     plan = _plan(loaded)
@@ -67,6 +74,13 @@ def validate(pipeline: Annotated[Path, typer.Argument(help="pipeline YAML file")
     for src in plan.sources:
         table.add_row(src.config.name, str(len(src.files)), peek_format(src), src.config.license or "-")
     out.print(table)
+    for src in [] if quick else plan.sources:
+        for path in src.files:
+            damage = find_damage(path)
+            if damage:
+                console.print(
+                    f"[yellow]warning:[/] source {src.config.name!r}: {path}: {damage}", highlight=False, soft_wrap=True
+                )
     out.print(f"[green]OK[/] {pipeline}: {len(loaded.config.stages)} stages, {len(plan.phases)} phase(s)")
 
 

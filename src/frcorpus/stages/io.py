@@ -262,6 +262,25 @@ def check_readable(src: ResolvedSource) -> None:
             raise SourceError(f"source '{src.config.name}': cannot read {path}: {e}") from None
 
 
+def find_damage(path: Path) -> str | None:
+    """What a run would reject as `read.corrupt_file` in a file, found by reading it to its end (gzip
+    streams, Parquet pages, Arrow streams; other files cannot be damaged below the row level), or
+    None. For `frcorpus validate`: it costs a full read of the file."""
+    if path.name.endswith(".gz"):
+        lines = 0
+        try:
+            with json_line_chunks(path) as chunks:
+                for chunk in chunks:
+                    lines += chunk.count(b"\n")
+        except DamagedFile as e:
+            return f"{e.detail}; a run keeps its first {lines} lines and rejects the rest as read.corrupt_file"
+    elif path.suffix in (".parquet", ".arrow"):
+        broken = [issue.detail for _, _, _, issue, _ in _table_rows(path) if issue is not None]
+        if broken:
+            return f"{broken[0]}; a run rejects these {len(broken)} rows as read.corrupt_file and reads the others"
+    return None
+
+
 # ----------------------------------------------------------------------------------- formats
 
 
