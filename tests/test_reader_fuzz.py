@@ -5,10 +5,14 @@ accounts for every record and never crashes."""
 
 from __future__ import annotations
 
+import gzip
 import json
+import random
 import tempfile
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -17,6 +21,7 @@ from frcorpus.batch import work_schema
 from frcorpus.config import SourceConfig
 from frcorpus.stages import io
 from frcorpus.stages.io import SourceReader, resolve_source
+from tests.conftest import write_pipeline
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -168,3 +173,143 @@ def test_the_two_readers_agree_on_every_generated_file(data, chunk_bytes):
         if r["_reject"] is not None:
             assert r["_reject"]["detail"].startswith(r["source"]["location"] + ":")
             assert r["source"]["location"].startswith("d.jsonl:")
+
+
+# ----------------------------------------------------------------------------------- whole runs
+
+
+def _chat_row(rng: random.Random, i: int) -> dict:
+    turns = [
+        {"role": "user", "content": f"Question {i} : {rng.choice(WORDS)} {rng.choice(WORDS)} ?"},
+        {"role": "assistant", "content": f"Réponse {i} : {' '.join(rng.choices(WORDS, k=rng.randint(1, 12)))}."},
+    ]
+    return {"id": f"r{i}", "messages": turns} if rng.random() < 0.7 else {"messages": turns}
+
+
+WORDS = ["le", "chat", "mange", "une", "pomme", "verte", "dans", "la", "cuisine", "été", "où", "ça"]
+
+
+def _damage_row(rng: random.Random, obj: dict) -> object:
+    """A row broken in one of the ways real files are."""
+    kind = rng.randrange(9)
+    if kind == 0:
+        return None  # a JSON null
+    if kind == 1:
+        return {**obj, "messages": rng.choice([None, "texte", 3, [], [None], [{"role": "user"}]])}
+    if kind == 2:
+        return {**obj, "id": rng.choice([None, 1.5, True, {"a": 1}, "r0"])}
+    if kind == 3:
+        return {**obj, "messages": obj["messages"][::-1]}
+    if kind == 4:
+        return {**obj, "messages": None, "conversations": obj["messages"]}
+    if kind == 5:
+        return {"instruction": "Fais ceci.", "output": rng.choice(["Fait.", None, ""])}
+    if kind == 6:
+        return [obj]
+    if kind == 7:
+        return {**obj, "messages": [{**t, "content": rng.choice([" ", "\u3000", None, 5])} for t in obj["messages"]]}
+    return {**obj, "messages": [{"role": rng.choice(["Human", "gpt", "wizard", None]), "content": "x"}]}
+
+
+def _jsonl_bytes(rng: random.Random, n: int) -> bytes:
+    lines = []
+    for i in range(n):
+        obj = _chat_row(rng, i)
+        roll = rng.random()
+        if roll < 0.15:
+            lines.append(json.dumps(_damage_row(rng, obj), ensure_ascii=False).encode())
+        elif roll < 0.18:
+            lines.append(rng.choice([b"", b"  ", b'{"messages": [', b"NaN", b"\xff\xfe{}", b'{"id": "a"} {"id": "b"}']))
+        elif roll < 0.20:
+            line = json.dumps(obj, ensure_ascii=False).encode()
+            lines.append(line[: rng.randrange(1, len(line))])  # a line cut short
+        else:
+            lines.append(json.dumps(obj, ensure_ascii=False).encode())
+    return b"\n".join(lines) + (b"\n" if rng.random() < 0.7 else b"")
+
+
+def _write_random_files(rng: random.Random, folder: Path) -> list[dict]:
+    """One source per file, each of a random kind and damage."""
+    folder.mkdir(parents=True, exist_ok=True)
+    sources = []
+    for k in range(7):
+        kind = rng.choice(["jsonl", "jsonl", "gz", "gz_cut", "json", "parquet", "parquet_bad", "empty"])
+        n = rng.randint(5, 60)
+        if kind == "jsonl":
+            path = folder / f"f{k}.jsonl"
+            path.write_bytes(_jsonl_bytes(rng, n))
+        elif kind.startswith("gz"):
+            path = folder / f"f{k}.jsonl.gz"
+            data = gzip.compress(_jsonl_bytes(rng, n))
+            path.write_bytes(data[: rng.randrange(20, len(data))] if kind == "gz_cut" else data)
+        elif kind == "json":
+            path = folder / f"f{k}.json"
+            rows = [_damage_row(rng, _chat_row(rng, i)) if rng.random() < 0.2 else _chat_row(rng, i) for i in range(n)]
+            path.write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
+        elif kind.startswith("parquet"):
+            path = folder / f"f{k}.parquet"
+            rows = [_chat_row(rng, i) for i in range(n)]
+            for i in rng.sample(range(n), k=n // 5):  # odd values that keep the table's types
+                rows[i]["messages"] = rng.choice([[], None, rows[i]["messages"][::-1], rows[i]["messages"][:1]])
+            pq.write_table(pa.Table.from_pylist(rows), path, row_group_size=max(1, n // 3), compression="none")
+            if kind == "parquet_bad":
+                column = pq.ParquetFile(path).metadata.row_group(1).column(0)
+                data = bytearray(path.read_bytes())
+                offset = column.dictionary_page_offset or column.data_page_offset
+                data[offset : offset + 12] = bytes(rng.randrange(256) for _ in range(12))
+                path.write_bytes(bytes(data))
+        else:
+            path = folder / f"f{k}.jsonl"
+            path.write_bytes(rng.choice([b"", b"\n\n"]))
+        sources.append({"name": f"s{k}", "path": str(path)})
+    return sources
+
+
+def _run(pipeline: Path, columnar: str, monkeypatch) -> tuple[int, str]:
+    from typer.testing import CliRunner
+
+    from frcorpus.cli import app
+
+    monkeypatch.setenv("FRCORPUS_COLUMNAR", columnar)
+    result = CliRunner().invoke(app, ["run", "-q", str(pipeline)], env={"COLUMNS": "200"})
+    crashed = result.exception is not None and not isinstance(result.exception, SystemExit)
+    assert not crashed and "Traceback" not in result.output, result.output
+    return result.exit_code, result.output
+
+
+def _decisions(version_dir: Path) -> dict[str, tuple]:
+    out = {}
+    for folder in ("data", "rejects"):
+        for r in pq.read_table(version_dir / folder).to_pylist() if (version_dir / folder).is_dir() else []:
+            out[r["id"]] = (r["source"]["location"], r.get("reason"), r.get("detail"))
+    return out
+
+
+@pytest.mark.parametrize("seed", [1, 5, 6])  # 6: a .gz cut inside its first block
+def test_runs_over_random_damaged_files_account_for_every_record(tmp_path, monkeypatch, seed):
+    rng = random.Random(seed)
+    sources = _write_random_files(rng, tmp_path / "in")
+    stages = [{"type": "normalize"}, {"type": "exact_dedup"}]
+    decisions = []
+    for columnar in ("1", "0"):
+        pipeline = write_pipeline(tmp_path, sources, stages, name=f"fuzz{columnar}")
+        code, output = _run(pipeline, columnar, monkeypatch)
+        if code == 2:  # a file no reader can start on (a broken JSON array, a gzip header): named, before any work
+            assert "problem(s) in the pipeline" in output and "cannot read" in " ".join(output.split())
+            assert not (tmp_path / "out" / f"fuzz{columnar}").exists()
+            decisions.append(None)
+            continue
+        assert code == 0, output
+        (version_dir,) = [p for p in (tmp_path / "out" / f"fuzz{columnar}").iterdir() if not p.name.startswith(".")]
+        stats = json.loads((version_dir / "stats.json").read_text())
+        assert list(stats["sources"]) == [s["name"] for s in sources]
+        for name, counts in stats["sources"].items():
+            assert counts["read"] == counts["kept"] + counts["rejected"], name
+        found = _decisions(version_dir)
+        assert len(found) == stats["totals"]["read"]  # ids are unique, and every record read is there
+        for location, reason, detail in found.values():
+            assert location and location.startswith("f")  # the file, then :line or [row]
+            if reason is not None and reason.startswith("read."):
+                assert detail.startswith(location + ":")
+        decisions.append(found)
+    assert decisions[0] == decisions[1]

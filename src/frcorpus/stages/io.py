@@ -255,9 +255,12 @@ def check_readable(src: ResolvedSource) -> None:
             else:
                 with open(path, "rb") as f:
                     f.read(1)
-        except DamagedFile as e:  # damage further in is found by the readers: rejects, the rest is kept
-            hint = "; if it holds plain JSON lines, rename it to .jsonl" if "not a valid gzip" in e.detail else ""
-            raise SourceError(f"source '{src.config.name}': cannot read {path}: {e.detail}{hint}") from None
+        except DamagedFile as e:
+            if not e.truncated:  # not gzip at all; an end that comes early is the readers' (rejects)
+                raise SourceError(
+                    f"source '{src.config.name}': cannot read {path}: {e.detail}; if it holds plain JSON lines, "
+                    "rename it to .jsonl"
+                ) from None
         except (OSError, pa.ArrowInvalid) as e:
             raise SourceError(f"source '{src.config.name}': cannot read {path}: {e}") from None
 
@@ -423,9 +426,10 @@ class DamagedFile(Exception):
     """A file that cannot be read to its end (a truncated or corrupt gzip stream). `tail` holds the
     bytes after its last whole line that could be read."""
 
-    def __init__(self, detail: str, tail: bytes = b""):
+    def __init__(self, detail: str, truncated: bool, tail: bytes = b""):
         super().__init__(detail)
         self.detail = detail
+        self.truncated = truncated  # it ends early (else: bytes that are not gzip)
         self.tail = tail
 
 
@@ -450,7 +454,7 @@ def gunzip_blocks(f) -> Iterator[bytes]:
         raw = f.read(GZIP_BLOCK)
         if not raw:
             if started:
-                raise DamagedFile("the gzip stream ends early (a truncated download or copy?)")
+                raise DamagedFile("the gzip stream ends early (a truncated download or copy?)", truncated=True)
             return
         while raw:
             if not started:
@@ -461,7 +465,7 @@ def gunzip_blocks(f) -> Iterator[bytes]:
             try:
                 out = decompressor.decompress(raw)
             except zlib.error as e:
-                raise DamagedFile(f"not a valid gzip stream ({e})") from None
+                raise DamagedFile(f"not a valid gzip stream ({e})", truncated=False) from None
             if out:
                 yield out
             raw = b""
