@@ -404,25 +404,42 @@ def test_library_logs_at_debug_without_the_token(hub, version_dir, caplog):
 def test_a_planted_token_is_nowhere_but_in_the_request_header(hub, tmp_path, monkeypatch):
     """A token no other test uses, in HF_TOKEN for a whole run and push at DEBUG: afterwards it is in no
     file under the run's folder (the version, `.logs`, a work folder left behind), no file the Hub stored,
-    and none of the output; the Hub received it, so it was the token in use."""
+    and none of the output; the Hub received it, so it was the token in use. Before, the two other security
+    holes are tried with it: a prompt template that reads it through Python, and a bundled path that reads a
+    planted secret outside the package; neither gets anywhere."""
     planted = f"hf_PLANTED{secrets.token_hex(16)}"
     hub.token = planted
     monkeypatch.setenv("HF_TOKEN", planted)
     root = tmp_path / "run"
     rows = [chat(f"Question {i} ?", f"Une réponse assez longue, numéro {i}." if i % 3 else "Non.") for i in range(9)]
     source = {"name": "s", "path": str(write_jsonl(root / "s.jsonl", rows)), "license": "mit", "language": "fr"}
+    # first the security holes, tried: a prompt that reads the token through Python, and a bundled path
+    # that climbs out of the package to a secret file; both are refused before any work
+    secret = f"PLANTED-SECRET-{secrets.token_hex(8)}"
+    (tmp_path / "secret.txt").write_text(json.dumps(chat(secret, secret)) + "\n", encoding="utf-8")
+    prompt = tmp_path / "steal.yaml"
+    prompt.write_text("kind: verdict\nuser: '{{ cycler.__init__.__globals__.os.environ.HF_TOKEN }}'\n")
+    judge = {"type": "llm_judge", "llm": {"backend": "transformers", "model": "scripted"}, "prompt": str(prompt)}
+    climb = {"name": "x", "path": "frcorpus://samples/" + "../" * 12 + str(tmp_path / "secret.txt").lstrip("/")}
+    attempts = [
+        cli_at_debug("run", "-q", str(write_pipeline(root, [source], [judge], name="steal", filename="a.yaml"))),
+        cli_at_debug("run", "-q", str(write_pipeline(root, [climb], name="climb", filename="b.yaml"))),
+    ]
+    assert [a.returncode for a in attempts] == [2, 2]
+    assert "refused by the template sandbox" in attempts[0].stderr + attempts[0].stdout
+    assert "points outside the bundled samples" in attempts[1].stderr + attempts[1].stdout
     pipeline = write_pipeline(root, [source], [{"type": "length", "min_assistant_chars": 10}], name="planted")
     run = cli_at_debug("run", "-q", str(pipeline))
     assert run.returncode == 0, run.stderr[-3000:]
     (version_dir,) = [p for p in (root / "out" / "planted").iterdir() if not p.name.startswith(".")]
     pushed = cli_at_debug("push", str(version_dir), "--repo", REPO_ID, "--include-rejects")
     assert pushed.returncode == 0, pushed.stderr[-3000:]
-    output = run.stdout + run.stderr + pushed.stdout + pushed.stderr
+    output = run.stdout + run.stderr + pushed.stdout + pushed.stderr + "".join(a.stdout + a.stderr for a in attempts)
     assert "DEBUG" in output and "/preupload/main" in output  # the loggers were really at DEBUG
     written = [p for folder in (root, hub.root) for p in folder.rglob("*") if p.is_file()]
     # the search covers the version, the run's logs and what the Hub stored
     for folder in (version_dir / "data", root / "out" / "planted" / ".logs", hub.root / "blobs"):
         assert any(p.is_relative_to(folder) for p in written), folder
-    assert [p for p in written if planted.encode() in p.read_bytes()] == []
-    assert planted not in output
+    assert [p for p in written if planted.encode() in p.read_bytes() or secret.encode() in p.read_bytes()] == []
+    assert planted not in output and secret not in output
     assert any(r["headers"].get("authorization") == f"Bearer {planted}" for r in hub.requests)
