@@ -247,3 +247,22 @@ def test_validate_finds_damage_the_run_would_reject(tmp_path):
     assert "; a run rejects these 10 rows as read.corrupt_file and reads the others" in text
     quick = runner.invoke(app, ["validate", "--quick", str(pipeline)])
     assert quick.exit_code == 0 and "warning" not in quick.output
+
+
+@pytest.mark.parametrize(
+    ("state", "problem"),
+    [
+        ("{not json", "is not the metadata `datasets.save_to_disk` writes (no `_data_files` list)"),
+        ('{"_data_files": [{"filename": "../../../etc/passwd"}]}', "names '../../../etc/passwd': not a file of"),
+        ('{"_data_files": [3]}', "names None: not a file of"),
+    ],
+)
+def test_a_broken_save_to_disk_folder_is_one_error_naming_its_file(tmp_path, state, problem):
+    folder = tmp_path / "ds"
+    folder.mkdir()
+    (folder / "dataset_info.json").write_text("{}")
+    (folder / "state.json").write_text(state)
+    result = runner.invoke(app, ["validate", str(write_pipeline(tmp_path, [{"name": "s", "path": str(folder)}]))])
+    assert result.exit_code == 2
+    text = " ".join(result.output.split())
+    assert f"source 's': {folder / 'state.json'} " in text and problem in text and "; fix or remove it" in text

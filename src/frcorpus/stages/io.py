@@ -155,12 +155,31 @@ def _hf_disk_files(folder: Path) -> list[Path] | None:
     """Arrow files of a folder written by `datasets.save_to_disk`, or None if it is not one."""
     state = folder / "state.json"
     if state.is_file() and (folder / "dataset_info.json").is_file():
-        names = [f["filename"] for f in json.loads(state.read_text())["_data_files"]]
-        return [folder / n for n in names]
+        entries = _hf_list(state, "_data_files")
+        names = [e.get("filename") if isinstance(e, dict) else None for e in entries]
+        return [_inside(folder, n, state) for n in names]
     if (folder / "dataset_dict.json").is_file():  # a DatasetDict: every split, in the file's order
-        splits = json.loads((folder / "dataset_dict.json").read_text())["splits"]
-        return [f for s in splits for f in (_hf_disk_files(folder / s) or [])]
+        splits = _hf_list(folder / "dataset_dict.json", "splits")
+        return [f for s in splits for f in (_hf_disk_files(_inside(folder, s, folder / "dataset_dict.json")) or [])]
     return None
+
+
+def _hf_list(path: Path, key: str) -> list:
+    """The list under `key` in a `save_to_disk` metadata file, or a SourceError naming the file."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))[key]
+    except (ValueError, KeyError, TypeError):
+        value = None
+    if not isinstance(value, list):
+        raise SourceError(f"{path} is not the metadata `datasets.save_to_disk` writes (no `{key}` list)")
+    return value
+
+
+def _inside(folder: Path, name: Any, listed_in: Path) -> Path:
+    """A file or folder that a `save_to_disk` metadata file names: a name, in that folder."""
+    if not isinstance(name, str) or not (folder / name).resolve().is_relative_to(folder.resolve()):
+        raise SourceError(f"{listed_in} names {name!r}: not a file of {folder}")
+    return folder / name
 
 
 def resolve_source(cfg: SourceConfig, cwd: Path | None = None) -> ResolvedSource:
@@ -202,7 +221,10 @@ def _local(cfg: SourceConfig, path: Path, uri: str) -> ResolvedSource:
         if not os.access(path, os.R_OK):
             raise SourceError(f"source '{cfg.name}': file {path} is not readable (permissions)")
         return ResolvedSource(cfg, [path], path.parent, uri=uri)
-    files = _hf_disk_files(path)
+    try:
+        files = _hf_disk_files(path)
+    except SourceError as e:
+        raise SourceError(f"source '{cfg.name}': {e}; fix or remove it") from None
     if files is None:
         files = _data_files(path)
     if not files:
