@@ -33,11 +33,12 @@ output: {dir: out, compresion: zstd}
 """
 
 
-def problems_of(tmp_path, text: str) -> list[str]:
+def problems_of(tmp_path, text: str, load=load_pipeline) -> list[str]:
+    """The problems `load` (load_pipeline, or a recipe's loader) finds in `text`, with the file as p.yaml."""
     path = tmp_path / "p.yaml"
     path.write_text(text)
     with pytest.raises(ConfigError) as exc:
-        load_pipeline(path)
+        load(path)
     return [p.replace(str(path), "p.yaml") for p in exc.value.problems]
 
 

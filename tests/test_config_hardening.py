@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from frcorpus.cli import app
 from frcorpus.config import ConfigError, check_pipeline, load_pipeline, read_yaml
 from frcorpus.yamlfile import line_map
+from tests.test_config import problems_of
 
 runner = CliRunner()
 
@@ -25,19 +26,11 @@ BOMB_PROBLEM = (
 )
 
 
-def problems_of(tmp_path, text: str, load=load_pipeline) -> list[str]:
-    path = tmp_path / "p.yaml"
-    path.write_text(text)
-    with pytest.raises(ConfigError) as exc:
-        load(path)
-    return [p.replace(str(path), "p.yaml") for p in exc.value.problems]
-
-
 def test_alias_bomb_is_refused_fast(tmp_path):
     start = time.perf_counter()
     assert problems_of(tmp_path, BOMB) == [BOMB_PROBLEM]
     result = runner.invoke(app, ["validate", str(tmp_path / "p.yaml")], env={"COLUMNS": "300"})
-    assert time.perf_counter() - start < 0.5
+    assert time.perf_counter() - start < 30  # a guard, not a benchmark: expanded, the bomb ran for hours
     assert result.exit_code == 2
     assert BOMB_PROBLEM.replace("p.yaml", str(tmp_path / "p.yaml")) in result.output
 
@@ -73,9 +66,7 @@ def test_alias_inside_its_own_anchor_is_refused(tmp_path):
 
 def test_line_map_walks_an_aliased_node_once():
     node = yaml.compose(BOMB, Loader=yaml.SafeLoader)  # not bounded: the walk itself must not expand aliases
-    start = time.perf_counter()
-    lines = line_map(node)
-    assert time.perf_counter() - start < 0.1
+    lines = line_map(node)  # the number of paths below shows that nothing was expanded
     assert lines[("i",)] == 9 and lines[("i", 9)] == 8  # an alias's path: the line of its anchor
     assert ("i", 0, 0) not in lines and len(lines) == 1 + 9 * 2 + 10 + 8 * 10
 
