@@ -26,8 +26,9 @@ from frcorpus.card import (
     write_card,
 )
 from frcorpus.cli import app
-from frcorpus.config import ConfigError, load_pipeline
+from frcorpus.config import load_pipeline
 from frcorpus.licenses import HUB_LICENSES, accepts, output_licence
+from frcorpus.yamlconf import ConfigError
 from tests.conftest import chat, run_pipeline, write_jsonl, write_pipeline
 
 runner = CliRunner()

@@ -8,8 +8,9 @@ import pytest
 from typer.testing import CliRunner
 
 from frcorpus.cli import app
-from frcorpus.config import ConfigError, load_pipeline
+from frcorpus.config import load_pipeline
 from frcorpus.stages import REGISTRY
+from frcorpus.yamlconf import ConfigError
 
 runner = CliRunner()
 

@@ -10,8 +10,8 @@ import yaml
 from typer.testing import CliRunner
 
 from frcorpus.cli import app
-from frcorpus.config import ConfigError, check_pipeline, load_pipeline, read_yaml
-from frcorpus.yamlfile import line_map
+from frcorpus.config import check_pipeline, load_pipeline, read_yaml
+from frcorpus.yamlconf import ConfigError, line_map
 from tests.test_config import problems_of
 
 runner = CliRunner()

@@ -6,7 +6,6 @@ adds what needs the machine (paths exist, optional dependencies importable).
 
 from __future__ import annotations
 
-import difflib
 import importlib.util
 import re
 import typing
@@ -15,17 +14,13 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from frcorpus.licenses import HUB_LICENSES, conflict_problems, normalize
 from frcorpus.stages import REGISTRY
-from frcorpus.yamlfile import AliasError, duplicate_keys, fmt_path, line_map, parse
+from frcorpus.yamlconf import AliasError, ConfigError, Strict, duplicate_keys, fmt_path, get, line_map, parse, suggest
 
 FORMATS = ("auto", "messages", "sharegpt", "alpaca", "prompt_response")
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class PromptResponseFields(Strict):
@@ -117,7 +112,7 @@ class CardConfig(Strict):
         lid = normalize(licence)
         if lid not in HUB_LICENSES:
             raise ValueError(
-                f"{licence!r} is not a licence id the Hub accepts{_suggest(lid, sorted(HUB_LICENSES))} "
+                f"{licence!r} is not a licence id the Hub accepts{suggest(lid, sorted(HUB_LICENSES))} "
                 "(e.g. apache-2.0, mit, cc-by-4.0, cc-by-sa-4.0, cc-by-nc-4.0; or other)"
             )
         return lid
@@ -188,34 +183,12 @@ class PipelineConfig(Strict):
         return ids
 
 
-class ConfigError(Exception):
-    """One or more problems in a pipeline file; `str()` lists them all, one per line."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("\n".join(problems))
-
-
 # --------------------------------------------------------------------------- YAML with line numbers
 
 
 def _by_line(problems: list[str], where: str) -> list[str]:
     """Problems `<where>:<line>: ...` in the order of their lines (stable: a line's problems keep their order)."""
     return sorted(problems, key=lambda p: int(p[len(where) + 1 :].split(":", 1)[0]))
-
-
-def _get(data: Any, path: tuple) -> Any:
-    for p in path:
-        try:
-            data = data[p]
-        except (KeyError, IndexError, TypeError):
-            return None
-    return data
-
-
-def _suggest(word: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(str(word), choices, n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def _clean_loc(raw: Any, loc: tuple) -> tuple:
@@ -242,16 +215,14 @@ def _model_for(path: tuple, raw: dict) -> type[BaseModel] | None:
         return PipelineConfig
     head = path[0]
     if head == "stages" and len(path) >= 2:
-        cls = REGISTRY.get(str(_get(raw, (*path[:2], "type"))))
+        cls = REGISTRY.get(str(get(raw, (*path[:2], "type"))))
         return _nested_model(cls.Config, path[2:]) if cls else None
     if head == "sources" and len(path) == 2:
         return SourceConfig
     if head == "sources" and len(path) == 3 and path[2] == "fields":
         return PromptResponseFields
     if head == "executor" and len(path) == 1:
-        return {"local": LocalExecutor, "slurm": SlurmExecutor, "ray": RayExecutor}.get(
-            str(_get(raw, path + ("type",)))
-        )
+        return {"local": LocalExecutor, "slurm": SlurmExecutor, "ray": RayExecutor}.get(str(get(raw, path + ("type",))))
     if head == "output" and len(path) == 1:
         return OutputConfig
     if head == "card" and len(path) == 1:
@@ -281,25 +252,25 @@ def _flat_types(annotation: Any) -> list[Any]:
 
 def _message(err: dict, raw: dict, path: tuple) -> str:
     kind = err["type"]
-    value = _get(raw, path)
+    value = get(raw, path)
     if kind == "extra_forbidden":
         model = _model_for(path[:-1], raw)
         options = sorted(model.model_fields) if model else []
-        return f"unknown option {path[-1]!r}{_suggest(path[-1], options)} (options: {', '.join(options)})"
+        return f"unknown option {path[-1]!r}{suggest(path[-1], options)} (options: {', '.join(options)})"
     if kind == "union_tag_invalid":
         tag = err["ctx"]["tag"]
         if path and path[0] == "stages":
             names = sorted(REGISTRY)
-            return f"unknown stage {tag!r}{_suggest(tag, names)} (stages: {', '.join(names)}; see `frcorpus stages`)"
+            return f"unknown stage {tag!r}{suggest(tag, names)} (stages: {', '.join(names)}; see `frcorpus stages`)"
         expected = re.findall(r"'([^']*)'", err["ctx"]["expected_tags"])
-        return f"unknown type {tag!r}{_suggest(tag, expected)} (types: {', '.join(expected)})"
+        return f"unknown type {tag!r}{suggest(tag, expected)} (types: {', '.join(expected)})"
     if kind == "union_tag_not_found":
         what = "stage" if path and path[0] == "stages" else "executor"
         return f"missing 'type:'; every {what} needs one (see `frcorpus stages`)"
     if kind == "missing":
         return "required option is missing"
     if kind == "literal_error":
-        return f"invalid value {value!r}; expected {err['ctx']['expected']}{_suggest(value, _literal_choices(err))}"
+        return f"invalid value {value!r}; expected {err['ctx']['expected']}{suggest(value, _literal_choices(err))}"
     if kind == "value_error":
         return str(err["ctx"]["error"])
     if kind == "string_pattern_mismatch":

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from frcorpus.config import ConfigError
 from frcorpus.recipe.config import load_recipe, machine_problems
+from frcorpus.yamlconf import ConfigError
 
 SFT = {"use_cpu": True, "bf16": False, "max_steps": 2, "learning_rate": "2e-5"}
 

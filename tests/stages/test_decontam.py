@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from frcorpus.config import ConfigError, load_pipeline
+from frcorpus.config import load_pipeline
 from frcorpus.engine import build_plan
 from frcorpus.stages import REGISTRY
 from frcorpus.stages.decontam import BenchmarkError, BenchmarkFiles, Decontaminate, read_side
+from frcorpus.yamlconf import ConfigError
 from tests.conftest import SHARED_DATA, run_pipeline, write_jsonl, write_pipeline
 
 BENCH = SHARED_DATA / "benchmarks_fr"

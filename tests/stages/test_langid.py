@@ -158,7 +158,8 @@ def test_keep_several_languages_and_iso_codes():
 
 
 def test_a_missing_model_file_is_a_clear_error(tmp_path):
-    from frcorpus.config import ConfigError, load_pipeline
+    from frcorpus.config import load_pipeline
+    from frcorpus.yamlconf import ConfigError
 
     pipeline = tmp_path / "p.yaml"
     data = tmp_path / "d.jsonl"

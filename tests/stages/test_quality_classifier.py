@@ -10,13 +10,14 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from frcorpus.config import ConfigError, load_pipeline
+from frcorpus.config import load_pipeline
 from frcorpus.record import SCORES_TYPE, record_scores
 from frcorpus.scorer import load_scorer, train_scorer
 from frcorpus.stages.dedup import MinhashDedup
 from frcorpus.stages.dedup.clusters import keep_ranks
 from frcorpus.stages.quality import QualityClassifier
 from frcorpus.stages.quality.classifier import bucket_edges, bucket_names
+from frcorpus.yamlconf import ConfigError
 from tests.conftest import run_pipeline, write_jsonl, write_pipeline
 from tests.test_scorer import GOOD, POOR, judged, mifeval_records
 

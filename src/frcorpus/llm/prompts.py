@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from frcorpus.resources import resource_dir
-from frcorpus.yamlfile import AliasError, duplicate_keys, parse
+from frcorpus.yamlconf import AliasError, duplicate_keys, parse
 
 
 class PromptError(ValueError):

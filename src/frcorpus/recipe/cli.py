@@ -36,7 +36,7 @@ def _fail(problems: list[str], what: str = "problem(s) in the recipe") -> None:
 
 
 def _load(path: Path, dataset: str | None):
-    from frcorpus.config import ConfigError
+    from frcorpus.yamlconf import ConfigError
 
     from .config import load_recipe
 

@@ -30,10 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
-from ..config import ConfigError, _suggest, read_yaml
-from ..yamlfile import fmt_path
+from ..config import read_yaml
+from ..yamlconf import ConfigError, Strict, fmt_path, suggest
 
 TRAIN_HINT = "pip install 'frcorpus[train]'"
 NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
@@ -48,10 +48,6 @@ SFT_RENAMED = {
     "max_seq_length": "TRL renamed it max_length",
     "evaluation_strategy": "transformers renamed it eval_strategy",
 }
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class DatasetRef(Strict):
@@ -136,7 +132,7 @@ def check_sft(raw: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[tuple, st
             problems.append(((key,), SFT_OWNED[key]))
         elif key not in fields:
             hint = SFT_RENAMED.get(key)
-            hint = f" ({hint})" if hint else _suggest(key, list(fields))
+            hint = f" ({hint})" if hint else suggest(key, list(fields))
             problems.append(((key,), f"unknown SFTConfig key {key!r}{hint}"))
         else:
             adapter = _adapter(fields[key])
@@ -149,7 +145,7 @@ def check_sft(raw: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[tuple, st
             choices = _enum_choices(fields[key])  # `SchedulerType | str`: the str must still name a member
             if choices and isinstance(value, str) and value not in choices:
                 problems.append(
-                    ((key,), f"invalid value {value!r}{_suggest(value, choices)} (choices: {', '.join(choices)})")
+                    ((key,), f"invalid value {value!r}{suggest(value, choices)} (choices: {', '.join(choices)})")
                 )
     if not problems:
         try:  # TRL's and transformers' own checks (choices, conflicting options); not the machine's

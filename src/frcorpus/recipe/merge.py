@@ -23,9 +23,9 @@ from typing import Any
 
 import yaml
 
-from frcorpus.config import _get
 from frcorpus.output import atomic_write_text
 from frcorpus.resources import resource_dir
+from frcorpus.yamlconf import get
 
 from .merge_checks import (  # noqa: F401 - check_merge, substitute, format_path, PLACEHOLDERS: the public API
     HUB_ID,
@@ -173,7 +173,7 @@ def _summary(
     method = merge_methods()[resolved["merge_method"]].spec
     models = []
     for path, value in _model_entries(resolved):
-        params = _get(resolved, (*path[:-1], "parameters")) if path[-1] == "model" else None
+        params = get(resolved, (*path[:-1], "parameters")) if path[-1] == "model" else None
         models.append({"model": value, "role": _role(value, base, sft), "parameters": params or {}})
     base_model = resolved.get("base_model")
     return {

@@ -10,7 +10,6 @@ exist. `${base}` and `${sft}` stand for the base model and the SFT output.
 from __future__ import annotations
 
 import copy
-import difflib
 import importlib.util
 import os
 import re
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from ..resources import package_version
+from ..yamlconf import suggest
 
 PLACEHOLDERS = ("${base}", "${sft}")
 # Paths that stand for the placeholders while checking: no `+` or `@`, which MergeKit's ModelReference splits on.
@@ -100,17 +100,11 @@ def _placeholder_problems(raw: dict) -> list[Problem]:
                 problems.append(
                     (
                         path,
-                        f"unknown placeholder {found!r}{_suggest(found, PLACEHOLDERS, AROUND)}; frcorpus replaces only "
+                        f"unknown placeholder {found!r}{suggest(found, PLACEHOLDERS, AROUND)}; frcorpus replaces only "
                         f"{' and '.join(PLACEHOLDERS)}",
                     )
                 )
     return problems
-
-
-def _suggest(word: str, choices: Any, style: str = "; did you mean {!r}?") -> str:
-    """`style` around the closest of `choices` (difflib), or "" when none is close."""
-    match = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
-    return style.format(match[0]) if match else ""
 
 
 AROUND = " (did you mean {!r}?)"  # a suggestion before the rest of the message
@@ -168,7 +162,7 @@ def _walk(value: Any, annotation: Any, path: tuple, problems: list[Problem], ref
             for key, item in value.items():
                 if key in allowed:
                     _walk(item, cls.model_fields[key].annotation, (*path, key), problems, refs)
-                elif suggestion := _suggest(key, allowed):
+                elif suggestion := suggest(key, allowed):
                     problems.append(((*path, key), f"unknown key {key!r} in {where}{suggestion}"))
                 else:
                     problems.append(
@@ -321,7 +315,7 @@ def _method_problems(raw: dict) -> list[Problem]:
         return [
             (
                 ("merge_method",),
-                f"unknown merge method {name!r}{_suggest(name, methods, AROUND)}; MergeKit {_mergekit_version()} has: "
+                f"unknown merge method {name!r}{suggest(name, methods, AROUND)}; MergeKit {_mergekit_version()} has: "
                 f"{', '.join(sorted(methods))}",
             )
         ]
@@ -333,7 +327,7 @@ def _method_problems(raw: dict) -> list[Problem]:
             spec = specs.get(key)
             if spec is None:
                 takes = f"{name} takes: {', '.join(specs)}" if specs else f"{name} takes no parameters"
-                hint = _suggest(key, specs)
+                hint = suggest(key, specs)
                 problems.append(
                     (
                         (*path, key),
@@ -444,7 +438,7 @@ def _dtype_problems(raw: dict) -> list[Problem]:
                 problems.append(
                     (
                         (key,),
-                        f"unknown dtype {value!r}{_suggest(value, DTYPES, AROUND)}; MergeKit takes: "
+                        f"unknown dtype {value!r}{suggest(value, DTYPES, AROUND)}; MergeKit takes: "
                         + ", ".join(DTYPES),
                     )
                 )

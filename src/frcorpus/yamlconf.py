@@ -1,15 +1,50 @@
-"""Reading YAML that someone else wrote (pipelines, recipes, prompt files): composed with a bound on
-what aliases repeat, duplicate keys found, and the line of every value, for errors that name it.
+"""Configuration files that someone else wrote (pipelines, recipes, prompt files): YAML composed with a
+bound on what aliases repeat, duplicate keys found, the line of every value; and what every
+configuration model shares: `Strict` (unknown keys refused, frozen), `ConfigError` (every problem,
+one per line), `get` (a value at a YAML path), `fmt_path` and `suggest` for the messages.
 
-It imports nothing of frcorpus, so that every layer (configuration, prompts) can read YAML through it.
+It imports nothing of frcorpus, so that every layer (configuration, sources, prompts, recipes) uses it.
 """
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterator
 from typing import Any
 
 import yaml
+from pydantic import BaseModel, ConfigDict
+
+
+class Strict(BaseModel):
+    """A configuration mapping: an unknown key is an error (with a suggestion), and values are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ConfigError(Exception):
+    """One or more problems in a configuration file; `str()` lists them all, one per line."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+def get(data: Any, path: tuple) -> Any:
+    """The value at a YAML path (keys and indices) of loaded data, None where the path leads nowhere."""
+    for p in path:
+        try:
+            data = data[p]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
+
+
+def suggest(word: Any, choices: Any, style: str = "; did you mean {!r}?") -> str:
+    """`style` around the closest of `choices` (difflib), or "" when none is close."""
+    match = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return style.format(match[0]) if match else ""
+
 
 # An alias repeats its anchor's value: composing shares the node, but constructing, walking and validating
 # the data repeat it, so a few lines of nested aliases ("billion laughs") can hang `validate`.
