@@ -33,8 +33,9 @@ def stages():
 
 
 def read(path: Path, fmt: str) -> list[dict]:
-    from frcorpus.config import SourceConfig
-    from frcorpus.stages.io import SourceReader, resolve_source
+    from frcorpus.sources.config import SourceConfig
+    from frcorpus.sources.reader import SourceReader
+    from frcorpus.sources.resolve import resolve_source
 
     src = resolve_source(SourceConfig(name="s", path=str(path), format=fmt))
     records = SourceReader(src, 0).read_files(list(range(len(src.files))), None)

@@ -10,9 +10,10 @@ import random
 import pytest
 
 from frcorpus.batch import Batch, unstable_class, work_schema
-from frcorpus.config import SourceConfig
+from frcorpus.sources.config import SourceConfig
+from frcorpus.sources.reader import SourceReader
+from frcorpus.sources.resolve import resolve_source
 from frcorpus.stages.dedup import ExactDedup, MinhashDedup
-from frcorpus.stages.io import SourceReader, resolve_source
 from frcorpus.stages.normalize import Normalize
 from frcorpus.stages.select import Select
 from tests.conftest import run_pipeline, write_jsonl, write_pipeline

@@ -18,9 +18,11 @@ from typer.testing import CliRunner
 
 from frcorpus.batch import work_schema
 from frcorpus.cli import app
-from frcorpus.config import SourceConfig
 from frcorpus.record import MESSAGE_TYPE
-from frcorpus.stages.io import FileState, SourceReader, check_readable, resolve_source
+from frcorpus.sources.config import SourceConfig
+from frcorpus.sources.filestate import FileState
+from frcorpus.sources.reader import SourceReader, check_readable
+from frcorpus.sources.resolve import resolve_source
 from tests.conftest import chat, run_pipeline, write_jsonl, write_pipeline
 from tests.test_engine import check_accounting
 

@@ -18,9 +18,10 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from frcorpus.batch import work_schema
-from frcorpus.config import SourceConfig
-from frcorpus.stages import io
-from frcorpus.stages.io import SourceReader, resolve_source
+from frcorpus.sources import lines as source_lines
+from frcorpus.sources.config import SourceConfig
+from frcorpus.sources.reader import SourceReader
+from frcorpus.sources.resolve import resolve_source
 from tests.conftest import write_pipeline
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -159,7 +160,7 @@ def read(path: Path, fmt: str, columnar: str, monkeypatch) -> tuple[list[dict], 
 def test_the_two_readers_agree_on_every_generated_file(data, chunk_bytes):
     body, fmt = data
     with pytest.MonkeyPatch.context() as monkeypatch, tempfile.TemporaryDirectory() as tmp:
-        monkeypatch.setattr(io, "CHUNK_BYTES", chunk_bytes)  # several chunks: state crosses them
+        monkeypatch.setattr(source_lines, "CHUNK_BYTES", chunk_bytes)  # several chunks: state crosses them
         path = Path(tmp) / "d.jsonl"
         path.write_bytes(body)
         fast, fast_formats, tables = read(path, fmt, "1", monkeypatch)

@@ -46,7 +46,7 @@ def _load(path: Path):
 
 def _plan(loaded):
     from frcorpus.engine import build_plan
-    from frcorpus.stages.io import SourceError
+    from frcorpus.sources.resolve import SourceError
 
     try:
         return build_plan(loaded)
@@ -64,7 +64,7 @@ def validate(
 ) -> None:
     """Check a pipeline without running it: schema, paths, formats, optional dependencies, and damaged
     files (a truncated .gz, a corrupt Parquet page), which the run would reject as read.corrupt_file."""
-    from frcorpus.stages.io import find_damage, peek_format
+    from frcorpus.sources.reader import find_damage, peek_format
 
     loaded = _load(pipeline)
     plan = _plan(loaded)

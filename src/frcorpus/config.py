@@ -17,32 +17,11 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from frcorpus.licenses import HUB_LICENSES, conflict_problems, normalize
+from frcorpus.sources.config import PromptResponseFields, SourceConfig
+from frcorpus.sources.reader import check_readable
+from frcorpus.sources.resolve import SourceError, resolve_source
 from frcorpus.stages import REGISTRY
 from frcorpus.yamlconf import AliasError, ConfigError, Strict, duplicate_keys, fmt_path, get, line_map, parse, suggest
-
-FORMATS = ("auto", "messages", "sharegpt", "alpaca", "prompt_response")
-
-
-class PromptResponseFields(Strict):
-    prompt: str = "prompt"
-    response: str = "response"
-    system: str | None = None
-
-
-class SourceConfig(Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="unique name of the source")
-    path: str = Field(
-        description="file, glob, folder, local Hugging Face dataset folder, bundled sample "
-        "(frcorpus://samples/...) or Hub id org/name@revision"
-    )
-    format: Literal["auto", "messages", "sharegpt", "alpaca", "prompt_response"] = "auto"
-    license: str | None = Field(None, description="SPDX-style licence id, e.g. apache-2.0, cc-by-nc-4.0")
-    language: str | None = Field(None, pattern=r"^[a-z]{2,3}$", description="language hint (ISO 639)")
-    limit: int | None = Field(None, ge=1, description="read at most this many records from the source")
-    fields: PromptResponseFields = Field(
-        default_factory=PromptResponseFields, description="field names for format prompt_response"
-    )
-    id_field: str = Field("id", description="field holding the source's own record id, if any")
 
 
 class LocalExecutor(Strict):
@@ -416,8 +395,6 @@ def _entries_that_validate(raw: dict, section: str) -> list[tuple[int, BaseModel
 
 def _source_problems(where: str, lines: dict, sources: list[tuple[int, SourceConfig]], cwd: Path | None) -> list[str]:
     """A problem per source whose path is missing or whose files cannot be opened."""
-    from frcorpus.stages.io import SourceError, check_readable, resolve_source  # stages.io imports this module
-
     problems = []
     for i, source in sources:
         try:

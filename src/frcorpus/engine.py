@@ -76,15 +76,10 @@ from frcorpus.output import (
     write_manifest,
 )
 from frcorpus.record import SPLITS, data_schema, intermediate_schema, rejects_schema
+from frcorpus.sources.reader import SourceReader, check_readable
+from frcorpus.sources.resolve import ResolvedSource, SourceError, resolve_source
 from frcorpus.stages import REGISTRY
 from frcorpus.stages.base import GlobalStage, Stage, StageStats
-from frcorpus.stages.io import (
-    ResolvedSource,
-    SourceError,
-    SourceReader,
-    check_readable,
-    resolve_source,
-)
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,8 @@
 Arrow's C++ JSON reader parses a whole chunk of lines at once; every check of the per-row reader
 (`SourceReader.record`) is then done with Arrow compute and numpy over all the turns of the chunk.
 Rows that fail any check, and rows whose id repeats an earlier one, go through the per-row reader,
-so they get exactly its reason and detail; the chunk comes back as one table in row order.
+so they get exactly its reason and detail; the chunk comes back as one table in row order. It
+knows that reader only as a `filestate.RowReader`.
 
 A chunk the fast path cannot vouch for goes to the per-row reader whole: blank lines (they shift
 line numbers), bytes that are not UTF-8 (Arrow would replace them), `NaN`/`Infinity`/a BOM (Arrow
@@ -26,7 +27,8 @@ import pyarrow.json as pa_json
 from frcorpus.batch import PY_WHITESPACE_CLASS, REJECT_TYPE, ROLES, conform, records_to_table
 from frcorpus.record import MESSAGE_TYPE, SOURCE_TYPE
 from frcorpus.resources import role_aliases
-from frcorpus.stages.io import FileState, SourceReader, parse_line
+from frcorpus.sources.filestate import FileState, RowReader
+from frcorpus.sources.lines import parse_line
 
 CHAT_KEYS = {"messages": ("messages", "conversations", "conversation"), "sharegpt": ("conversations", "conversation")}
 TURN_KEYS = {"messages": ("role", "content"), "sharegpt": ("from", "value")}
@@ -130,7 +132,7 @@ def _ids(table: pa.Table, id_field: str) -> list[str | None]:
 
 
 def read_chunk(
-    reader: SourceReader, st: FileState, chunk: bytes, first_lineno: int, budget: int | None, schema: pa.Schema
+    reader: RowReader, st: FileState, chunk: bytes, first_lineno: int, budget: int | None, schema: pa.Schema
 ) -> pa.Table | None:
     """The records of a chunk of whole lines as a table of `schema`, or None to read it row by row.
     Advances `st` (rows read, ids seen, format detected) exactly as the per-row reader would."""
@@ -180,7 +182,7 @@ def read_chunk(
 
 
 def _assemble(
-    reader: SourceReader,
+    reader: RowReader,
     st: FileState,
     chunk: bytes,
     first_lineno: int,

@@ -9,8 +9,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from frcorpus.config import SourceConfig
-from frcorpus.stages.io import SourceError, SourceReader, peek_format, resolve_source
+from frcorpus.sources.config import SourceConfig
+from frcorpus.sources.reader import SourceReader, peek_format
+from frcorpus.sources.resolve import SourceError, resolve_source
 from tests.conftest import chat, write_jsonl
 
 

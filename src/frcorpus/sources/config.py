@@ -1,0 +1,34 @@
+"""The `sources:` entries of a pipeline: where a source's files are, their format, licence and language."""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+from pydantic import Field
+
+from frcorpus.yamlconf import Strict
+
+Format = Literal["auto", "messages", "sharegpt", "alpaca", "prompt_response"]
+FORMATS: tuple[str, ...] = get_args(Format)
+
+
+class PromptResponseFields(Strict):
+    prompt: str = "prompt"
+    response: str = "response"
+    system: str | None = None
+
+
+class SourceConfig(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="unique name of the source")
+    path: str = Field(
+        description="file, glob, folder, local Hugging Face dataset folder, bundled sample "
+        "(frcorpus://samples/...) or Hub id org/name@revision"
+    )
+    format: Format = "auto"
+    license: str | None = Field(None, description="SPDX-style licence id, e.g. apache-2.0, cc-by-nc-4.0")
+    language: str | None = Field(None, pattern=r"^[a-z]{2,3}$", description="language hint (ISO 639)")
+    limit: int | None = Field(None, ge=1, description="read at most this many records from the source")
+    fields: PromptResponseFields = Field(
+        default_factory=PromptResponseFields, description="field names for format prompt_response"
+    )
+    id_field: str = Field("id", description="field holding the source's own record id, if any")

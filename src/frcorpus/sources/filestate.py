@@ -1,0 +1,46 @@
+"""What reading one file carries from row to row (`FileState`), and what the columnar fast path
+asks of the per-row reader (`RowReader`, which `SourceReader` is): both readers advance the same
+state, so that a file reads the same whichever path each chunk takes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import pyarrow as pa
+
+from frcorpus.sources.formats import ReadIssue
+from frcorpus.sources.resolve import ResolvedSource
+
+
+@dataclass
+class FileState:
+    """What reading one file carries from row to row: its format, once known, and the ids seen."""
+
+    file_index: int
+    rel: str
+    fmt: str
+    fields: dict[str, str | None]
+    detected: bool
+    rows: int = 0  # rows (non-blank lines) read so far
+    seen_ids: set[str] = field(default_factory=set)
+    id_type: pa.DataType | None = None  # of the id field, for the columnar reader
+    id_prefix: str | None = None  # of the record ids made from the source's own ids
+
+
+class RowReader(Protocol):
+    """The per-row reader as the columnar path uses it: the rows it cannot vouch for go to `record`,
+    and it makes record ids, detects formats and counts them the same way."""
+
+    src: ResolvedSource
+    source_index: int
+    formats: dict[str, int]  # records kept, by format
+
+    def detect(self, st: FileState, obj: Any) -> ReadIssue | None: ...
+
+    def record_id(self, st: FileState, row_index: int, orig_id: str | None, payload: bytes) -> str: ...
+
+    def record(
+        self, st: FileState, where: str, obj: Any, raw: str | None, issue: ReadIssue | None, line: bytes | None
+    ) -> dict[str, Any]: ...
