@@ -93,7 +93,8 @@ def main() -> None:
     from datatrove.pipeline.filters import LanguageFilter
 
     from frcorpus.resources import bundled_model
-    from frcorpus.stages.langid import LangId, iso_code
+    from frcorpus.stages.langid import LangId
+    from frcorpus.text.languages import iso_code
 
     rows = load(args.data)
     gold = [lang for lang, _ in rows]

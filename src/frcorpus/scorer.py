@@ -27,15 +27,13 @@ import warnings
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from frcorpus.embeddings.models import DEFAULT_MODEL
 from frcorpus.record import record_scores
-
-if TYPE_CHECKING:  # imported lazily: the stage registry imports this module (quality_classifier)
-    from frcorpus.stages.dedup.exact import View
+from frcorpus.text.views import View, view_text
 
 logger = logging.getLogger(__name__)
 
@@ -154,8 +152,6 @@ def label_classes(values: list[Any], path: str) -> tuple[LabelKind, list[Any], l
 
 def record_texts(records: list[dict[str, Any]], view: View) -> list[str]:
     """Each record's view (what is embedded): the first prompt, the last answer or the conversation."""
-    from frcorpus.stages.dedup.exact import view_text
-
     texts = []
     for i, r in enumerate(records):
         messages = r.get("messages")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from frcorpus.stages.langid import LangId, iso_code, set_aside
+from frcorpus.stages.langid import LangId
+from frcorpus.text.languages import iso_code
+from frcorpus.text.prose import set_aside
 
 FR_Q = "Peux-tu m'expliquer comment fonctionne la photosynthèse chez les plantes ?"
 FR_A = (
@@ -282,7 +284,7 @@ def test_numbers_and_quotes_are_what_the_plain_digit_class_finds():
     import random
     import re
 
-    from frcorpus.stages.langid import NUMBER, QUOTE_MARKS
+    from frcorpus.text.prose import NUMBER, QUOTE_MARKS
 
     plain = re.compile(r"[\d" + QUOTE_MARKS + r"](?:(?<=\d)\d*(?:[.,:/h-]\d+)*)?")
     alphabet = (
@@ -300,7 +302,7 @@ def test_numbers_and_quotes_are_what_the_plain_digit_class_finds():
 def test_one_line_skips_the_split_only_when_it_would_change_nothing():
     import random
 
-    from frcorpus.stages.langid import one_line, single_spaced
+    from frcorpus.text.prose import one_line, single_spaced
 
     alphabet = list("ab .") + [
         "\n",

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import unicodedata
 
-from frcorpus.stages.normalize import Normalize, split_code
+from frcorpus.stages.normalize import Normalize
+from frcorpus.text.code import split_code
 
 
 def record(*turns):

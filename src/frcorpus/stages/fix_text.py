@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from frcorpus.stages.base import StageConfig, Transformer
-from frcorpus.stages.normalize import FENCED_CODE
+from frcorpus.text.code import FENCED_CODE
 
 NNBSP, NBSP = "\u202f", "\u00a0"
 # Code and links keep their exact bytes: fenced blocks (through the closing fence or the end),

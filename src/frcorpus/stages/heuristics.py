@@ -13,7 +13,9 @@ from pydantic import Field, model_validator
 
 from frcorpus.resources import resource_dir
 from frcorpus.stages.base import Filter, FilterConfig, Reject
-from frcorpus.stages.normalize import FENCED_CODE
+from frcorpus.text.code import FENCED_CODE
+from frcorpus.text.languages import ASKS_TRANSLATION
+from frcorpus.text.prose import LETTER
 
 LIMIT_KEYS = (
     "min_chars_per_turn",
@@ -104,12 +106,10 @@ class Length(Filter):
 # ----------------------------------------------------------------------------------- heuristics
 
 WORD = re.compile(r"\w+")
-LETTER = re.compile(r"[^\W\d_]")
 FENCE_LINE = re.compile(r"^[ \t]*(```|~~~)", re.M)
 CODE_BLOCK = re.compile(FENCED_CODE, re.S)
 # lists, tables, headings and code end without a full stop: their last line is left alone
 NOT_PROSE_LINE = re.compile(r"^\s*([-*+>|#]|\d+[.)]|```|~~~|\$\$)")
-ASKS_TRANSLATION = re.compile(r"tradui|traduction|translat", re.I)
 SEPARATOR_LINE = re.compile(r"^[ \t]*(?:\*[ \t]*){3,}$", re.M)
 
 

@@ -18,7 +18,6 @@ import gc
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import cache
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -28,96 +27,21 @@ from pydantic import Field, field_validator
 from frcorpus.resources import bundled_model
 from frcorpus.stages.base import FilterConfig, Transformer
 from frcorpus.stages.langid_lexicon import MIN_CANDIDATE, MIN_KEPT, TOP_K, Lexicon
-from frcorpus.stages.normalize import FENCED_CODE
-
-# Everything fastText should not judge, in one pass: fenced code, inline code, LaTeX (display,
-# inline, environments), URLs, e-mail addresses, numbers (with their separators: dates, times, prices)
-# and quotation marks: fastText takes « » for French evidence, so quoted Malay or English read as
-# French (on lingua_sentences: 5 of 44 false French, none lost).
-QUOTE_MARKS = '«»“”„‟"'
-QUOTES = "|[" + QUOTE_MARKS + "]"
-NOT_PROSE = re.compile(
-    FENCED_CODE + r"|<(code|pre)>.*?(?:</(?:code|pre)>|\Z)"
-    r"|`[^`\n]+`|(?m:^(?: {4}|\t)[^\n]*$)"  # inline code, markdown's indented code lines
-    r"|\$\$.*?\$\$|\\\[.*?\\\]|\\\(.*?\\\)|\\begin\{([a-zA-Z*]+)\}.*?\\end\{\2\}|\$[^$\n]+\$"
-    r"|(?:https?://|www\.)\S+|[\w.+-]+@[\w-]+\.[\w.]+"
-    r"|\d+(?:[.,:/h-]\d+)*" + QUOTES,
-    re.S,
+from frcorpus.text.languages import iso_code, language_name_pattern
+from frcorpus.text.prose import (
+    LETTER,
+    MAY_SPLIT,
+    SENTENCE_END,
+    head,
+    one_line,
+    set_aside,
 )
-# Cheap searches first: most turns have no code or links, and numbers alone need a simpler pattern.
-# These three are written so that every match starts with a character of a known set (each
-# alternative starts with a literal, or the pattern with a class): `re` then skips the other
-# characters in C. The clearer `[`$\\@\t]|~~~|...|^ {4}`, `\d+(?:[.,:/h-]\d+)*|[«»...]` and
-# `[.!?…]\s|\n` match the same, 2-4x slower (measured on lingua_sentences: 1.7/2.5/0.8 us a
-# sentence against 0.5/1.1/0.4).
-MAY_HAVE_NON_PROSE = re.compile(r"`|\$|\\|@|\t|~~~|://|www\.|<code>|<pre>|\n {4}")  # or 4 spaces at the start
 
-
-def _bmp_digits() -> str:
-    """`\\d` for the Basic Multilingual Plane, as ranges for a character class: what Python's `re`
-    matches as a digit, from the running Python's own Unicode tables."""
-    ranges: list[list[int]] = []
-    bmp = "".join(map(chr, range(0xD800))) + "".join(map(chr, range(0xE000, 0x10000)))
-    for cp in map(ord, re.findall(r"\d", bmp)):
-        if ranges and ranges[-1][1] == cp - 1:
-            ranges[-1][1] = cp
-        else:
-            ranges.append([cp, cp])
-    return "".join(f"\\u{a:04x}-\\u{b:04x}" for a, b in ranges)
-
-
-# A number (with its separators: dates, times, prices), or a quotation mark. `[\d«»...]` matches the
-# same, but `re` then calls Unicode's digit test on every character of every turn; a class of ranges
-# is a table lookup (callgrind: 14,100 -> 10,300 instructions a lingua sentence, 27% of which have a
-# number or a quote). Characters beyond the BMP (emoji, and a few rare digits) are let in by the
-# class and kept out by the lookbehind unless they are digits.
-NUMBER = re.compile(
-    "["
-    + _bmp_digits()
-    + QUOTE_MARKS
-    + "\U00010000-\U0010ffff]"
-    + r"(?<![^\d\x00-\uffff])(?:(?<=\d)\d*(?:[.,:/h-]\d+)*)?"
-)
-SENTENCE_END = re.compile(r"(?<=[.!?…])\s+|\s*\n\s*")
-LETTER = re.compile(r"[^\W\d_]")  # a text without letters ("???", "= +") has no language to find
-MAY_SPLIT = re.compile(r"\n|\.\s|!\s|\?\s|…\s")  # a turn without any is one sentence
 PARAGRAPH = re.compile(r"\n\s*\n")
-HEAD_CHARS = 1000
 MIXED_KEPT_SHARE = 0.1  # an answer with at least this share in a kept language is mixed, not foreign
 SURE = 0.9  # a paragraph this sure of its language is not split into sentences
 UNDETERMINED = "und"
 UNSURE_SHORT = 4  # an unsure turn shorter than this many times min_chars takes the conversation's language
-
-
-def set_aside(text: str) -> str:
-    """The text without code, formulas, links, numbers or quotation marks (line breaks kept)."""
-    if MAY_HAVE_NON_PROSE.search(text) or text.startswith("    "):
-        return NOT_PROSE.sub(" ", text)
-    return NUMBER.sub(" ", text)
-
-
-def head(text: str) -> str:
-    """At most HEAD_CHARS characters, cut at a space: enough to tell the language of a turn or a
-    conversation, and fastText's time grows with the length (sentences are judged in full)."""
-    if len(text) <= HEAD_CHARS:
-        return text
-    cut = text.rfind(" ", 0, HEAD_CHARS)
-    return text[: cut if cut > 0 else HEAD_CHARS]
-
-
-def single_spaced(text: str) -> bool:
-    """Whether `" ".join(text.split())` is `text` itself: its only whitespace is single spaces
-    between words (every other whitespace character is unprintable). Checking is cheaper than the
-    split and join (callgrind: 7,600 against 9,700 instructions a lingua sentence, both included)."""
-    return text.isprintable() and "  " not in text and text[:1] != " " and text[-1:] != " "
-
-
-def one_line(text: str) -> str:
-    """One line, single spaces; text in capitals is lower-cased (fastText reads French in capitals
-    as German or as nothing in particular)."""
-    if not single_spaced(text):
-        text = " ".join(text.split())
-    return text.lower() if text.isupper() else text
 
 
 def majority(texts: list[str], found: dict[str, tuple[str, float]]) -> tuple[str, float]:
@@ -130,33 +54,6 @@ def majority(texts: list[str], found: dict[str, tuple[str, float]]) -> tuple[str
         weighted[code] = weighted.get(code, 0.0) + score * len(text)
     code = max(chars, key=chars.__getitem__)
     return code, weighted[code] / chars[code]
-
-
-@cache
-def iso_code(label: str) -> str:
-    """`__label__fra_Latn` / `__label__fr` -> `fr`; 639-3 where 639-1 has no code."""
-    import langcodes
-
-    tag = label.removeprefix("__label__").replace("_", "-")
-    try:
-        language = langcodes.Language.get(langcodes.standardize_tag(tag, macro=True)).language
-    except (ValueError, LookupError):
-        language = None
-    return language or tag.split("-")[0].lower()
-
-
-@cache
-def language_name_pattern(code: str) -> re.Pattern | None:
-    """The names of a language in French and English ('anglais', 'English'), as a regex."""
-    import langcodes
-
-    try:
-        language = langcodes.Language.get(code)
-        names = {language.display_name("fr").lower(), language.display_name("en").lower()}
-    except (LookupError, ValueError, ImportError):
-        return None
-    names = {n for n in names if n and not n.startswith("unknown")}
-    return re.compile(r"\b(?:" + "|".join(map(re.escape, sorted(names))) + r")\b", re.I) if names else None
 
 
 @contextmanager

@@ -13,35 +13,27 @@ from pydantic import Field
 
 from frcorpus.batch import PY_WHITESPACE_CLASS, ChatLayout, unstable_class, with_rejects
 from frcorpus.stages.base import StageConfig, Transformer
+from frcorpus.text.code import split_code
 
-# A fenced code block anywhere in a text, through its closing fence or the end (for stages that only
-# need to set code aside; CODE_FENCE below keeps the exact fence lines for normalize's own splitting).
-FENCED_CODE = r"```.*?(?:```|\Z)|~~~.*?(?:~~~|\Z)"
-# A fenced code block (``` or ~~~), through its closing fence or the end of the text.
-CODE_FENCE = re.compile(r"(^|\n)([ \t]*(```|~~~)[^\n]*\n.*?(?:\n[ \t]*\3[ \t]*(?=\n|$)|$))", re.S)
 TRAILING_SPACE = re.compile(r"[ \t]+\n")
 MANY_BLANK_LINES = re.compile(r"\n{3,}")
 SPACE_RUNS = re.compile(r"(?<=\S)[ \t]{2,}(?=\S)")
 
 
-def split_code(text: str) -> list[tuple[bool, str]]:
-    """Split text into (is_code, chunk) pieces so that fenced code keeps its exact bytes."""
-    parts: list[tuple[bool, str]] = []
-    pos = 0
-    for m in CODE_FENCE.finditer(text):
-        start = m.start(2)
-        if start > pos:
-            parts.append((False, text[pos:start]))
-        parts.append((True, m.group(2)))
-        pos = m.end(2)
-    if pos < len(text):
-        parts.append((False, text[pos:]))
-    return parts
-
-
 class Normalize(Transformer):
+    """Tidy Unicode, whitespace and system prompts, leaving code blocks and French typography alone.
+
+    Each turn is normalised to Unicode NFC (or NFKC, `unicode_form`); line ends become LF, and outside
+    fenced code blocks trailing spaces go and at most one blank line is kept (`whitespace`); runs of
+    spaces can be collapsed too (`collapse_spaces`). French typography (« », ’, non-breaking spaces) is
+    kept as it is. Empty system prompts are removed; `system_prompt` says what happens to the others:
+    `keep`, `drop`, or `merge_into_user` (prepended to the user turn that follows). A record whose
+    assistant turns are all empty afterwards is rejected.
+    """
+
     name: ClassVar[str] = "normalize"
     family: ClassVar[str] = "normalize"
+    reasons: ClassVar[tuple[str, ...]] = ("empty_after_normalization",)
 
     class Config(StageConfig):
         type: Literal["normalize"]

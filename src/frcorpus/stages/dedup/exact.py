@@ -16,28 +16,11 @@ from pydantic import Field
 
 from frcorpus.batch import PY_WHITESPACE, ChatLayout, unstable_class
 from frcorpus.stages.base import GlobalStage, Reject, SignatureItem, StageConfig
+from frcorpus.text.views import View, view_turns
 
-View = Literal["prompt", "response", "conversation"]
 Ignore = Literal["whitespace", "case", "punctuation", "accents"]
 # datatrove's punctuation list (what its MinHash normalisation removes), deleted rather than spaced
 PUNCTUATION_DELETE = str.maketrans("", "", "".join(PUNCTUATION_SET))
-
-
-def view_turns(turns: list[tuple[str, str]], view: View) -> list[tuple[str, str]]:
-    """The (role, content) turns a view looks at: first user turn, last assistant turn, or all."""
-    if view == "conversation":
-        return turns
-    role = "user" if view == "prompt" else "assistant"
-    chosen = [t for t in turns if t[0] == role]
-    if not chosen:
-        return []
-    return [chosen[0] if view == "prompt" else chosen[-1]]
-
-
-def view_text(messages: list[dict[str, str]], view: View) -> str:
-    """The contents of the turns a view looks at, one per line (what the near-duplicate stages compare)."""
-    turns = view_turns([(m["role"], m["content"]) for m in messages], view)
-    return "\n".join(content for _, content in turns)
 
 
 def collapse_ascii_whitespace(text: str) -> str:

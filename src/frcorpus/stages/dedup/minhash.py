@@ -48,7 +48,7 @@ from frcorpus.stages.dedup.clusters import (
     present_rows,
     rank_columns,
 )
-from frcorpus.stages.dedup.exact import View, view_text
+from frcorpus.text.views import View, view_text
 
 logger = logging.getLogger(__name__)
 

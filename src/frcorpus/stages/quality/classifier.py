@@ -24,7 +24,7 @@ from frcorpus.embeddings.models import EmbeddingDtype, check_dtype_option, check
 from frcorpus.record import SCORES_TYPE, record_scores
 from frcorpus.scorer import HEAD_FILE, SCORER_FILE, load_scorer, read_scorer_meta
 from frcorpus.stages.base import FilterConfig, Transformer
-from frcorpus.stages.dedup.exact import view_text
+from frcorpus.text.views import view_text
 
 logger = logging.getLogger(__name__)
 

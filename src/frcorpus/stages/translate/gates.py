@@ -31,9 +31,14 @@ from functools import cache
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from frcorpus.resources import resource_dir
-from frcorpus.stages.heuristics import ASKS_TRANSLATION
-from frcorpus.stages.langid import LETTER, SENTENCE_END, UNSURE_SHORT, LangId, head, one_line, set_aside
+
+# The gates judge language with the langid stage itself (its model resolution, label codes, lexicon
+# second opinion and tuned fastText calls), so a translation is French by exactly the rule that
+# `langid` would keep it by: composition inside the stages layer, one way (langid never imports translate).
+from frcorpus.stages.langid import UNSURE_SHORT, LangId
 from frcorpus.stages.translate.masking import TOKEN, Masked, mask, short, structure_problems
+from frcorpus.text.languages import ASKS_TRANSLATION
+from frcorpus.text.prose import LETTER, SENTENCE_END, head, one_line, set_aside
 
 # Characters of French over English, on the prose outside masked segments (masking.mask, tokens
 # removed, spaces collapsed), measured on the row-aligned English/French pairs of /work/shared/data:

@@ -32,10 +32,10 @@ from frcorpus.llm.base import ChatRequest, Generation, LLMConfig, SamplingConfig
 from frcorpus.llm.prompts import PromptError, load_prompt
 from frcorpus.record import MESSAGE_TYPE, record_language
 from frcorpus.stages.base import StageConfig, Transformer
-from frcorpus.stages.langid import iso_code
 from frcorpus.stages.llm_support import LLMStageConfigMixin, LLMStageMixin
 from frcorpus.stages.translate.gates import GateFailure, GatesConfig, TranslationGates
 from frcorpus.stages.translate.masking import Masked, mask, restore, short
+from frcorpus.text.languages import iso_code
 
 LINEAGE = pa.struct(
     [
