@@ -87,19 +87,27 @@ def validate(
 @app.command()
 def stages(
     schema: Annotated[bool, typer.Option("--schema", help="print the pipeline JSON Schema")] = False,
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="print the stage reference as Markdown (docs/stages.md)")
+    ] = False,
 ) -> None:
-    """List the stages and their options (or print the JSON Schema for editors)."""
+    """List the stages and their options (or print the JSON Schema for editors, or docs/stages.md)."""
     from frcorpus.config import PipelineConfig
+    from frcorpus.stage_docs import option_lines, stage_kind, stages_markdown, summary
     from frcorpus.stages import REGISTRY
 
+    if schema and markdown:
+        raise typer.BadParameter("give --schema or --markdown, not both")
     if schema:
         print(json.dumps(PipelineConfig.model_json_schema(), indent=2))
         return
+    if markdown:
+        sys.stdout.write(stages_markdown(REGISTRY))
+        return
     for name, cls in REGISTRY.items():
-        kind = "global" if cls.is_global else "per-record"
-        doc = (cls.__doc__ or sys.modules[cls.__module__].__doc__ or "").strip().splitlines()[0]
-        out.print(f"[bold]{name}[/]  ({cls.family}, {kind})  {doc}", highlight=False)
-        _print_fields(cls.Config, "    ")
+        out.print(f"[bold]{name}[/]  ({cls.family}, {stage_kind(cls)})  {summary(cls)}", highlight=False)
+        for line in option_lines(cls):
+            out.print(line, markup=False, highlight=False)
         out.print()
 
 
@@ -107,34 +115,6 @@ def _gpu_time(hours: float) -> str:
     if hours >= 0.1:
         return f"{hours:.2f} GPU-hours"
     return f"{hours * 60:.1f} GPU-minutes" if hours * 60 >= 1 else f"{hours * 3600:.1f} GPU-seconds"
-
-
-def _print_fields(model, indent: str, defaults=None) -> None:
-    """Options of a pydantic model; a nested model (`llm:`, `sampling:`, `gates:`) shows its own options,
-    with the defaults this stage gives it (translate's `sampling.max_tokens` is not judge's)."""
-    from pydantic import BaseModel
-
-    for field, info in model.model_fields.items():
-        if field == "type":
-            continue
-        nested = isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel)
-        if info.is_required():
-            default = "required"
-        elif nested:
-            default = "defaults below"
-        else:
-            value = getattr(defaults, field) if defaults is not None else info.get_default(call_default_factory=True)
-            default = f"default {value!r}"
-        kind = "mapping" if nested else _type_name(info.annotation)
-        out.print(f"{indent}{field}: {kind} ({default}) {info.description or ''}", highlight=False)
-        if nested:
-            inner = None if info.is_required() else info.get_default(call_default_factory=True)
-            _print_fields(info.annotation, indent + "    ", inner)
-
-
-def _type_name(annotation: Any) -> str:
-    text = str(annotation).replace("typing.", "")
-    return text.removeprefix("<class '").removesuffix("'>")
 
 
 class RunProgress:

@@ -103,6 +103,9 @@ class Stage(ABC):
     requires: ClassVar[dict[str, str]] = {}
     #: extra output columns this stage writes on records, with their Arrow types
     annotations: ClassVar[list[tuple[str, pa.DataType]]] = []
+    #: the reasons this stage rejects with, without the `<name>.` prefix (`<lang>` stands for a value),
+    #: () for a stage that rejects nothing; docs/stages.md lists them after the class docstring
+    reasons: ClassVar[tuple[str, ...] | None] = None
 
     def __init__(self, config: StageConfig, stage_id: str):
         self.config = config

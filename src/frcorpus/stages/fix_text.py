@@ -67,8 +67,20 @@ def ascii_typography(text: str) -> str:
 
 
 class FixText(Transformer):
+    """Repair broken text without damaging French typography or code.
+
+    Mojibake is repaired by ftfy's encoding fixes (`Ã©tÃ©`, `s\\x92engager`); control characters and
+    invisible ones (zero-width spaces, soft hyphens, BOMs, direction marks) are removed; the text is
+    normalised to Unicode NFC and stray whitespace is tidied. Code blocks, inline code and URLs are left
+    untouched. `typography` chooses what happens to French typography: `keep` (the default: « », ’ and
+    no-break spaces as they are), `fr-FR` (’, « » with narrow no-break spaces, a no-break space before
+    ; : ! ?) or `ascii` (only when asked). Each repair is counted in `stats.json`
+    (`turns_fixed.<repair>`). A record whose assistant turns are all empty once repaired is rejected.
+    """
+
     name: ClassVar[str] = "fix_text"
     family: ClassVar[str] = "fix_text"
+    reasons: ClassVar[tuple[str, ...]] = ("empty_after_fix",)
     requires: ClassVar[dict[str, str]] = {"ftfy": "pip install ftfy"}
 
     class Config(StageConfig):

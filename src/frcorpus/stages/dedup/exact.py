@@ -59,8 +59,17 @@ def normalise_for_hash(text: str, ignore: frozenset[str]) -> str:
 
 
 class ExactDedup(GlobalStage):
+    """Reject exact copies: the same conversation, first user turn or last answer.
+
+    Records are compared by a hash of an NFC view (`view`): the conversation, the first user turn
+    (`prompt`) or the last answer (`response`). `ignore` lists the differences that do not count:
+    `whitespace` (the default), `case`, `punctuation`, `accents`. The first record in source order is
+    kept; later copies are rejected with `dup_of=<kept id>` in `detail`.
+    """
+
     name: ClassVar[str] = "exact_dedup"
     family: ClassVar[str] = "dedup"
+    reasons: ClassVar[tuple[str, ...]] = ("duplicate",)
 
     class Config(StageConfig):
         type: Literal["exact_dedup"]

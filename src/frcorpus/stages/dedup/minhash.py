@@ -103,8 +103,20 @@ def fold_bands(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
 
 
 class MinhashDedup(NearDuplicateStage):
+    """Reject near duplicates found by MinHash LSH, with datatrove's signatures.
+
+    The signatures are datatrove's, with its normalisation (case, punctuation, accents and numbers
+    folded) over word n-grams (`n_grams`, 5 by default) from a regex tokenizer. `bands` x `rows` (14 x 8
+    by default, a Jaccard threshold of about 0.72) set the LSH, or a target `threshold` picks them.
+    `view` chooses the text compared: `prompt`, `response` or `conversation`. The record kept of each
+    cluster follows `keep`: `first`, `longest_answer`, `score` or `source_priority`. Rejections carry
+    `dup_of=<kept id> cluster=<first id> size=<n>`; `stats.json` counts the cluster sizes
+    (`cluster_size.<n>`, `clusters`, `largest_cluster`).
+    """
+
     name: ClassVar[str] = "minhash_dedup"
     family: ClassVar[str] = "dedup"
+    reasons: ClassVar[tuple[str, ...]] = ("near_duplicate",)
 
     class Config(ClusterConfig):
         type: Literal["minhash_dedup"]

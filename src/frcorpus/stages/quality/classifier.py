@@ -44,8 +44,17 @@ def bucket_names(edges: np.ndarray) -> list[str]:
 
 
 class QualityClassifier(Transformer):
+    """Score records with a head trained on an LLM judge's verdicts (FineWeb-Edu's recipe).
+
+    The head, trained by `frcorpus train-scorer`, scores the embedding of each record's view (the
+    scorer's model and view, through the embedding cache that semantic_dedup uses). The score goes into
+    the `scores` map under `name` (by default the stage id); below `min_score` the record is rejected,
+    with `detail` like `score=0.31 min=0.5`. It needs `frcorpus[embeddings]`.
+    """
+
     name: ClassVar[str] = "quality_classifier"
     family: ClassVar[str] = "quality"
+    reasons: ClassVar[tuple[str, ...]] = ("low_score",)
     # the scorer's embedding model brings its own packages: checked by the `scorer` validator (with
     # the install hint), as semantic_dedup checks `model`; scoring itself is numpy
     requires: ClassVar[dict[str, str]] = {}

@@ -138,8 +138,20 @@ SAMPLE_VARIABLES = {"system": _EXAMPLE, "user": _EXAMPLE}
 
 
 class LlmJudge(LLMStageMixin, Transformer):
+    """Have an LLM grade each record with a prompt template: a True/False verdict or a 1-5 score.
+
+    `prompt:` is a preset of prompts/judge/ or a YAML file. The verdict presets are Luth-SFT's filters
+    (`luth_french_only`, `luth_instruction`, `luth_grammar`); `fr_quality` gives a 1-5 score, and
+    records below `min_score` (by default the middle of the scale) are rejected. The judgement, with
+    its justification, is kept in `judgements`, and a score also in `scores[<name>]`. The answer is held
+    to a JSON schema where the backend can (openai, vllm) and parsed leniently otherwise; an answer that
+    cannot be read rejects the record or keeps it unjudged (`on_parse_error: reject | keep`). With
+    `annotate_only`, nothing is rejected.
+    """
+
     name: ClassVar[str] = "llm_judge"
     family: ClassVar[str] = "quality"
+    reasons: ClassVar[tuple[str, ...]] = ("verdict_false", "low_score", "parse_error", "backend_error")
     annotations: ClassVar[list[tuple[str, pa.DataType]]] = [
         ("judgements", pa.list_(JUDGEMENT)),
         ("scores", SCORES_TYPE),

@@ -1,0 +1,30 @@
+"""The documentation generated from the code is current: docs/stages.md is what `frcorpus stages
+--markdown` prints, and every stage describes itself (its docstring, its rejection reasons)."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from frcorpus.cli import app
+from frcorpus.stage_docs import REGENERATE, description
+from frcorpus.stages import REGISTRY
+from tests.conftest import REPO
+
+runner = CliRunner()
+
+
+def test_stages_page_is_current():
+    result = runner.invoke(app, ["stages", "--markdown"])
+    assert result.exit_code == 0, result.output
+    committed = (REPO / "docs" / "stages.md").read_text(encoding="utf-8")
+    assert result.stdout == committed, f"docs/stages.md is stale: regenerate it with `{REGENERATE}` and commit it"
+
+
+def test_every_stage_describes_itself():
+    for name, cls in REGISTRY.items():
+        assert description(cls), f"stage {name!r}: {cls.__qualname__} needs a docstring (what the stage does)"
+        assert cls.reasons is not None, f"stage {name!r}: declare `reasons` (() when it rejects nothing)"
+
+
+def test_markdown_and_schema_are_one_or_the_other():
+    assert runner.invoke(app, ["stages", "--markdown", "--schema"]).exit_code == 2
