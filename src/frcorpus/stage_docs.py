@@ -104,8 +104,9 @@ def stages_markdown(registry: dict[str, type[Stage]]) -> str:
         f"<!-- Generated from the stage classes by `{REGENERATE}`; do not edit it here: edit the stage's "
         "docstring, its Config's field descriptions or its `reasons`, then regenerate. -->",
         "Every stage a pipeline's `stages:` list can name (its `type:`), in the order of the registry. A "
-        "per-record stage sees each record on its own, in the parallel passes; a global stage sees every "
-        "record (a small signature of each) at once, at a barrier between two passes. Every stage takes an "
+        "per-record stage works on each record independently of the others, in the parallel passes over "
+        "shards of the data; a global stage sees every record (a small signature of each) at once, at a "
+        "barrier between two passes. Every stage takes an "
         "`id` (its key in `stats.json` and in the `stage` column of `rejects/`), and filters take "
         "`annotate_only` (count what would be rejected, reject nothing). A rejected record's `reason` is "
         "`<stage type>.<reason>`; `<...>` in a reason stands for a value. `frcorpus stages` prints the same "
