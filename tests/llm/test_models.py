@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from frcorpus import settings
 from frcorpus.llm import models
 from frcorpus.llm.base import BackendError, ChatRequest, SamplingConfig
 
@@ -64,7 +65,7 @@ def test_content_hash_is_memoised_by_size_and_mtime(tmp_path, monkeypatch):
     assert first == hashlib.sha256(b"weights v1").hexdigest()
     assert models.content_hash(gguf) == first
     assert len(calls) == 1  # the second call read the memo
-    memo = json.loads((models.cache_root() / models.HASHES_FILE).read_text())
+    memo = json.loads((settings.cache_root() / models.HASHES_FILE).read_text())
     assert memo[str(gguf.resolve())]["sha256"] == first
     gguf.write_bytes(b"weights v2")
     os.utime(gguf, ns=(1, 1))  # a different mtime (and the same size): recomputed
@@ -93,7 +94,7 @@ def test_gguf_is_converted_once_and_generates_like_the_gguf(smollm2, smollm2_ggu
     digest = hashlib.sha256(smollm2_gguf.read_bytes()).hexdigest()
     assert smollm2.revision == f"sha256:{digest}"
     folder, revision = models.local_model("smollm2")  # converted by the fixture: found, not redone
-    assert folder == models.cache_root() / "models" / digest[:16]
+    assert folder == settings.cache_root() / "models" / digest[:16]
     assert revision == smollm2.revision
     assert {"config.json", "model.safetensors", "tokenizer.json", "frcorpus_source.json"} <= {
         p.name for p in folder.iterdir()

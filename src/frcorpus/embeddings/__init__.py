@@ -14,7 +14,7 @@ imported by the functions that need them, and a missing one raises MissingDepend
 install hint (`pip install 'frcorpus[embeddings]'`).
 """
 
-from frcorpus.embeddings.cache import EmbeddingCache, cache_root, text_keys
+from frcorpus.embeddings.cache import EmbeddingCache, text_keys
 from frcorpus.embeddings.embedder import Embedder, embed
 from frcorpus.embeddings.models import (
     ALIASES,
@@ -49,7 +49,6 @@ __all__ = [
     "MissingDependencyError",
     "ModelSpec",
     "Pairs",
-    "cache_root",
     "clustered_pairs",
     "connected_components",
     "embed",

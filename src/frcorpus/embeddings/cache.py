@@ -23,16 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
+from frcorpus.settings import cache_root
+
 logger = logging.getLogger(__name__)
 
 MAX_SHARDS = 128  # past this many shards in a model's cache folder, a writer merges the small ones
 COMPACT_ROWS = 131072  # rows per merged shard (256 MiB at 512-d float32)
-
-
-def cache_root() -> Path:
-    """frcorpus' cache folder: $FRCORPUS_CACHE_DIR, else ~/.cache/frcorpus."""
-    configured = os.environ.get("FRCORPUS_CACHE_DIR")
-    return Path(configured).expanduser() if configured else Path.home() / ".cache" / "frcorpus"
 
 
 def text_keys(texts: Sequence[str]) -> np.ndarray:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from frcorpus.embeddings.cache import EmbeddingCache, cache_root, text_keys
+from frcorpus.embeddings.cache import EmbeddingCache, text_keys
 from frcorpus.embeddings.models import (
     DEFAULT_MODEL,
     EmbeddingModelError,
@@ -25,6 +25,7 @@ from frcorpus.embeddings.models import (
     resolve_dtype,
     resolve_model,
 )
+from frcorpus.settings import cache_root
 
 logger = logging.getLogger(__name__)
 

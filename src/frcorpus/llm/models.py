@@ -28,9 +28,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Literal
 
-from frcorpus.embeddings.cache import cache_root
 from frcorpus.llm.base import BackendError
 from frcorpus.resources import package_version
+from frcorpus.settings import cache_root
 
 logger = logging.getLogger(__name__)
 

@@ -22,7 +22,6 @@ import gc
 import hashlib
 import json
 import logging
-import os
 import re
 import time
 from collections.abc import Iterator
@@ -35,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..output import atomic_write_bytes, atomic_write_text
 from ..resources import package_version
+from ..settings import shared_data_dir
 from .eval_report import results_markdown, results_png
 from .eval_tasks import (
     LOCAL_TASKS,
@@ -186,8 +186,9 @@ def data_root(cfg: EvalConfig) -> tuple[Path, str]:
     """The folder holding benchmarks_fr/, and where that setting came from (for messages)."""
     if cfg.data_dir is not None:
         return Path(cfg.data_dir).expanduser().absolute(), "eval.data_dir"
-    if os.environ.get("FRCORPUS_SHARED_DATA"):
-        return Path(os.environ["FRCORPUS_SHARED_DATA"]).expanduser().absolute(), "FRCORPUS_SHARED_DATA"
+    shared = shared_data_dir()
+    if shared is not None:
+        return shared.absolute(), "FRCORPUS_SHARED_DATA"
     return DEFAULT_DATA.absolute(), "the default ../shared/data"
 
 

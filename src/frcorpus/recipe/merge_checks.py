@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import importlib.util
-import os
 import re
 import types
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from ..resources import package_version
+from ..settings import hub_offline
 from ..yamlconf import suggest
 
 PLACEHOLDERS = ("${base}", "${sft}")
@@ -448,13 +448,6 @@ def _dtype_problems(raw: dict) -> list[Problem]:
 # ----------------------------------------------------------------------------------- model folders
 
 
-def _hub_offline() -> bool:
-    from huggingface_hub import constants
-
-    flag = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
-    return bool(constants.HF_HUB_OFFLINE) or flag
-
-
 def _path_problems(refs: list[tuple[tuple, Any]], stand_ins: set[str]) -> list[Problem]:
     from huggingface_hub import try_to_load_from_cache
     from mergekit.common import ModelReference
@@ -481,7 +474,7 @@ def _path_problems(refs: list[tuple[tuple, Any]], stand_ins: set[str]) -> list[P
                 problems.append((path, f"{what} {text} is a file, not a folder"))
             elif not HUB_ID.match(text):
                 problems.append((path, f"{what} folder {text} does not exist (and {text!r} is not a Hub id org/name)"))
-            elif _hub_offline() and not isinstance(
+            elif hub_offline() and not isinstance(
                 try_to_load_from_cache(text, marker, revision=model_path.revision), str
             ):
                 problems.append(

@@ -21,8 +21,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import xxhash
 
-from frcorpus.batch import Batch, columnar_enabled, work_schema
+from frcorpus.batch import Batch, work_schema
 from frcorpus.record import new_record, reject_record
+from frcorpus.settings import columnar_enabled
 from frcorpus.sources import columnar
 from frcorpus.sources.filestate import FileState
 from frcorpus.sources.formats import ReadIssue, detect_format, to_messages

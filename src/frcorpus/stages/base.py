@@ -32,7 +32,8 @@ import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
-from frcorpus.batch import Batch, columnar_enabled, live_mask, reject_counts
+from frcorpus.batch import Batch, live_mask, reject_counts
+from frcorpus.settings import columnar_enabled
 
 
 @dataclass(frozen=True, slots=True)
