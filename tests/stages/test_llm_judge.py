@@ -102,7 +102,18 @@ def test_annotate_only_keeps_and_counts(monkeypatch):
     records = [record(0)]
     stage.run_batch(records)
     assert records[0]["_reject"] is None
-    assert stage.stats.counters["would_reject.verdict_false"] == 1
+    # the key every filter uses, from the base (the judge's own copy of that logic said would_reject.verdict_false)
+    assert stage.stats.counters["would_reject.llm_judge.verdict_false"] == 1
+
+
+def test_annotate_only_rejects_nothing_even_when_the_backend_fails_or_the_answer_is_unreadable(monkeypatch):
+    use_scripted(monkeypatch, lambda req: "illisible" if "Réponse A" in req.messages[-1][1] else '{"verdict": true}')
+    stage = make(annotate_only=True)
+    records = [record(0, "Réponse A."), record(1, "Réponse B.")]
+    stage.run_batch(records)
+    assert [r["_reject"] for r in records] == [None, None]
+    assert stage.stats.counters["would_reject.llm_judge.parse_error"] == 1
+    assert stage.stats.counters["parse_errors"] == 1 and stage.stats.kept == 2
 
 
 def test_json_schema_is_sent_only_to_backends_that_enforce_it(monkeypatch):

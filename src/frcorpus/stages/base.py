@@ -191,18 +191,27 @@ class Transformer(Stage):
 
 
 class Filter(Stage):
-    @abstractmethod
+    """A stage that keeps or rejects each record (and may annotate it). Override `keep` to judge one
+    record at a time, or `keep_batch` to judge a batch at once (a model that runs on batches: language
+    id, embeddings, an LLM). With `annotate_only` the base rejects nothing and counts what it would
+    have rejected as `would_reject.<stage>.<reason>`; no filter handles that itself."""
+
     def keep(self, record: dict[str, Any]) -> bool | Reject:
         """True to keep the record, or a `Reject` with the reason code (without the stage prefix)."""
+        raise NotImplementedError(f"{type(self).__name__} overrides neither keep nor keep_batch")
+
+    def keep_batch(self, records: list[dict[str, Any]]) -> list[bool | Reject]:
+        """A verdict per live record of a batch, in order, as `keep` gives them (datatrove's
+        `filter_batch` is the same idea)."""
+        return [self.keep(r) for r in records]
 
     def run_batch(self, records: list[dict[str, Any]]) -> None:
         annotate_only = getattr(self.config, "annotate_only", False)
         start = time.perf_counter()
-        for r in records:
-            if r["_reject"] is not None:
-                continue
-            self.stats.n_in += 1
-            verdict = self.keep(r)
+        live = [r for r in records if r["_reject"] is None]
+        verdicts = self.keep_batch(live)
+        self.stats.n_in += len(live)
+        for r, verdict in zip(live, verdicts, strict=True):
             if verdict is True or annotate_only:
                 self.stats.kept += 1
                 if verdict is not True:

@@ -25,7 +25,7 @@ import pyarrow as pa
 from pydantic import Field, field_validator
 
 from frcorpus.resources import bundled_model
-from frcorpus.stages.base import FilterConfig, Transformer
+from frcorpus.stages.base import Filter, FilterConfig, Reject
 from frcorpus.stages.langid_lexicon import MIN_CANDIDATE, MIN_KEPT, TOP_K, Lexicon
 from frcorpus.text.languages import iso_code, language_name_pattern
 from frcorpus.text.prose import (
@@ -78,7 +78,7 @@ SUMMARY = pa.struct(
 )
 
 
-class LangId(Transformer):
+class LangId(Filter):
     """Identify the language of every turn, conversation and sentence, and keep the chosen languages.
 
     fastText language identification (the bundled `lid.176.ftz`, or with `model:` a local fastText LID
@@ -259,14 +259,14 @@ class LangId(Transformer):
             if judged is not None:
                 found[text] = judged
 
-    def process(self, records: list[dict[str, Any]]) -> None:
+    def keep_batch(self, records: list[dict[str, Any]]) -> list[bool | Reject]:
         """Two rounds of prediction per batch: turns, conversations and the paragraphs of assistant
         turns; then the sentences of the paragraphs (or one-paragraph turns) that are not surely
         in a kept language. A long French answer costs a few predictions, not one per sentence."""
         with gc_paused():
-            self._process(records)
+            return self._judge(records)
 
-    def _process(self, records: list[dict[str, Any]]) -> None:
+    def _judge(self, records: list[dict[str, Any]]) -> list[bool | Reject]:
         cfg = self.config
         min_chars, sentence_min, allow_requested = cfg.min_chars, cfg.sentence_min_chars, cfg.allow_requested
         # called once per turn: bound once per batch
@@ -349,8 +349,10 @@ class LangId(Transformer):
         if more:
             found.update(self.predict(list(more)))
         no_language = (UNDETERMINED, 0.0)
-        for record, (turns, chat, can_ask) in zip(records, plans, strict=True):
+        return [
             self._decide(record, turns, found.get(chat, no_language), found, can_ask)
+            for record, (turns, chat, can_ask) in zip(records, plans, strict=True)
+        ]
 
     def _sentences(self, unit: str, masked: str, units: int) -> list[str]:
         """The sentences of a paragraph (a one-line text) or, for a one-paragraph turn, of the turn."""
@@ -359,7 +361,7 @@ class LangId(Transformer):
             return []
         return [t for t in map(one_line, SENTENCE_END.split(source)) if len(t) >= self.config.sentence_min_chars]
 
-    def _decide(self, record, turns, conversation, found, can_ask: bool) -> None:
+    def _decide(self, record, turns, conversation, found, can_ask: bool) -> bool | Reject:
         """Annotate one record and judge it: wrong_language for the first confidently foreign unit the
         config requires, else mixed for too much foreign text, else low_score for the first unsure unit.
         Runs once per record, so it allocates only what it returns (no closure, no generator) and reads
@@ -444,11 +446,8 @@ class LangId(Transformer):
             i, code, score = low
             reason, detail = "low_score", f"{self._where(turns, i)}: {code} {score:.2f} < {min_score}"
         else:
-            return
-        if self.config.annotate_only:
-            self.count(f"would_reject.{self.name}.{reason}")
-        else:
-            self.reject(record, reason, detail)
+            return True
+        return Reject(reason, detail)
 
     def _asked(self, record, code: str, asked: dict[str, bool]) -> bool:
         """`_requested`, remembered in `asked` for the rest of the record."""

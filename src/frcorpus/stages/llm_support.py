@@ -49,7 +49,7 @@ class LLMStageConfigMixin:
 
 
 class LLMStageMixin:
-    """Mixed into a Transformer whose Config has `llm`, `sampling` and `cache`."""
+    """Mixed into a stage (a Transformer or a Filter) whose Config has `llm`, `sampling` and `cache`."""
 
     generator: Any = None
 

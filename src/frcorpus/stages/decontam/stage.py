@@ -24,7 +24,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from frcorpus.embeddings.models import EmbeddingDtype, check_dtype_option, check_model_option, dtype_field
 from frcorpus.record import record_language
-from frcorpus.stages.base import FilterConfig, Transformer
+from frcorpus.stages.base import Filter, FilterConfig, Reject
 from frcorpus.stages.decontam.benchmarks import Benchmark
 from frcorpus.stages.decontam.embedding import (
     THRESHOLDS,
@@ -46,7 +46,7 @@ EMBEDDING_OPTIONS = (
 )
 
 
-class Decontaminate(Transformer):
+class Decontaminate(Filter):
     """Reject records that contain evaluation benchmark items, by n-gram overlap or embedding similarity.
 
     `methods` chooses how. `ngram` (the default) compares word n-grams (13 words, `n_grams`) of the
@@ -235,7 +235,8 @@ class Decontaminate(Transformer):
             self.embedder = Embedder(cfg.embedding_model, device=cfg.device, dtype=cfg.dtype)
             self.embedding = build_embedding_index(self.sides, self.embedder)
 
-    def process(self, records: list[dict[str, Any]]) -> None:
+    def keep_batch(self, records: list[dict[str, Any]]) -> list[bool | Reject]:
+        verdicts: list[bool | Reject] = [True] * len(records)
         # record index -> (reason, detail, every (benchmark, item) it matches)
         found: dict[int, tuple[str, str, set[tuple[int, str]]]] = {}
         if self.index is not None:
@@ -247,14 +248,12 @@ class Decontaminate(Transformer):
             found.update(self.embedding_matches(records, set(found)))
         for i in sorted(found):
             reason, detail, items = found[i]
-            if self.config.annotate_only:
-                self.count(f"would_reject.{self.name}.{reason}")
-            else:
-                self.reject(records[i], reason, detail)
+            verdicts[i] = Reject(reason, detail)
             for b in sorted({b for b, _ in items}):
                 self.count(f"{self.names[b]}.records")
             for b, item in items:
                 self.count(f"{self.names[b]}.item.{item}")
+        return verdicts
 
     def embedding_matches(
         self, records: list[dict[str, Any]], skip: set[int]

@@ -23,7 +23,7 @@ from pydantic import Field, ValidationInfo, field_validator
 from frcorpus.embeddings.models import EmbeddingDtype, check_dtype_option, check_model_option, dtype_field
 from frcorpus.record import SCORES_TYPE, record_scores
 from frcorpus.scorer import HEAD_FILE, SCORER_FILE, load_scorer, read_scorer_meta
-from frcorpus.stages.base import FilterConfig, Transformer
+from frcorpus.stages.base import Filter, FilterConfig, Reject
 from frcorpus.text.views import view_text
 
 logger = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ def bucket_names(edges: np.ndarray) -> list[str]:
     return [f"score_bucket.{a:.1f}-{b:.1f}" for a, b in zip(edges[:-1], edges[1:], strict=True)]
 
 
-class QualityClassifier(Transformer):
+class QualityClassifier(Filter):
     """Score records with a head trained on an LLM judge's verdicts (FineWeb-Edu's recipe).
 
     The head, trained by `frcorpus train-scorer`, scores the embedding of each record's view (the
@@ -138,14 +138,15 @@ class QualityClassifier(Transformer):
         self.edges = bucket_edges(*self.scorer.score_range)
         self.buckets = bucket_names(self.edges)
 
-    def process(self, records: list[dict[str, Any]]) -> None:
+    def keep_batch(self, records: list[dict[str, Any]]) -> list[bool | Reject]:
         cfg = self.config
+        verdicts: list[bool | Reject] = [True] * len(records)
         texts = [view_text(r["messages"], self.scorer.view).strip() for r in records]
         present = [i for i, t in enumerate(texts) if t]
         if len(present) < len(records):
             self.count("not_scored", len(records) - len(present))  # nothing in the view: kept as is
         if not present:
-            return
+            return verdicts
         # rounded to float32 first: the decision is taken on the value the `scores` map stores
         scores = self.scorer.score(self.embedder.embed([texts[i] for i in present])).astype(np.float32)
         slots = np.clip(np.searchsorted(self.edges, scores, side="right") - 1, 0, len(self.buckets) - 1)
@@ -156,10 +157,8 @@ class QualityClassifier(Transformer):
             self.count(self.buckets[slot])
             if cfg.min_score is None or score >= cfg.min_score:
                 continue
-            if cfg.annotate_only:
-                self.count(f"would_reject.{self.name}.low_score")
-                continue
             shown = f"{score:.2f}"
             if float(shown) >= cfg.min_score:  # 0.4996 must not read as 0.50 against min 0.5
                 shown = f"{score:.4f}"
-            self.reject(record, "low_score", f"score={shown} min={cfg.min_score:g}")
+            verdicts[i] = Reject("low_score", f"score={shown} min={cfg.min_score:g}")
+        return verdicts

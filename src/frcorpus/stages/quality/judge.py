@@ -21,7 +21,7 @@ from pydantic import Field, model_validator
 from frcorpus.llm.base import ChatRequest, LLMConfig, SamplingConfig
 from frcorpus.llm.prompts import PromptError, PromptTemplate, load_prompt
 from frcorpus.record import SCORES_TYPE, record_scores
-from frcorpus.stages.base import FilterConfig, Transformer
+from frcorpus.stages.base import Filter, FilterConfig, Reject
 from frcorpus.stages.llm_support import LLMStageConfigMixin, LLMStageMixin
 
 JUDGEMENT = pa.struct(
@@ -137,7 +137,7 @@ _EXAMPLE = prompt_variables([{"role": "user", "content": "Bonjour ?"}, {"role": 
 SAMPLE_VARIABLES = {"system": _EXAMPLE, "user": _EXAMPLE}
 
 
-class LlmJudge(LLMStageMixin, Transformer):
+class LlmJudge(LLMStageMixin, Filter):
     """Have an LLM grade each record with a prompt template: a True/False verdict or a 1-5 score.
 
     `prompt:` is a preset of prompts/judge/ or a YAML file. The verdict presets are Luth-SFT's filters
@@ -207,27 +207,24 @@ class LlmJudge(LLMStageMixin, Transformer):
         constrain = self.config.llm.structured_output == "auto" and self.generator.backend.supports_json_schema
         return ChatRequest.of(turns, json_schema=self.schema if constrain else None)
 
-    def process(self, records: list[dict[str, Any]]) -> None:
+    def keep_batch(self, records: list[dict[str, Any]]) -> list[bool | Reject]:
         gens = self.generate([self.request(r) for r in records], self.config.sampling, self.prompt.hash, "judge")
+        verdicts: list[bool | Reject] = []
         for record, gen in zip(records, gens, strict=True):
             if gen.error is not None:
-                self.reject(record, "backend_error", gen.error)
+                verdicts.append(Reject("backend_error", gen.error))
                 continue
             try:
                 judgement = parse_judgement(gen.text, self.kind, self.scale)
             except ParseError as e:
                 self.count("parse_errors")
-                if self.config.on_parse_error == "reject" and not self.config.annotate_only:
-                    self.reject(record, "parse_error", f"{self.judge_name}: {e}")
+                keep = self.config.on_parse_error == "keep"
+                verdicts.append(True if keep else Reject("parse_error", f"{self.judge_name}: {e}"))
                 continue
             self._annotate(record, judgement)
             reason = self._verdict(judgement)
-            if reason is None:
-                continue
-            if self.config.annotate_only:
-                self.count(f"would_reject.{reason[0]}")
-            else:
-                self.reject(record, *reason)
+            verdicts.append(True if reason is None else Reject(*reason))
+        return verdicts
 
     def _annotate(self, record: dict[str, Any], judgement: Judgement) -> None:
         record["judgements"] = [
