@@ -20,8 +20,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from frcorpus.diff import diff_versions
 from frcorpus.record import data_schema, rejects_schema
+from frcorpus.version.diff import diff_versions
 
 WORDS = [f"mot{i}" for i in range(5000)]
 

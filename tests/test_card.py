@@ -14,20 +14,15 @@ from huggingface_hub import DatasetCard, DatasetCardData
 from typer.testing import CliRunner
 
 from frcorpus import __version__
-from frcorpus.card import (
-    DataFacts,
-    Version,
-    _fence,
-    _png,
-    card_text,
-    manifest_models,
-    plot_quality_scores,
-    refresh_card,
-    write_card,
-)
+from frcorpus.card_templates import code_fence
 from frcorpus.cli import app
 from frcorpus.config import load_pipeline
+from frcorpus.engine import manifest_models
 from frcorpus.licenses import HUB_LICENSES, accepts, output_licence
+from frcorpus.plots import png
+from frcorpus.version.card import card_text, open_version, refresh_card, write_card
+from frcorpus.version.facts import DataFacts
+from frcorpus.version.plots import plot_quality_scores
 from frcorpus.yamlconf import ConfigError
 from tests.conftest import chat, run_pipeline, write_jsonl, write_pipeline
 
@@ -213,10 +208,10 @@ def test_quality_scores_plot(tmp_path):
         (tmp_path / name).write_text("{}")
     (tmp_path / "pipeline.yaml").write_text("")
     facts = DataFacts(scores_kept={"judge": [3.0, 4.0, 5.0, 5.0]}, scores_rejected={"judge": [1.0, 2.0]})
-    fig = plot_quality_scores(Version.read(tmp_path), facts)
+    fig = plot_quality_scores(open_version(tmp_path), facts)
     assert fig.axes[0].get_title() == "judge" and fig.axes[0].lines[0].get_xdata()[0] == 3
-    assert _png(fig).startswith(b"\x89PNG")
-    assert plot_quality_scores(Version.read(tmp_path), DataFacts()) is None
+    assert png(fig).startswith(b"\x89PNG")
+    assert plot_quality_scores(open_version(tmp_path), DataFacts()) is None
 
 
 def test_tokenizer_counts_tokens(tmp_path):
@@ -426,7 +421,7 @@ def test_models_of_every_model_stage():
 
 
 def test_pipeline_with_backticks_keeps_its_fence():
-    assert _fence("a: 1\n") == "```" and _fence("description: |\n  ````python\n") == "`````"
+    assert code_fence("a: 1\n") == "```" and code_fence("description: |\n  ````python\n") == "`````"
 
 
 def test_a_split_version_declares_its_splits(tmp_path):

@@ -7,8 +7,8 @@ import pytest
 from typer.testing import CliRunner
 
 from frcorpus.cli import app
-from frcorpus.diff import DiffError, diff_versions, stats_diff
-from frcorpus.versiondir import VersionDirError
+from frcorpus.version.diff import DiffError, diff_versions, stats_diff
+from frcorpus.version.layout import VersionDirError
 from tests.conftest import chat, run_pipeline, write_jsonl, write_pipeline
 
 runner = CliRunner()

@@ -20,8 +20,9 @@ import yaml
 from typer.testing import CliRunner
 
 from frcorpus.cli import app
-from frcorpus.hub import PushError, push_version
-from frcorpus.output import MANIFEST, MANIFEST_HASH, sha256_path
+from frcorpus.version.hub import PushError, push_version
+from frcorpus.version.layout import MANIFEST, MANIFEST_HASH
+from frcorpus.version.writer import sha256_path
 from tests.conftest import REPO, TOKEN, chat, run_pipeline, write_jsonl, write_pipeline
 
 # huggingface_hub's own LFS upload (data=<file>) under httpx2
@@ -381,7 +382,7 @@ def test_the_token_never_leaks(hub, version_dir, tmp_path):
     assert proc.returncode == 1 and "authentication failed" in proc.stderr
     outputs.append(proc.stdout + proc.stderr)
     log = "\n".join(outputs)
-    assert "frcorpus.hub" in log and "/preupload/main" in log and "curl" in log  # DEBUG logging was really on
+    assert "frcorpus.version.hub" in log and "/preupload/main" in log and "curl" in log  # DEBUG logging was really on
     assert TOKEN not in log
     stored = [p for p in (hub.root).rglob("*") if p.is_file()] + [p for p in version_dir.rglob("*") if p.is_file()]
     assert len(stored) > 10

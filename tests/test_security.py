@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from frcorpus.card import card_environment
+from frcorpus.card_templates import card_environment
 from frcorpus.cli import app
 from frcorpus.llm.prompts import PromptError, load_prompt
 from frcorpus.stages.quality.judge import SAMPLE_VARIABLES

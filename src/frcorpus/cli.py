@@ -371,8 +371,8 @@ def push(
     error)."""
     from rich.markup import escape
 
-    from frcorpus.hub import PushError, push_version
-    from frcorpus.output import VersionCheckError
+    from frcorpus.version.hub import PushError, push_version
+    from frcorpus.version.writer import VersionCheckError
 
     try:
         result = push_version(version_dir, repo, private=private, include_rejects=include_rejects, tag=revision_tag)
@@ -419,8 +419,9 @@ def card(
     verify` checks (exit 2 otherwise, nothing written); a render that gives the same bytes changes nothing."""
     from rich.markup import escape
 
-    from frcorpus.card import CardError, refresh_card
-    from frcorpus.output import VersionCheckError
+    from frcorpus.card_templates import CardError
+    from frcorpus.version.card import refresh_card
+    from frcorpus.version.writer import VersionCheckError
 
     try:
         result = refresh_card(version_dir, repo)
@@ -444,15 +445,15 @@ def verify(
     file missing or unlisted. Exit 0 and one line if it matches, 2 and every problem otherwise."""
     from rich.markup import escape
 
-    from frcorpus.output import VersionCheckError, check_version
+    from frcorpus.version.writer import VersionCheckError, check_version
 
     try:
         manifest = check_version(version_dir)
     except VersionCheckError as e:
         _version_check_failed(e)
     out.print(
-        f"[green]OK[/] {escape(str(version_dir))}: {len(manifest['files'])} files match manifest.json "
-        f"(sealed by manifest.sha256), fingerprint {manifest['fingerprint']}",
+        f"[green]OK[/] {escape(str(version_dir))}: {len(manifest.files)} files match manifest.json "
+        f"(sealed by manifest.sha256), fingerprint {manifest.fingerprint}",
         highlight=False,
         soft_wrap=True,
     )
@@ -481,8 +482,8 @@ def diff_command(
     and the stats per stage, reason and source."""
     from rich.markup import escape
 
-    from frcorpus.diff import DiffError, diff_versions, print_diff
-    from frcorpus.versiondir import VersionDirError
+    from frcorpus.version.diff import DiffError, diff_versions, print_diff
+    from frcorpus.version.layout import VersionDirError
 
     chosen = tuple(c.strip() for c in columns.split(",") if c.strip())
     try:
@@ -510,8 +511,8 @@ def inspect_command(
     """Render a version with a model's chat template: token lengths, truncation, trainable share, template problems."""
     from rich.markup import escape
 
-    from frcorpus.inspect import InspectError, inspect_version, print_inspection
-    from frcorpus.versiondir import VersionDirError
+    from frcorpus.version.inspect import InspectError, inspect_version, print_inspection
+    from frcorpus.version.layout import VersionDirError
 
     bar = Progress(
         TextColumn("rendering"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True

@@ -54,17 +54,30 @@ from loguru import logger as loguru_logger
 
 from frcorpus import __version__
 from frcorpus.batch import Batch, conform, live_mask, reject_counts, with_rejects, work_schema
-from frcorpus.card import manifest_models, seal_card, write_card
 from frcorpus.config import LoadedPipeline, PipelineConfig
-from frcorpus.output import (
+from frcorpus.record import SPLITS, data_schema, intermediate_schema, rejects_schema
+from frcorpus.settings import columnar_enabled, datatrove_log_level
+from frcorpus.sources.reader import SourceReader, check_readable
+from frcorpus.sources.resolve import ResolvedSource, SourceError, resolve_source
+from frcorpus.stages import REGISTRY
+from frcorpus.stages.base import GlobalStage, Stage, StageStats
+from frcorpus.version.card import seal_card, write_card
+from frcorpus.version.layout import (
     MANIFEST,
     MANIFEST_HASH,
+    PIPELINE,
+    RESOLVED,
     RUN_FILES,
+    Manifest,
+    VersionDir,
+    VersionDirError,
+    stage_ids,
+)
+from frcorpus.version.writer import (
     ShardWriter,
     atomic_write_bytes,
     atomic_write_text,
     auto_version,
-    data_file,
     dependency_versions,
     file_entries,
     file_entry,
@@ -74,13 +87,8 @@ from frcorpus.output import (
     sha256_path,
     version_contents,
     write_manifest,
+    write_stats,
 )
-from frcorpus.record import SPLITS, data_schema, intermediate_schema, rejects_schema
-from frcorpus.settings import columnar_enabled, datatrove_log_level
-from frcorpus.sources.reader import SourceReader, check_readable
-from frcorpus.sources.resolve import ResolvedSource, SourceError, resolve_source
-from frcorpus.stages import REGISTRY
-from frcorpus.stages.base import GlobalStage, Stage, StageStats
 
 log = logging.getLogger(__name__)
 
@@ -467,8 +475,9 @@ class PhaseWriters:
         self.globals: list[GlobalStage] = list(globals_)
         self.sig_seconds = [0.0] * len(self.globals)
         self.counts: dict[str, Counter] = defaultdict(Counter)
+        staging = VersionDir(paths.staging)
         self.rejects = ShardWriter(
-            paths.staging / "rejects" / f"p{phase_index}-{rank:05d}.parquet",
+            staging.reject_file(phase_index, rank),
             rejects_schema(fields),
             output.compression,
             output.row_group_size,
@@ -478,7 +487,7 @@ class PhaseWriters:
         self.splits = SPLITS if any(name == "split" for name, _ in fields) else (None,)
         self.kept = {
             split: ShardWriter(
-                data_file(paths.staging, rank, split),
+                staging.data_file(rank, split),
                 data_schema(fields),
                 output.compression,
                 output.row_group_size,
@@ -700,8 +709,35 @@ def _scatter(previous: pa.Array | None, rows: np.ndarray, column: pa.Array, n: i
 class RunResult:
     version_dir: Path
     version: str
-    stats: dict[str, Any]
+    stats: dict[str, Any]  # stats.json's body
     fingerprint: str
+
+
+def manifest_models(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """The models the stages of a resolved pipeline configuration use, for manifest.json (the card lists
+    them from there): (stage, role, model, revision)."""
+    stages = config.get("stages") or []
+    bundled = {"model": "lid.176.ftz (fastText)", "revision": f"bundled with frcorpus {__version__}"}
+    models = []
+    for sid, cfg in zip(stage_ids(stages), stages, strict=True):
+        kind = cfg.get("type")
+        if kind == "langid":
+            found = {"model": cfg["model"], "revision": None} if cfg.get("model") else bundled
+            models.append({"stage": sid, "role": "language identification", **found})
+        if isinstance(cfg.get("llm"), dict):
+            llm = cfg["llm"]
+            role = {"translate": "translation", "llm_judge": "judge"}.get(kind, "generation")
+            models.append({"stage": sid, "role": role, "model": llm.get("model"), "revision": llm.get("revision")})
+        if kind == "translate":
+            found = {"model": cfg["langid_model"], "revision": None} if cfg.get("langid_model") else bundled
+            models.append({"stage": sid, "role": "language gate", **found})
+        if kind == "decontaminate" and "embedding" in (cfg.get("methods") or []):
+            models.append({"stage": sid, "role": "embeddings", "model": cfg.get("embedding_model"), "revision": None})
+        if kind == "semantic_dedup":
+            models.append({"stage": sid, "role": "embeddings", "model": cfg.get("model"), "revision": None})
+        if kind == "quality_classifier":
+            models.append({"stage": sid, "role": "quality scorer", "model": cfg.get("scorer"), "revision": None})
+    return models
 
 
 class Finalize(PipelineStep):
@@ -755,17 +791,17 @@ class Finalize(PipelineStep):
         stats = merge_task_stats(self.stat_files(), [src["name"] for src in self.sources])
         data_files = file_entries(staging, "data")
         reject_files = file_entries(staging, "rejects")
-        data_rows = sum(f["rows"] for f in data_files.values())
-        reject_rows = sum(f["rows"] for f in reject_files.values())
+        data_rows = sum(f.rows for f in data_files.values())
+        reject_rows = sum(f.rows for f in reject_files.values())
         problems = [
-            f"source {name}: read {s['read']} != kept {s['kept']} + rejected {s['rejected']}"
-            for name, s in stats["sources"].items()
-            if s["read"] != s["kept"] + s["rejected"]
+            f"source {name}: read {s.read} != kept {s.kept} + rejected {s.rejected}"
+            for name, s in stats.sources.items()
+            if s.read != s.kept + s.rejected
         ]
-        if data_rows != stats["totals"]["kept"]:
-            problems.append(f"data/ holds {data_rows} rows but stats count {stats['totals']['kept']} kept")
-        if reject_rows != stats["totals"]["rejected"]:
-            problems.append(f"rejects/ holds {reject_rows} rows but stats count {stats['totals']['rejected']}")
+        if data_rows != stats.totals.kept:
+            problems.append(f"data/ holds {data_rows} rows but stats count {stats.totals.kept} kept")
+        if reject_rows != stats.totals.rejected:
+            problems.append(f"rejects/ holds {reject_rows} rows but stats count {stats.totals.rejected}")
         if problems:  # a bug in a stage or the engine: never publish a version that lost records
             raise RunError("accounting check failed: " + "; ".join(problems))
         files = {**data_files, **reject_files}
@@ -775,7 +811,7 @@ class Finalize(PipelineStep):
         inputs = [
             {**src, "files": [{**f, "sha256": hashes.get(f["path"])} for f in src["files"]]} for src in self.sources
         ]
-        fp = fingerprint(files)
+        fp = fingerprint({rel: entry.sha256 for rel, entry in files.items()})
         version = auto_version(self.started, fp) if self.requested_version == "auto" else self.requested_version
         target = self.paths.name_dir / version
         if target.exists():
@@ -789,43 +825,43 @@ class Finalize(PipelineStep):
                 f"delete {self.paths.work} to discard this run"
             )
         for src in self.sources:
-            stats["sources"][src["name"]]["license"] = src["license"]
-        stats["fingerprint"] = fp
-        atomic_write_text(staging / "stats.json", json.dumps(stats, indent=2) + "\n")
-        atomic_write_text(staging / "pipeline.yaml", self.pipeline_text)
-        atomic_write_text(staging / "pipeline.resolved.yaml", self.resolved)
-        manifest = {
-            "name": self.name_,
-            "version": version,
-            "created": self.started.isoformat(timespec="seconds"),
-            "frcorpus": __version__,
-            "dependencies": dependency_versions(),
-            "run_key": self.run_key,
-            "executor": self.config_json["executor"],
-            "inputs": inputs,
-            "stage_inputs": [
+            stats.sources[src["name"]].license = src["license"]
+        stats.fingerprint = fp
+        write_stats(staging, stats)
+        atomic_write_text(staging / PIPELINE, self.pipeline_text)
+        atomic_write_text(staging / RESOLVED, self.resolved)
+        manifest = Manifest(
+            name=self.name_,
+            version=version,
+            created=self.started.isoformat(timespec="seconds"),
+            frcorpus=__version__,
+            dependencies=dependency_versions(),
+            run_key=self.run_key,
+            executor=self.config_json["executor"],
+            inputs=inputs,
+            stage_inputs=[
                 {"stage": stage_id, "path": str(p), "bytes": p.stat().st_size, "sha256": sha256_path(p)}
                 for stage_id, files in self.stage_inputs.items()
                 for p in files
             ],
-            "models": manifest_models(self.config_json),
-            "rows": {"data": data_rows, "rejects": reject_rows},
+            models=manifest_models(self.config_json),
+            rows={"data": data_rows, "rejects": reject_rows},
             # every file of the version: the Parquet files, these three, then the card's (seal_card)
-            "files": {**files, **{name: file_entry(staging / name) for name in RUN_FILES}},
-            "fingerprint": fp,
-        }
+            files={**files, **{name: file_entry(staging / name) for name in RUN_FILES}},
+            fingerprint=fp,
+        )
         write_manifest(staging, manifest)  # the card reads it
         # README.md and plots/, from the files above (as `frcorpus card` does), listed in the manifest
         manifest = seal_card(staging, write_card(staging))
         contents, others = version_contents(staging)
-        unlisted = sorted({*contents, *others} - {*manifest["files"], MANIFEST, MANIFEST_HASH})
+        unlisted = sorted({*contents, *others} - {*manifest.files, MANIFEST, MANIFEST_HASH})
         if unlisted:  # a leftover of a killed task: the published version would not pass `frcorpus verify`
             raise RunError(f"{staging} holds files that are not part of the version: {', '.join(unlisted)}")
         target.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.paths.published, version)
         os.replace(staging, target)
         _clean_up(self.paths, version)
-        return RunResult(target, version, stats, fp)
+        return RunResult(target, version, stats.as_json(), fp)
 
 
 def _published_version(paths: Paths, run_key: str) -> str | None:
@@ -833,8 +869,8 @@ def _published_version(paths: Paths, run_key: str) -> str | None:
     if not paths.published.exists() or paths.staging.exists():  # staging still there: not renamed yet
         return None
     version = paths.published.read_text(encoding="utf-8")
-    manifest = paths.name_dir / version / "manifest.json"
-    if manifest.exists() and json.loads(manifest.read_text()).get("run_key") == run_key:
+    published = VersionDir(paths.name_dir / version)
+    if published.manifest_file.exists() and published.manifest.run_key == run_key:
         return version
     return None
 
@@ -863,9 +899,8 @@ def _clean_up(paths: Paths, version: str) -> None:
 
 
 def _version_result(version_dir: Path) -> RunResult:
-    manifest = json.loads((version_dir / "manifest.json").read_text())
-    stats = json.loads((version_dir / "stats.json").read_text())
-    return RunResult(version_dir, manifest["version"], stats, manifest["fingerprint"])
+    version = VersionDir(version_dir)
+    return RunResult(version_dir, version.manifest.version, version.stats.as_json(), version.manifest.fingerprint)
 
 
 # ----------------------------------------------------------------------------------- executors
@@ -1214,10 +1249,13 @@ def _run_job(plan: Plan, job: Job, pool, progress) -> None:
 def load_result(plan: Plan) -> RunResult:
     """Find the version the finalize job published (it may run in a worker, so read it back from disk)."""
     candidates = []
-    for manifest in plan.paths.name_dir.glob("*/manifest.json"):
-        data = json.loads(manifest.read_text())
-        if data.get("run_key") == plan.run_key:
-            candidates.append((data["created"], manifest.parent))
+    for manifest_file in plan.paths.name_dir.glob(f"*/{MANIFEST}"):
+        try:
+            manifest = VersionDir(manifest_file.parent).manifest
+        except VersionDirError:  # a version another release wrote: not this run's
+            continue
+        if manifest.run_key == plan.run_key:
+            candidates.append((manifest.created, manifest_file.parent))
     if not candidates:
         raise RunError(
             f"the run finished but no version with run key {plan.run_key} is in {plan.paths.name_dir} "

@@ -34,6 +34,7 @@ import numpy as np
 from frcorpus.embeddings.models import DEFAULT_MODEL
 from frcorpus.record import record_scores
 from frcorpus.text.views import View, view_text
+from frcorpus.version.layout import VersionDir
 
 logger = logging.getLogger(__name__)
 
@@ -61,14 +62,15 @@ def read_records(path: Path | str, include_rejects: bool = False) -> list[dict[s
     if not path.exists():
         raise ScorerError(f"{path} does not exist; give a version directory, a .parquet file or a .jsonl file")
     if path.is_dir():
-        if not (path / "data").is_dir():
+        version = VersionDir(path)
+        if not version.data.is_dir():
             raise ScorerError(
                 f"{path} is a folder but not a version directory (no data/ folder); give "
                 "<out>/<name>/<version>, a .parquet file or a .jsonl file"
             )
-        files = sorted((path / "data").glob("*.parquet"))
+        files = version.data_files()
         if include_rejects:
-            files += sorted((path / "rejects").glob("*.parquet"))
+            files += version.reject_files()
         return [r for f in files for r in pq.read_table(f).to_pylist()]
     name = path.name.lower()
     if name.endswith(".parquet"):

@@ -367,7 +367,7 @@ def test_placeholders_dtypes_and_mergekit_errors():
 
 
 def test_a_card_failure_is_an_error_and_leaves_nothing(tiny_model, tiny_model_b, tmp_path, monkeypatch):
-    from frcorpus.card import CardError
+    from frcorpus.card_templates import CardError
 
     monkeypatch.setattr("frcorpus.recipe.merge.TEMPLATE", "no_such_card.md.j2")
     with pytest.raises(CardError, match=r"model card .*no_such_card\.md\.j2 failed to render: TemplateNotFound"):

@@ -12,10 +12,10 @@ import pytest
 import yaml
 
 from frcorpus.batch import records_to_table, work_schema
-from frcorpus.output import split_files
 from frcorpus.record import SCORES_TYPE
 from frcorpus.stages.mix import Categories, Mix
 from frcorpus.stages.split import Split
+from frcorpus.version.layout import split_files
 from tests.conftest import chat, run_pipeline, write_jsonl, write_pipeline
 from tests.stages.scripted_llm import use_scripted
 from tests.test_engine import check_accounting

@@ -10,7 +10,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from ..versiondir import VersionDirError, check_version_dir, read_json
+from ..version.layout import MANIFEST, STATS, VersionDir, VersionDirError, check_version_dir
 from .config import DatasetRef
 
 logger = logging.getLogger(__name__)
@@ -50,14 +50,18 @@ def resolve_dataset(ref: DatasetRef) -> DatasetVersion:
     else:
         folder = _version_folder(Path(ref.path))
         source = str(folder)
-    manifest = read_json(folder, "manifest.json")
-    if not manifest:
+    version = VersionDir(folder)
+    if not version.manifest_file.is_file():
         raise DatasetError(f"{folder}: no manifest.json; give a version written by `frcorpus run`")
-    files, split = _data_files(folder, ref.split)
+    try:
+        manifest = version.manifest
+    except VersionDirError as e:
+        raise DatasetError(f"dataset: {e}") from None
+    files, split = _data_files(version, ref.split)
     return DatasetVersion(
-        name=str(manifest.get("name", folder.parent.name)),
-        version=str(manifest.get("version", folder.name)),
-        fingerprint=manifest.get("fingerprint"),
+        name=manifest.name,
+        version=manifest.version,
+        fingerprint=manifest.fingerprint,
         source=source,
         folder=folder,
         files=files,
@@ -69,21 +73,24 @@ def resolve_dataset(ref: DatasetRef) -> DatasetVersion:
 
 def _version_folder(path: Path) -> Path:
     """A version directory as given, or the newest version (by manifest `created`) of a dataset folder."""
-    if path.is_dir() and not (path / "stats.json").is_file():
-        versions = [p for p in path.iterdir() if p.is_dir() and (p / "manifest.json").is_file()]
+    if path.is_dir() and not (path / STATS).is_file():
+        versions = [VersionDir(p) for p in path.iterdir() if p.is_dir() and (p / MANIFEST).is_file()]
         if versions:
-            newest = max(versions, key=lambda p: (str(read_json(p, "manifest.json").get("created", "")), p.name))
+            try:
+                newest = max(versions, key=lambda v: (v.manifest.created, v.path.name)).path
+            except VersionDirError as e:
+                raise DatasetError(f"dataset: {e}") from None
             logger.info("dataset %s: taking its newest version %s", path, newest.name)
             return newest
     try:
-        return check_version_dir(path)
+        return check_version_dir(path).path
     except VersionDirError as e:
         raise DatasetError(f"dataset: {e}") from None
 
 
-def _data_files(folder: Path, split: str) -> tuple[list[Path], str]:
-    data = sorted((folder / "data").glob("*.parquet"))
-    train = [p for p in data if p.name.startswith("train-")]
+def _data_files(version: VersionDir, split: str) -> tuple[list[Path], str]:
+    folder = version.path
+    data, train = version.data_files(), version.data_files("train")
     if split == "train" and not train:
         raise DatasetError(
             f"{folder}: dataset.split is train but the version has no data/train-*.parquet (no split stage); "

@@ -60,17 +60,13 @@ COLOURS = ("#8d99ae", "#2a6f97", "#d1495b", "#edae49", "#66a182", "#6d597a")
 
 def results_png(results: dict[str, Any]) -> bytes:
     """Grouped bars: one group per task, one bar per model, error bars from the stderr. Same results, same
-    bytes (the dataset card's fixed style, no timestamp)."""
-    import matplotlib as mpl
-
-    from ..card import STYLE, _figure, _png
+    bytes (the fixed style of `frcorpus.plots`, shared with the dataset card; no timestamp)."""
+    from ..plots import figure, fixed_style, png
 
     labels = list(results["models"])
     rows = list(results["scores"])
-    with mpl.rc_context():
-        mpl.rcdefaults()  # a user's matplotlibrc must not change the bytes
-        mpl.rcParams.update(STYLE)
-        fig = _figure(max(4.5, 1.3 * len(rows) * max(1, len(labels)) / 2 + 2), 3.6)
+    with fixed_style():
+        fig = figure(max(4.5, 1.3 * len(rows) * max(1, len(labels)) / 2 + 2), 3.6)
         ax = fig.add_subplot()
         width = 0.8 / len(labels)
         for j, label in enumerate(labels):
@@ -106,4 +102,4 @@ def results_png(results: dict[str, Any]) -> bytes:
             else results["title"]
         )
         ax.legend(ncols=len(labels) + bool(chance), loc="upper right", fontsize=8)
-        return _png(fig)
+        return png(fig)

@@ -32,9 +32,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ..output import atomic_write_bytes, atomic_write_text
 from ..resources import package_version
 from ..settings import shared_data_dir
+from ..version.writer import atomic_write_bytes, atomic_write_text
 from .eval_report import results_markdown, results_png
 from .eval_tasks import (
     LOCAL_TASKS,

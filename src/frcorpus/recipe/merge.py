@@ -23,8 +23,8 @@ from typing import Any
 
 import yaml
 
-from frcorpus.output import atomic_write_text
 from frcorpus.resources import resource_dir
+from frcorpus.version.writer import atomic_write_text
 from frcorpus.yamlconf import get
 
 from .merge_checks import (  # noqa: F401 - check_merge, substitute, format_path, PLACEHOLDERS: the public API
@@ -262,7 +262,7 @@ def render_card(summary: dict[str, Any], raw: dict, name: str) -> str:
     failure is an error (a model without its card is not finished)."""
     from huggingface_hub import ModelCard, ModelCardData
 
-    from frcorpus.card import CardError, _fence, _revision, card_environment
+    from frcorpus.card_templates import CardError, card_environment, code_fence, revision_text
 
     dataset = summary["dataset"]
     hub_dataset = _hub_dataset(dataset.get("source"))
@@ -304,7 +304,7 @@ def render_card(summary: dict[str, Any], raw: dict, name: str) -> str:
         "dtype": summary["dtype"],
         "sft": [(k, v) for k, v in _flat({k: v for k, v in summary["sft"].items() if k != "path"}) if v is not None],
         "config_yaml": config_text,
-        "fence": _fence(config_text),
+        "fence": code_fence(config_text),
         "frcorpus_version": summary["frcorpus"],
         "mergekit_version": summary["mergekit"],
         "seconds": summary["seconds"],
@@ -313,7 +313,7 @@ def render_card(summary: dict[str, Any], raw: dict, name: str) -> str:
     }
     folder = resource_dir("cards")
     env = card_environment()
-    env.filters["revision"] = lambda r: f"`{r}`" if r and HASHLIKE.fullmatch(str(r)) else _revision(r)
+    env.filters["revision"] = lambda r: f"`{r}`" if r and HASHLIKE.fullmatch(str(r)) else revision_text(r)
     env.filters["value"] = _value
     try:
         text = env.get_template(TEMPLATE).render(card_data=ModelCardData(**card_data).to_yaml(), **ctx)

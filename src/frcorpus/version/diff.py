@@ -23,7 +23,7 @@ from typing import Any
 
 import polars as pl
 
-from frcorpus.versiondir import check_version_dir, parquet_files, read_json
+from frcorpus.version.layout import VersionDir, check_version_dir
 
 FORMAT = 1
 DEFAULT_COLUMNS = ("messages",)
@@ -42,16 +42,16 @@ def _only_in(in_a: bool, in_b: bool) -> str | None:
     return None if in_a and in_b else ("a" if in_a else "b")
 
 
-def _kept(version_dir: Path, columns: tuple[str, ...]) -> pl.DataFrame:
+def _kept(version: VersionDir, columns: tuple[str, ...]) -> pl.DataFrame:
     """id, source name and content hash of every kept record."""
-    files = parquet_files(version_dir, "data")
+    files = version.data_files()
     if not files:
         return pl.DataFrame(schema={"id": pl.String, "source": pl.String, "hash": pl.UInt64})
     lf = pl.scan_parquet(files)
     names = lf.collect_schema().names()
     missing = [c for c in columns if c not in names]
     if missing:
-        raise DiffError(f"{version_dir}: data has no column {', '.join(missing)}; its columns: {', '.join(names)}")
+        raise DiffError(f"{version.path}: data has no column {', '.join(missing)}; its columns: {', '.join(names)}")
     # The JSON of a struct of the chosen columns is canonical (fixed key order, the turns in order);
     # hashing it in polars keeps the whole comparison columnar.
     return lf.select(
@@ -61,16 +61,16 @@ def _kept(version_dir: Path, columns: tuple[str, ...]) -> pl.DataFrame:
     ).collect()
 
 
-def _rejects(version_dir: Path) -> pl.DataFrame:
-    files = parquet_files(version_dir, "rejects")
+def _rejects(version: VersionDir) -> pl.DataFrame:
+    files = version.reject_files()
     if not files:
         return pl.DataFrame(schema={"id": pl.String, "stage": pl.String, "reason": pl.String, "detail": pl.String})
     return pl.scan_parquet(files).select("id", "stage", "reason", "detail").collect()
 
 
-def _rows(version_dir: Path, folder: str, ids: list[str], columns: list[str]) -> dict[str, dict[str, Any]]:
-    """The given columns of a few records, by id (for the examples)."""
-    files = parquet_files(version_dir, folder)
+def _rows(version: VersionDir, ids: list[str], columns: list[str]) -> dict[str, dict[str, Any]]:
+    """The given columns of a few kept records, by id (for the examples)."""
+    files = version.data_files()
     if not ids or not files:
         return {}
     rows = pl.scan_parquet(files).filter(pl.col("id").is_in(ids)).select(["id", *columns]).collect().to_dicts()
@@ -136,7 +136,9 @@ def _reject_examples(frame: pl.DataFrame, n: int) -> list[dict[str, Any]]:
     return rows
 
 
-def record_diff(a: Path, b: Path, columns: tuple[str, ...] = DEFAULT_COLUMNS, examples: int = 3) -> dict[str, Any]:
+def record_diff(
+    a: VersionDir, b: VersionDir, columns: tuple[str, ...] = DEFAULT_COLUMNS, examples: int = 3
+) -> dict[str, Any]:
     """The record part of the diff (see the module docstring); examples are the first by id."""
     ka, kb = _kept(a, columns), _kept(b, columns)
     joined = ka.with_columns(pl.lit(True).alias("in_a")).join(
@@ -153,8 +155,8 @@ def record_diff(a: Path, b: Path, columns: tuple[str, ...] = DEFAULT_COLUMNS, ex
 
     added_ex, removed_ex, changed_ex = (f.sort("id").head(examples) for f in (added, removed, changed))
     cols = sorted({"messages", *columns})
-    rows_a = _rows(a, "data", removed_ex["id"].to_list() + changed_ex["id"].to_list(), cols)
-    rows_b = _rows(b, "data", added_ex["id"].to_list() + changed_ex["id"].to_list(), cols)
+    rows_a = _rows(a, removed_ex["id"].to_list() + changed_ex["id"].to_list(), cols)
+    rows_b = _rows(b, added_ex["id"].to_list() + changed_ex["id"].to_list(), cols)
     return {
         "added": {
             "count": added.height,
@@ -193,7 +195,8 @@ def _ordered_union(first: list[str], second: list[str]) -> list[str]:
 
 
 def stats_diff(stats_a: dict[str, Any], stats_b: dict[str, Any]) -> dict[str, Any]:
-    """Per stage in/kept/rejected and per reason, per source read/kept/rejected, totals: {a, b, delta}."""
+    """Per stage in/kept/rejected and per reason, per source read/kept/rejected, totals: {a, b, delta}, from
+    two stats.json bodies (a count that is absent is 0)."""
     sa, sb = stats_a.get("stages", {}), stats_b.get("stages", {})
     stages = {}
     for stage_id in _ordered_union(list(sa), list(sb)):
@@ -222,12 +225,14 @@ def stats_diff(stats_a: dict[str, Any], stats_b: dict[str, Any]) -> dict[str, An
     return {"stages": stages, "sources": sources, "totals": totals}
 
 
-def _side(path: Path, stats: dict[str, Any], manifest: dict[str, Any]) -> dict[str, Any]:
+def _side(version: VersionDir) -> dict[str, Any]:
+    """Which version a side is; one without a manifest (written by an early release) by its folder."""
+    manifest = version.manifest if version.manifest_file.is_file() else None
     return {
-        "path": str(path),
-        "name": manifest.get("name"),
-        "version": manifest.get("version", path.name),
-        "fingerprint": manifest.get("fingerprint", stats.get("fingerprint")),
+        "path": str(version.path),
+        "name": manifest.name if manifest else None,
+        "version": manifest.version if manifest else version.path.name,
+        "fingerprint": manifest.fingerprint if manifest else version.stats.fingerprint,
     }
 
 
@@ -238,8 +243,7 @@ def diff_versions(
     a, b = check_version_dir(a), check_version_dir(b)
     if not columns:
         raise DiffError("no content column to compare; give at least one, e.g. messages")
-    stats_a, stats_b = read_json(a, "stats.json"), read_json(b, "stats.json")
-    side_a, side_b = _side(a, stats_a, read_json(a, "manifest.json")), _side(b, stats_b, read_json(b, "manifest.json"))
+    side_a, side_b = _side(a), _side(b)
     return {
         "format": FORMAT,
         "a": side_a,
@@ -247,7 +251,7 @@ def diff_versions(
         "identical": side_a["fingerprint"] is not None and side_a["fingerprint"] == side_b["fingerprint"],
         "content_columns": list(columns),
         "records": record_diff(a, b, columns, examples),
-        **stats_diff(stats_a, stats_b),
+        **stats_diff(a.stats.as_json(), b.stats.as_json()),
     }
 
 

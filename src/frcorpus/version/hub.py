@@ -2,7 +2,7 @@
 
 One commit per version on the repo's main branch, holding exactly that version's files, and a tag
 named after the version on that commit. Before anything is sent, the version is checked against
-its manifest (`output.check_version`): a version directory is immutable, so a file whose sha256
+its manifest (`writer.check_version`): a version directory is immutable, so a file whose sha256
 changed, one that is missing or not listed, or a manifest that no longer matches manifest.sha256
 means the directory is no longer the version the manifest describes. What is uploaded is then the
 manifest's files, manifest.json and manifest.sha256, and nothing else.
@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from frcorpus.output import CARD, MANIFEST, MANIFEST_HASH, check_version, is_parquet, sha256_path
+from frcorpus.version.layout import CARD, MANIFEST, MANIFEST_HASH, Manifest, is_parquet
+from frcorpus.version.writer import check_version, sha256_path
 
 logger = logging.getLogger(__name__)
 
@@ -65,12 +66,12 @@ class PushResult:
 
 
 def files_to_upload(
-    version_dir: Path, manifest: dict[str, Any], include_rejects: bool, repo_id: str | None = None
+    version_dir: Path, manifest: Manifest, include_rejects: bool, repo_id: str | None = None
 ) -> list[UploadFile]:
     """The files of a push, Parquet first: those the (verified) manifest lists, rejects/ only with
     `include_rejects`, then manifest.json and manifest.sha256; README.md as `published_card` renders it."""
     rels = sorted(
-        (r for r in manifest["files"] if include_rejects or not r.startswith("rejects/")),
+        (r for r in manifest.files if include_rejects or not r.startswith("rejects/")),
         key=lambda r: (not is_parquet(r), r),
     )
     files = [UploadFile(rel, (version_dir / rel).stat().st_size) for rel in [*rels, MANIFEST, MANIFEST_HASH]]
@@ -79,25 +80,11 @@ def files_to_upload(
     return files
 
 
-def _config_paths(data_files: Any) -> list[str]:
-    # `data_files` in a card header: a path, a list of paths, or a list of {split, path: str | list}
-    if isinstance(data_files, str):
-        return [data_files]
-    if isinstance(data_files, dict):
-        return _config_paths(data_files.get("path", []))
-    return [p for item in data_files or [] for p in _config_paths(item)]
-
-
-def _reads_only_rejects(config: dict[str, Any]) -> bool:
-    paths = _config_paths(config.get("data_files"))
-    return bool(paths) and all(p.startswith("rejects/") for p in paths)
-
-
 def published_card(version_dir: Path, include_rejects: bool, repo_id: str | None) -> bytes:
     """The card as the repository serves it: its loading examples name `repo_id`, and without rejects/
     neither its header nor its text mention them (a config whose files are not in the repo breaks
     `load_dataset` and the Hub's viewer). Rendered from the version's files; the version is untouched."""
-    from frcorpus.card import card_text
+    from frcorpus.version.card import card_text
 
     return card_text(version_dir, repo_id=repo_id, include_rejects=include_rejects).encode("utf-8")
 
@@ -157,7 +144,7 @@ def push_version(
 
     `private` applies when the repo is created (an existing repo keeps its visibility); `tag` defaults to
     the version name; `endpoint` defaults to huggingface_hub's (`HF_ENDPOINT`). Raises
-    output.VersionCheckError (nothing uploaded) or PushError."""
+    writer.VersionCheckError (nothing uploaded) or PushError."""
     from huggingface_hub import HfApi, get_token
     from huggingface_hub.errors import HFValidationError
     from huggingface_hub.utils import validate_repo_id
@@ -169,9 +156,9 @@ def push_version(
     if "/" not in repo_id:
         raise PushError(f"--repo {repo_id!r}: give the namespace too (org/name or user/name)", exit_code=2)
     manifest = check_version(version_dir)
-    logger.info("%s matches its manifest (%d files)", version_dir, len(manifest["files"]))
+    logger.info("%s matches its manifest (%d files)", version_dir, len(manifest.files))
     files = files_to_upload(version_dir, manifest, include_rejects, repo_id)
-    tag = tag or manifest["version"]
+    tag = tag or manifest.version
     if get_token() is None:
         raise PushError(f"no Hugging Face token found: {AUTH_HINT}")
 
@@ -189,14 +176,14 @@ def _push(
     api: Any,
     version_dir: Path,
     repo_id: str,
-    manifest: dict[str, Any],
+    manifest: Manifest,
     files: list[UploadFile],
     tag: str,
     private: bool,
 ) -> PushResult:
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 
-    name, version, fp = manifest["name"], manifest["version"], manifest["fingerprint"]
+    name, version, fp = manifest.name, manifest.version, manifest.fingerprint
     # None lets the Hub apply the namespace's default visibility
     repo_url = api.create_repo(repo_id, repo_type="dataset", private=True if private else None, exist_ok=True)
     url = f"{str(repo_url).rstrip('/')}/tree/{quote(tag, safe='')}"
@@ -226,11 +213,10 @@ def _push(
         CommitOperationAdd(f.path, f.content if f.content is not None else str(version_dir / f.path)) for f in files
     ]
     operations += [CommitOperationDelete(p) for p in stale]
-    rows = manifest.get("rows", {})
     description = (
-        f"frcorpus version {version} of {name}\n\nfingerprint: {fp}\nrows: {rows.get('data', '?')} kept"
-        + (f", {rows.get('rejects', '?')} rejects" if any(f.path.startswith("rejects/") for f in files) else "")
-        + f"\nfrcorpus {manifest.get('frcorpus', '?')}"
+        f"frcorpus version {version} of {name}\n\nfingerprint: {fp}\nrows: {manifest.rows.data} kept"
+        + (f", {manifest.rows.rejects} rejects" if any(f.path.startswith("rejects/") for f in files) else "")
+        + f"\nfrcorpus {manifest.frcorpus}"
     )
     logger.info(
         "uploading %d files (%d bytes) of %s to %s, deleting %d stale",

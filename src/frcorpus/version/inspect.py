@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from frcorpus.versiondir import check_version_dir, parquet_files, read_json
+from frcorpus.version.layout import VersionDir, check_version_dir
 
 logger = logging.getLogger(__name__)
 
@@ -464,8 +464,8 @@ def warnings_for(problems: dict[str, Any], trainable: dict[str, Any], max_length
 # ----------------------------------------------------------------------------------------- version
 
 
-def _records(version_dir: Path, limit: int | None, seed: int) -> tuple[int, pl.DataFrame]:
-    files = parquet_files(version_dir, "data")
+def _records(version: VersionDir, limit: int | None, seed: int) -> tuple[int, pl.DataFrame]:
+    files = version.data_files()
     if not files:
         return 0, pl.DataFrame(schema={"id": pl.String, "messages": pl.List(pl.Struct({"role": pl.String}))})
     lf = pl.scan_parquet(files).select("id", "messages")
@@ -512,11 +512,10 @@ def inspect_version(
             progress(done, frame.height)
     body = inspector.report()
     body["records"] = {"in_version": total, "sampled": frame.height < total, "seed": seed, **body["records"]}
-    manifest = read_json(vdir, "manifest.json")
     return {
         "format": FORMAT,
-        "version_dir": str(vdir),
-        "version": manifest.get("version", vdir.name),
+        "version_dir": str(vdir.path),
+        "version": vdir.manifest.version if vdir.manifest_file.is_file() else vdir.path.name,
         "tokenizer": info,
         "max_length": max_length,
         **body,

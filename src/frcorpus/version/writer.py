@@ -1,4 +1,5 @@
-"""The version directory (DESIGN section 4, point 7): Parquet shards, stats, manifest, card.
+"""Writing a version directory: atomic writes, Parquet shards, stats.json, the manifest and its seal, and
+the check of a version against its manifest.
 
 Writes go to a temporary name and are renamed into place, so that a task killed mid-write leaves
 nothing that a resumed run could mistake for finished output.
@@ -25,17 +26,21 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
+from pydantic import ValidationError
 
-from frcorpus.record import SPLITS
 from frcorpus.resources import package_version
-from frcorpus.stages.base import StageStats
+from frcorpus.version.layout import (
+    MANIFEST,
+    MANIFEST_HASH,
+    REQUIRED_FILES,
+    STATS,
+    FileEntry,
+    Manifest,
+    Stats,
+    is_parquet,
+    model_problems,
+)
 
-MANIFEST = "manifest.json"
-MANIFEST_HASH = "manifest.sha256"  # the sha256 of manifest.json, which lists every other file
-CARD = "README.md"
-RUN_FILES = ("stats.json", "pipeline.yaml", "pipeline.resolved.yaml")  # written by the run's finalize step
-# files every version's manifest lists (besides its Parquet files and plots)
-REQUIRED_FILES = (CARD, *RUN_FILES)
 DEPENDENCIES = ("datatrove", "pyarrow", "polars", "pydantic", "datasets", "orjson", "xxhash", "huggingface_hub")
 
 
@@ -116,11 +121,12 @@ def sha256_path(path: Path) -> str:
     return h.hexdigest()
 
 
-def merge_task_stats(stat_files: list[Path], source_names: list[str]) -> dict[str, Any]:
-    """Sum the per-task stats files of every phase and barrier into one stats.json body. Every source
-    gets a row, in the pipeline's order: one that held no record, a row of zeros."""
+def merge_task_stats(stat_files: list[Path], source_names: list[str]) -> Stats:
+    """Sum the per-task stats files of every phase and barrier into stats.json's body (without the
+    licences and the fingerprint, which finalize adds). Every source gets a row, in the pipeline's order:
+    one that held no record, a row of zeros. Stages keep the order of their `position` in the task files."""
     sources: dict[str, Counter] = {name: Counter(read=0, kept=0, rejected=0) for name in source_names}
-    stages: dict[str, StageStats] = {}
+    stages: dict[str, _StageSum] = {}
     stage_order: dict[str, int] = {}
     formats: dict[str, Counter] = {}
     for path in stat_files:
@@ -129,24 +135,46 @@ def merge_task_stats(stat_files: list[Path], source_names: list[str]) -> dict[st
             sources.setdefault(name, Counter()).update(counts)
         for stage_id, body in data.get("stages", {}).items():
             stage_order.setdefault(stage_id, body.get("position", len(stage_order)))
-            stats = StageStats.from_json(body)
-            if stage_id in stages:
-                stages[stage_id] += stats
-            else:
-                stages[stage_id] = stats
+            stages.setdefault(stage_id, _StageSum()).add(body)
         for name, counts in data.get("formats", {}).items():
             formats.setdefault(name, Counter()).update(counts)
-    ordered = sorted(stages, key=lambda s: stage_order[s])
     source_json = {
         name: {"read": c["read"], "kept": c["kept"], "rejected": c["rejected"], "formats": dict(formats.get(name, {}))}
         for name, c in sources.items()
     }
-    totals = {k: sum(s[k] for s in source_json.values()) for k in ("read", "kept", "rejected")}
-    return {
-        "sources": source_json,
-        "stages": {s: stages[s].to_json() for s in ordered},
-        "totals": totals,
-    }
+    return Stats.model_validate(
+        {
+            "sources": source_json,
+            "stages": {s: stages[s].as_json() for s in sorted(stages, key=lambda s: stage_order[s])},
+            "totals": {k: sum(s[k] for s in source_json.values()) for k in ("read", "kept", "rejected")},
+        }
+    )
+
+
+class _StageSum:
+    """One stage's entries of the task files, added up."""
+
+    def __init__(self):
+        self.n_in, self.kept, self.seconds = 0, 0, 0.0
+        self.rejected: Counter = Counter()
+        self.counters: Counter = Counter()
+
+    def add(self, body: dict[str, Any]) -> None:
+        self.n_in += body["in"]
+        self.kept += body["kept"]
+        self.rejected.update(body["rejected"])
+        self.seconds += body["seconds"]
+        self.counters.update(body.get("counters", {}))
+
+    def as_json(self) -> dict[str, Any]:
+        """As a task writes it (StageStats.to_json), without its position."""
+        return {
+            "in": self.n_in,
+            "kept": self.kept,
+            "rejected": dict(sorted(self.rejected.items())),
+            "seconds": round(self.seconds, 4),
+            **({"counters": dict(sorted(self.counters.items()))} if self.counters else {}),
+        }
 
 
 def dependency_versions() -> dict[str, str]:
@@ -154,45 +182,28 @@ def dependency_versions() -> dict[str, str]:
     return {"python": platform.python_version(), **{k: v for k, v in versions.items() if v is not None}}
 
 
-def file_entry(path: Path) -> dict[str, Any]:
+def file_entry(path: Path) -> FileEntry:
     """A file's entry in the manifest's `files`."""
-    return {"sha256": sha256_path(path), "bytes": path.stat().st_size}
+    return FileEntry(sha256=sha256_path(path), bytes=path.stat().st_size)
 
 
-def file_entries(version_dir: Path, folder: str) -> dict[str, dict[str, Any]]:
+def file_entries(version_dir: Path, folder: str) -> dict[str, FileEntry]:
     """The manifest entries of the Parquet files in `folder`, with their row counts."""
     return {
-        path.relative_to(version_dir).as_posix(): {**file_entry(path), "rows": pq.read_metadata(path).num_rows}
+        path.relative_to(version_dir).as_posix(): FileEntry(
+            sha256=sha256_path(path), bytes=path.stat().st_size, rows=pq.read_metadata(path).num_rows
+        )
         for path in sorted((version_dir / folder).glob("*.parquet"))
     }
 
 
-def data_file(version_dir: Path, rank: int, split: str | None = None) -> Path:
-    """One task's data file: data/<rank>.parquet, or data/<split>-<rank>.parquet when a `split` stage
-    separates the splits (the names the Hub reads splits from)."""
-    return version_dir / "data" / (f"{rank:05d}.parquet" if split is None else f"{split}-{rank:05d}.parquet")
-
-
-def split_files(version_dir: Path) -> dict[str, str]:
-    """The splits of a version and the glob of each, relative to the version directory, for the dataset
-    card's `configs: data_files`: {"train": "data/train-*.parquet", "test": "data/test-*.parquet"} after
-    a `split` stage, else {"train": "data/*.parquet"}."""
-    names = {p.name.split("-", 1)[0] for p in (version_dir / "data").glob("*-*.parquet")}
-    found = [s for s in SPLITS if s in names]
-    return {s: f"data/{s}-*.parquet" for s in found} if found else {"train": "data/*.parquet"}
-
-
-def is_parquet(rel: str) -> bool:
-    """A data or rejects file: what the fingerprint covers."""
-    return rel.startswith(("data/", "rejects/")) and rel.endswith(".parquet")
-
-
-def fingerprint(files: dict[str, dict[str, Any]]) -> str:
-    """Content fingerprint of a version's data: hash of every Parquet file's name and sha256, in name order.
-    The manifest's other files (stats, card...) stay out, so that it identifies the records alone."""
+def fingerprint(sha256s: dict[str, str]) -> str:
+    """Content fingerprint of a version's data, from its files' sha256s (path -> sha256): the hash of every
+    Parquet file's name and sha256, in name order. The manifest's other files (stats, card...) stay out,
+    so that it identifies the records alone."""
     h = hashlib.sha256()
-    for rel in sorted(r for r in files if is_parquet(r)):
-        h.update(f"{rel}\x00{files[rel]['sha256']}\n".encode())
+    for rel in sorted(r for r in sha256s if is_parquet(r)):
+        h.update(f"{rel}\x00{sha256s[rel]}\n".encode())
     return h.hexdigest()
 
 
@@ -204,17 +215,16 @@ def resolved_yaml(config_dump: dict[str, Any]) -> str:
     return yaml.safe_dump(config_dump, sort_keys=False, allow_unicode=True)
 
 
-def write_manifest(version_dir: Path, manifest: dict[str, Any]) -> None:
+def write_stats(version_dir: Path, stats: Stats) -> None:
+    atomic_write_bytes(version_dir / STATS, stats.to_bytes())
+
+
+def write_manifest(version_dir: Path, manifest: Manifest) -> None:
     """manifest.json (its `files` in name order), then manifest.sha256, which seals it: `sha256sum -c
     manifest.sha256` in the version directory checks it without frcorpus."""
-    body = {**manifest, "files": dict(sorted(manifest["files"].items()))}
-    data = (json.dumps(body, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    data = manifest.to_bytes()
     atomic_write_bytes(version_dir / MANIFEST, data)
     atomic_write_text(version_dir / MANIFEST_HASH, f"{hashlib.sha256(data).hexdigest()}  {MANIFEST}\n")
-
-
-def read_manifest(version_dir: Path) -> dict[str, Any]:
-    return json.loads((version_dir / MANIFEST).read_text(encoding="utf-8"))
 
 
 # ----------------------------------------------------------------------------------- checking a version
@@ -280,11 +290,11 @@ def _sealed_manifest(version_dir: Path) -> tuple[dict[str, Any], list[str]]:
     return manifest, problems
 
 
-def check_version(version_dir: Path) -> dict[str, Any]:
+def check_version(version_dir: Path) -> Manifest:
     """Check a version directory against its manifest and return the manifest: manifest.sha256 holds the
-    sha256 of manifest.json, and the files under the directory (besides those two) are exactly those the
-    manifest lists, each with its sha256. Raises VersionCheckError naming every problem. The one check of
-    `frcorpus verify`, `push` and `card`."""
+    sha256 of manifest.json, the files under the directory (besides those two) are exactly those the
+    manifest lists, each with its sha256, and the manifest has every key frcorpus writes. Raises
+    VersionCheckError naming every problem. The one check of `frcorpus verify`, `push` and `card`."""
     version_dir = Path(version_dir)
     if not version_dir.is_dir():
         raise VersionCheckError(version_dir, [])
@@ -307,11 +317,14 @@ def check_version(version_dir: Path) -> dict[str, Any]:
     ]
     problems += [f"{MANIFEST}: no `{key}`" for key in ("name", "version", "fingerprint") if key not in manifest]
     # entries without a sha256 are reported above; the data they describe gives no fingerprint
-    hashed = {rel: e for rel, e in listed.items() if isinstance(e, dict) and "sha256" in e}
+    hashed = {rel: e["sha256"] for rel, e in listed.items() if isinstance(e, dict) and "sha256" in e}
     if "fingerprint" in manifest and fingerprint(hashed) != manifest["fingerprint"]:
         problems.append(
             f"{MANIFEST}: its Parquet files give fingerprint {fingerprint(hashed)}, it says {manifest['fingerprint']}"
         )
     if problems:
         raise VersionCheckError(version_dir, problems)
-    return manifest
+    try:
+        return Manifest.model_validate(manifest)
+    except ValidationError as e:  # keys missing or of another type: not a manifest frcorpus wrote
+        raise VersionCheckError(version_dir, model_problems(e, MANIFEST)) from None
