@@ -1,7 +1,11 @@
 """The documentation generated from the code is current: docs/stages.md is what `frcorpus stages
---markdown` prints, and every stage describes itself (its docstring, its rejection reasons)."""
+--markdown` prints, every stage describes itself (its docstring, its rejection reasons), and the JSON
+Schemas in docs/version-dir.md are those of the `Stats` and `Manifest` models."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
 
 from typer.testing import CliRunner
 
@@ -28,3 +32,9 @@ def test_every_stage_describes_itself():
 
 def test_markdown_and_schema_are_one_or_the_other():
     assert runner.invoke(app, ["stages", "--markdown", "--schema"]).exit_code == 2
+
+
+def test_version_dir_schemas_are_current():
+    script = REPO / "scripts" / "version_dir_schemas.py"
+    result = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
