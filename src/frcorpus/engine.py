@@ -715,29 +715,13 @@ class RunResult:
 
 def manifest_models(config: dict[str, Any]) -> list[dict[str, Any]]:
     """The models the stages of a resolved pipeline configuration use, for manifest.json (the card lists
-    them from there): (stage, role, model, revision)."""
+    them from there): (stage, role, model, revision), as each stage describes them (`Stage.models`)."""
     stages = config.get("stages") or []
-    bundled = {"model": "lid.176.ftz (fastText)", "revision": f"bundled with frcorpus {__version__}"}
-    models = []
-    for sid, cfg in zip(stage_ids(stages), stages, strict=True):
-        kind = cfg.get("type")
-        if kind == "langid":
-            found = {"model": cfg["model"], "revision": None} if cfg.get("model") else bundled
-            models.append({"stage": sid, "role": "language identification", **found})
-        if isinstance(cfg.get("llm"), dict):
-            llm = cfg["llm"]
-            role = {"translate": "translation", "llm_judge": "judge"}.get(kind, "generation")
-            models.append({"stage": sid, "role": role, "model": llm.get("model"), "revision": llm.get("revision")})
-        if kind == "translate":
-            found = {"model": cfg["langid_model"], "revision": None} if cfg.get("langid_model") else bundled
-            models.append({"stage": sid, "role": "language gate", **found})
-        if kind == "decontaminate" and "embedding" in (cfg.get("methods") or []):
-            models.append({"stage": sid, "role": "embeddings", "model": cfg.get("embedding_model"), "revision": None})
-        if kind == "semantic_dedup":
-            models.append({"stage": sid, "role": "embeddings", "model": cfg.get("model"), "revision": None})
-        if kind == "quality_classifier":
-            models.append({"stage": sid, "role": "quality scorer", "model": cfg.get("scorer"), "revision": None})
-    return models
+    return [
+        {"stage": stage_id, **model}
+        for stage_id, cfg in zip(stage_ids(stages), stages, strict=True)
+        for model in REGISTRY[cfg["type"]].models(cfg)
+    ]
 
 
 class Finalize(PipelineStep):

@@ -119,6 +119,13 @@ class Stage(ABC):
         `requires` unless the config chooses among backends."""
         return cls.requires
 
+    @classmethod
+    def models(cls, config: dict[str, Any]) -> list[dict[str, Any]]:
+        """The models this configuration of the stage uses, as `{role, model, revision}` (revision None
+        when unknown), from its resolved options as the manifest records them (`config`, JSON); the
+        engine writes them into manifest.json, where the card lists them. None for most stages."""
+        return []
+
     def setup(self) -> None:  # noqa: B027 - an optional hook, not an abstract method
         """Load models, open clients: called once per worker, never in __init__."""
 

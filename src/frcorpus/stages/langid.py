@@ -78,6 +78,15 @@ SUMMARY = pa.struct(
 )
 
 
+def fasttext_model(model: str | None) -> dict[str, Any]:
+    """A fastText LID model as the manifest names it: the configured one, else the bundled lid.176.ftz."""
+    if model:
+        return {"model": model, "revision": None}
+    from frcorpus import __version__
+
+    return {"model": "lid.176.ftz (fastText)", "revision": f"bundled with frcorpus {__version__}"}
+
+
 class LangId(Filter):
     """Identify the language of every turn, conversation and sentence, and keep the chosen languages.
 
@@ -184,6 +193,10 @@ class LangId(Filter):
         if self.config.lexicon and self.lexicon is None:
             self.lexicon = Lexicon(self.keep)
             self._keep_labels = {label for label, code in self._codes.items() if code in self.keep}
+
+    @classmethod
+    def models(cls, config: dict[str, Any]) -> list[dict[str, Any]]:
+        return [{"role": "language identification", **fasttext_model(config.get("model"))}]
 
     def model_path(self) -> Path:
         model = self.config.model

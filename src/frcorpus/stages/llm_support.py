@@ -7,7 +7,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import sys
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field
 
@@ -52,10 +52,17 @@ class LLMStageMixin:
     """Mixed into a stage (a Transformer or a Filter) whose Config has `llm`, `sampling` and `cache`."""
 
     generator: Any = None
+    #: what the stage's LLM does, in the manifest's list of models
+    llm_role: ClassVar[str] = "generation"
 
     @classmethod
     def requirements(cls, config) -> dict[str, str]:
         return {**cls.requires, **backend_requirements(config.llm)}
+
+    @classmethod
+    def models(cls, config: dict[str, Any]) -> list[dict[str, Any]]:
+        llm = config["llm"]
+        return [{"role": cls.llm_role, "model": llm.get("model"), "revision": llm.get("revision")}]
 
     def setup_llm(self) -> None:
         if self.generator is not None:

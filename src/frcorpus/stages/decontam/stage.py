@@ -224,6 +224,12 @@ class Decontaminate(Filter):
     def input_files(self) -> list[Path]:
         return [path for _, *sides in self.sides for side in sides if side is not None for path, _ in side.files()]
 
+    @classmethod
+    def models(cls, config: dict[str, Any]) -> list[dict[str, Any]]:
+        if "embedding" not in (config.get("methods") or []):
+            return []
+        return [{"role": "embeddings", "model": config.get("embedding_model"), "revision": None}]
+
     def setup(self) -> None:
         cfg = self.config
         if "ngram" in cfg.methods and self.index is None:

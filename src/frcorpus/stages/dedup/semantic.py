@@ -153,6 +153,10 @@ class SemanticDedup(NearDuplicateStage):
         super().__init__(config, stage_id)
         self.embedder = None
 
+    @classmethod
+    def models(cls, config: dict[str, Any]) -> list[dict[str, Any]]:
+        return [{"role": "embeddings", "model": config.get("model"), "revision": None}]
+
     def setup(self) -> None:
         from frcorpus.embeddings import Embedder
 

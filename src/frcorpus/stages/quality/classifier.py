@@ -118,6 +118,10 @@ class QualityClassifier(Filter):
     def input_files(self) -> list[Path]:
         return [self.path / SCORER_FILE, self.path / HEAD_FILE]
 
+    @classmethod
+    def models(cls, config: dict[str, Any]) -> list[dict[str, Any]]:
+        return [{"role": "quality scorer", "model": config.get("scorer"), "revision": None}]
+
     def setup(self) -> None:
         if self.scorer is not None:
             return

@@ -151,6 +151,7 @@ class LlmJudge(LLMStageMixin, Filter):
 
     name: ClassVar[str] = "llm_judge"
     family: ClassVar[str] = "quality"
+    llm_role: ClassVar[str] = "judge"
     reasons: ClassVar[tuple[str, ...]] = ("verdict_false", "low_score", "parse_error", "backend_error")
     annotations: ClassVar[list[tuple[str, pa.DataType]]] = [
         ("judgements", pa.list_(JUDGEMENT)),

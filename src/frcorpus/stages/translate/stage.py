@@ -32,6 +32,7 @@ from frcorpus.llm.base import ChatRequest, Generation, LLMConfig, SamplingConfig
 from frcorpus.llm.prompts import PromptError, load_prompt
 from frcorpus.record import MESSAGE_TYPE, record_language
 from frcorpus.stages.base import StageConfig, Transformer
+from frcorpus.stages.langid import fasttext_model
 from frcorpus.stages.llm_support import LLMStageConfigMixin, LLMStageMixin
 from frcorpus.stages.translate.gates import GateFailure, GatesConfig, TranslationGates
 from frcorpus.stages.translate.masking import Masked, mask, restore, short
@@ -106,6 +107,7 @@ class Translate(LLMStageMixin, Transformer):
 
     name: ClassVar[str] = "translate"
     family: ClassVar[str] = "translate"
+    llm_role: ClassVar[str] = "translation"
     reasons: ClassVar[tuple[str, ...]] = (
         "not_french",
         "length_ratio",
@@ -173,6 +175,10 @@ class Translate(LLMStageMixin, Transformer):
         self.gates = TranslationGates(config.gates, config.langid_model)
         self.sources = set(config.source_languages)
         self.marker = mask("`x`").text.strip()  # what a masked segment looks like, for the prompt
+
+    @classmethod
+    def models(cls, config: dict[str, Any]) -> list[dict[str, Any]]:
+        return [*super().models(config), {"role": "language gate", **fasttext_model(config.get("langid_model"))}]
 
     def setup(self) -> None:
         self.gates.setup()
