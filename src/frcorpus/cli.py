@@ -282,7 +282,8 @@ def train_scorer_command(
     from rich.markup import escape
 
     from frcorpus.embeddings import EmbeddingModelError, MissingDependencyError
-    from frcorpus.scorer import SCORER_FILE, ScorerError, read_records, train_scorer
+    from frcorpus.embeddings.heads import SCORER_FILE, ScorerError
+    from frcorpus.scorer import read_records, train_scorer
 
     def fail(message: str) -> None:
         console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)

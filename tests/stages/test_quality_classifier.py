@@ -11,8 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from frcorpus.config import load_pipeline
+from frcorpus.embeddings.heads import load_scorer
 from frcorpus.record import SCORES_TYPE, record_scores
-from frcorpus.scorer import load_scorer, train_scorer
+from frcorpus.scorer import train_scorer
 from frcorpus.stages.dedup import MinhashDedup
 from frcorpus.stages.dedup.clusters import keep_ranks
 from frcorpus.stages.quality import QualityClassifier

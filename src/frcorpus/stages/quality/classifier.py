@@ -20,9 +20,9 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field, ValidationInfo, field_validator
 
+from frcorpus.embeddings.heads import HEAD_FILE, SCORER_FILE, load_scorer, read_scorer_meta
 from frcorpus.embeddings.models import EmbeddingDtype, check_dtype_option, check_model_option, dtype_field
 from frcorpus.record import SCORES_TYPE, record_scores
-from frcorpus.scorer import HEAD_FILE, SCORER_FILE, load_scorer, read_scorer_meta
 from frcorpus.stages.base import Filter, FilterConfig, Reject
 from frcorpus.text.views import view_text
 
