@@ -19,8 +19,9 @@ from typer.testing import CliRunner
 
 from frcorpus.cli import app
 from frcorpus.config import load_pipeline
-from frcorpus.engine import RunError, build_plan, run_plan
-from frcorpus.record import Record
+from frcorpus.engine.plan import RunError, build_plan
+from frcorpus.engine.run import run_plan
+from frcorpus.stages import record_model
 from tests.conftest import REPO, chat, run_pipeline, write_jsonl, write_pipeline
 
 runner = CliRunner()
@@ -44,7 +45,7 @@ def check_accounting(version_dir: Path) -> dict:
         for name, n in per_source.iter_rows():
             assert stats["sources"][name]["rejected"] == n
     for row in data.iter_rows(named=True):  # every kept row is a valid canonical record
-        Record.model_validate({k: v for k, v in row.items() if v is not None})
+        record_model().model_validate({k: v for k, v in row.items() if v is not None})
     ids = data["id"].to_list() + (pl.read_parquet(rejects)["id"].to_list() if rejects else [])
     assert len(ids) == len(set(ids)), "record ids must be unique across data and rejects"
     return stats

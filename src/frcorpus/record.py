@@ -1,8 +1,9 @@
-"""The canonical record (DESIGN section 2).
+"""The canonical record: its fields, its Arrow schemas, and helpers to read its parts.
 
 Two faces of one shape:
-- pydantic models (`Record`, ...) validate records at the edges (tests, `frcorpus inspect`, users
-  building records in Python) and document the schema;
+- pydantic models (`BaseRecord`, and the whole record with every stage's columns from
+  `frcorpus.stages.record_model()`) validate records at the edges (tests, users building records in
+  Python) and document the schema;
 - inside the hot loop a record is a plain dict with the same keys, because building a pydantic
   object per record would cost more than the stages themselves. Engine-private keys start with
   `_` (`_order`, `_reject`, `_raw`) and are never written to the dataset.
@@ -38,56 +39,14 @@ class SourceInfo(BaseModel):
     record_id: str | None = Field(None, description="the id the source gave the record, if any")
 
 
-class TurnLang(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    lang: str = Field(description="ISO 639-1 code (639-3 where there is none); 'und' when nothing is left to judge")
-    score: float
-    inherited: bool = Field(False, description="a short turn that takes the conversation's language")
+class BaseRecord(BaseModel):
+    """The fields every record has. The columns stages add (`Stage.annotations`) come on top:
+    `frcorpus.stages.record_model()` builds the whole model from the registry."""
 
-
-class LangSummary(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    lang: str = Field(description="language of the whole conversation")
-    score: float
-    keep_share: float | None = Field(
-        None, description="share of the assistant text (in characters) identified as a kept language"
-    )
-    mixed_with: str | None = Field(None, description="the main other language found in assistant sentences")
-
-
-class Lineage(BaseModel):
-    """Where a translated record comes from (the `translate` stage)."""
-
-    model_config = ConfigDict(extra="forbid")
-    source_id: str
-    source_lang: str
-    target_lang: str = "fr"
-    model: str
-    model_revision: str | None = None
-    prompt_hash: str
-    mode: str = Field("translate", description="translate, or regenerate (assistant turns generated anew)")
-
-
-class Judgement(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    judge: str
-    verdict: bool | None = None
-    score: float | None = None
-    justification: str = ""
-
-
-class Record(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str
     messages: list[Message] = Field(min_length=1)
     source: SourceInfo
-    lang: list[TurnLang] | None = Field(None, description="per-turn language, aligned with messages")
-    langid: LangSummary | None = None
-    scores: dict[str, float] = Field(default_factory=dict)
-    lineage: Lineage | None = None
-    original_messages: list[Message] | None = Field(None, description="the source conversation of a translation")
-    judgements: list[Judgement] | None = None
-    split: Literal["train", "test"] | None = Field(None, description="the side the `split` stage put it on")
 
 
 MESSAGE_TYPE = pa.struct([("role", pa.string()), ("content", pa.string())])
