@@ -114,7 +114,8 @@ def run_frcorpus(data: Path, out: Path, tasks: int, workers: int, stage: dict | 
     import polars as pl
 
     from frcorpus.config import load_pipeline
-    from frcorpus.engine import build_plan, run_plan
+    from frcorpus.engine.plan import build_plan
+    from frcorpus.engine.run import run_plan
 
     minhash = {"type": "minhash_dedup", "n_grams": N_GRAMS, "bands": BANDS, "rows": ROWS, "seed": SEED}
     cfg = {

@@ -112,7 +112,8 @@ def run_datatrove(data: Path, out: Path, tasks: int, workers: int) -> None:
 
 def run_frcorpus(data: Path, out: Path, tasks: int, workers: int):
     from frcorpus.config import load_pipeline
-    from frcorpus.engine import build_plan, run_plan
+    from frcorpus.engine.plan import build_plan
+    from frcorpus.engine.run import run_plan
 
     cfg = {
         "name": "bench",

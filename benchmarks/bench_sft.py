@@ -34,7 +34,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 def quickstart_version(tmp: Path) -> Path:
     from frcorpus.config import load_pipeline
-    from frcorpus.engine import build_plan, run_plan
+    from frcorpus.engine.plan import build_plan
+    from frcorpus.engine.run import run_plan
 
     raw = yaml.safe_load((REPO / "pipelines" / "quickstart.yaml").read_text(encoding="utf-8"))
     raw["output"] = {"dir": str(tmp / "out")}

@@ -31,7 +31,8 @@ CONFIGS = [
 
 def run(stage: dict, files: list[Path], out: Path) -> dict:
     from frcorpus.config import load_pipeline
-    from frcorpus.engine import build_plan, run_plan
+    from frcorpus.engine.plan import build_plan
+    from frcorpus.engine.run import run_plan
 
     cfg = {
         "name": "oasst",

@@ -51,7 +51,8 @@ def write_pipeline(
 
 def run_pipeline(path: Path, resume: bool = False):
     from frcorpus.config import load_pipeline
-    from frcorpus.engine import build_plan, run_plan
+    from frcorpus.engine.plan import build_plan
+    from frcorpus.engine.run import run_plan
 
     return run_plan(build_plan(load_pipeline(path)), resume=resume)
 

@@ -17,7 +17,7 @@ from frcorpus import __version__
 from frcorpus.card_templates import code_fence
 from frcorpus.cli import app
 from frcorpus.config import load_pipeline
-from frcorpus.engine import manifest_models
+from frcorpus.engine.finalize import manifest_models
 from frcorpus.licenses import HUB_LICENSES, accepts, output_licence
 from frcorpus.plots import png
 from frcorpus.version.card import card_text, open_version, refresh_card, write_card

@@ -312,14 +312,14 @@ def test_resume_after_kill_9_gives_the_uninterrupted_output(tmp_path):
 
 def test_barrier_decisions_land_on_their_rows_in_every_slice():
     from frcorpus.batch import work_schema
-    from frcorpus.engine import _decided_table, _sorted_decisions
+    from frcorpus.engine.steps import decided_table, sorted_decisions
 
     schema = work_schema([])
     table = pa.table({"id": [f"r{i}" for i in range(10)]})
-    decided = _sorted_decisions({"7": ["exact_dedup", "exact_dedup.duplicate", "dup_of=r1"], "2": ["s", "r", "d"]})
+    decided = sorted_decisions({"7": ["exact_dedup", "exact_dedup.duplicate", "dup_of=r1"], "2": ["s", "r", "d"]})
     rejected = []
     for first in (0, 4, 8):  # slices of 4 rows, as ReadShard cuts a shard
-        part = _decided_table(table.slice(first, 4), decided, first, schema)
+        part = decided_table(table.slice(first, 4), decided, first, schema)
         rejected += [(row["id"], row["_reject"]) for row in part.to_pylist() if row["_reject"]]
     assert rejected == [
         ("r2", {"stage": "s", "reason": "r", "detail": "d"}),

@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from frcorpus import engine
 from frcorpus.cli import app
 from frcorpus.config import load_pipeline
-from frcorpus.engine import build_plan, prepare_run, run_plan
+from frcorpus.engine import run as engine_run
+from frcorpus.engine.plan import build_plan
+from frcorpus.engine.run import prepare_run, run_plan
 from tests.conftest import chat, run_pipeline, write_jsonl, write_pipeline
 
 runner = CliRunner()
@@ -90,7 +91,7 @@ def test_a_lock_held_after_its_main_process_died_is_waited_for_then_refused(tmp_
     fcntl.flock(held, fcntl.LOCK_EX)
     holder = {"pid": dead.pid, "host": socket.gethostname(), "since": "2026-01-02T03:04:05+00:00"}
     os.write(held, json.dumps(holder).encode())
-    monkeypatch.setattr(engine, "ORPHANS_GRACE_S", 0.3)
+    monkeypatch.setattr(engine_run, "ORPHANS_GRACE_S", 0.3)
     lock_file = plan.paths.work / "run.lock"
     start = time.monotonic()
     result = runner.invoke(app, ["run", "-q", "--resume", str(path)], env=WIDE)
@@ -112,9 +113,9 @@ import os
 import time
 from pathlib import Path
 
-from frcorpus import engine
+from frcorpus.engine import steps
 
-run_stage = engine.RunStage.run
+run_stage = steps.RunStage.run
 
 
 def busy_run(self, data, rank=0, world_size=1):
@@ -123,7 +124,7 @@ def busy_run(self, data, rank=0, world_size=1):
     yield from run_stage(self, data, rank, world_size)
 
 
-engine.RunStage.run = busy_run
+steps.RunStage.run = busy_run
 
 if __name__ == "__main__":
     from frcorpus.cli import app

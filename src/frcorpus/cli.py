@@ -45,7 +45,7 @@ def _load(path: Path):
 
 
 def _plan(loaded):
-    from frcorpus.engine import build_plan
+    from frcorpus.engine.plan import build_plan
     from frcorpus.sources.resolve import SourceError
 
     try:
@@ -203,7 +203,8 @@ def run(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
 ) -> None:
     """Run a pipeline and write a new immutable dataset version."""
-    from frcorpus.engine import RunError, build_jobs, generation_estimates, run_plan, slurm_scripts
+    from frcorpus.engine.plan import RunError, generation_estimates
+    from frcorpus.engine.run import build_jobs, run_plan, slurm_scripts
 
     loaded = _load(pipeline)
     plan = _plan(loaded)
@@ -219,8 +220,8 @@ def run(
         out.print(f"work folder: {plan.paths.work}\nversions in: {plan.paths.name_dir}")
         for stage_id, e in generation_estimates(plan):
             out.print(
-                f"{stage_id}: {e['to_translate']:,} of {e['records']:,} records to translate ({e['turns']:,} turns), "
-                f"~{e['generated_tokens']:,} tokens to generate, ~{_gpu_time(e['gpu_hours'])} at the configured "
+                f"{stage_id}: {e.chosen:,} of {e.records:,} records to {e.work} ({e.turns:,} turns), "
+                f"~{e.generated_tokens:,} tokens to generate, ~{_gpu_time(e.gpu_hours)} at the configured "
                 "throughput (an upper bound: earlier stages are not run)",
                 highlight=False,
             )

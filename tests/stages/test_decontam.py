@@ -15,7 +15,7 @@ import pytest
 from pydantic import ValidationError
 
 from frcorpus.config import load_pipeline
-from frcorpus.engine import build_plan
+from frcorpus.engine.plan import build_plan
 from frcorpus.stages import REGISTRY
 from frcorpus.stages.decontam import BenchmarkError, BenchmarkFiles, Decontaminate, read_side
 from frcorpus.yamlconf import ConfigError

@@ -16,7 +16,7 @@ what the per-record method gives (a test runs every pipeline both ways).
 
 The base classes count records in / kept / rejected by reason, time the work, and keep the
 annotate-only switch, so a stage never does its own bookkeeping. Stages are plain Python over
-lists of record dicts, testable without datatrove; `engine.py` adapts them to datatrove steps.
+lists of record dicts, testable without datatrove; `frcorpus.engine` adapts them to datatrove steps.
 """
 
 from __future__ import annotations
@@ -59,6 +59,18 @@ class StageConfig(BaseModel):
 
 class FilterConfig(StageConfig):
     annotate_only: bool = Field(False, description="annotate and count, but reject nothing")
+
+
+@dataclass(frozen=True)
+class GenerationEstimate:
+    """What a generating stage would cost on the records a dry run reads (`frcorpus run --dry-run`)."""
+
+    records: int  # live records the sources hold
+    chosen: int  # the records among them the stage would generate for
+    turns: int  # messages of the chosen records
+    generated_tokens: int
+    gpu_hours: float  # at the throughput the stage is configured with
+    work: str  # what the stage does to the chosen records, as the dry run says it ("translate")
 
 
 @dataclass
@@ -107,6 +119,9 @@ class Stage(ABC):
     #: the reasons this stage rejects with, without the `<name>.` prefix (`<lang>` stands for a value),
     #: () for a stage that rejects nothing; docs/stages.md lists them after the class docstring
     reasons: ClassVar[tuple[str, ...] | None] = None
+    #: the annotation (one of `annotations`) that names each kept record's split, one of record.SPLITS:
+    #: the engine then writes each split to its own data files; None for a stage that splits nothing
+    split_annotation: ClassVar[str | None] = None
 
     def __init__(self, config: StageConfig, stage_id: str):
         self.config = config

@@ -45,6 +45,7 @@ class Split(HashedSignatures):
     reasons: ClassVar[tuple[str, ...] | None] = ()
     signature_type: ClassVar[pa.DataType] = MIX_SIGNATURE
     annotations: ClassVar[list[tuple[str, pa.DataType]]] = [("split", pa.string())]
+    split_annotation: ClassVar[str | None] = "split"
 
     class Config(StageConfig):
         type: Literal["split"]

@@ -31,7 +31,7 @@ from pydantic import Field, field_validator
 from frcorpus.llm.base import ChatRequest, Generation, LLMConfig, SamplingConfig
 from frcorpus.llm.prompts import PromptError, load_prompt
 from frcorpus.record import MESSAGE_TYPE, record_language
-from frcorpus.stages.base import StageConfig, Transformer
+from frcorpus.stages.base import GenerationEstimate, StageConfig, Transformer
 from frcorpus.stages.langid import fasttext_model
 from frcorpus.stages.llm_support import LLMStageConfigMixin, LLMStageMixin
 from frcorpus.stages.translate.gates import GateFailure, GatesConfig, TranslationGates
@@ -323,7 +323,7 @@ class Translate(LLMStageMixin, Transformer):
 
     # -- dry run -------------------------------------------------------------------------------
 
-    def estimate(self, records: list[dict[str, Any]]) -> dict[str, float]:
+    def estimate(self, records: list[dict[str, Any]]) -> GenerationEstimate:
         """What translating these records would cost, from their size and `throughput_tokens_per_s`:
         the generated tokens of the first attempt (retries add to it)."""
         chosen = [r for r in records if record_language(r) in self.sources]
@@ -338,10 +338,11 @@ class Translate(LLMStageMixin, Transformer):
                 else:
                     chars += len(m["content"]) * FRENCH_EXPANSION
         tokens = chars / FRENCH_CHARS_PER_TOKEN
-        return {
-            "records": len(records),
-            "to_translate": len(chosen),
-            "turns": sum(len(r["messages"]) for r in chosen),
-            "generated_tokens": round(tokens),
-            "gpu_hours": tokens / self.config.throughput_tokens_per_s / 3600,
-        }
+        return GenerationEstimate(
+            records=len(records),
+            chosen=len(chosen),
+            turns=sum(len(r["messages"]) for r in chosen),
+            generated_tokens=round(tokens),
+            gpu_hours=tokens / self.config.throughput_tokens_per_s / 3600,
+            work="translate",
+        )

@@ -1,0 +1,220 @@
+"""The plan of a run: a pipeline's sources resolved, its stages cut into phases at the global stages,
+the reading work cut into units, where the run works and publishes, and its run key; plus what a
+dry run estimates the generating stages would cost.
+
+The run key hashes the configuration, the frcorpus version and the size and modification time of
+every input file: a run with the same key continues in the same work folder (`--resume`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from frcorpus import __version__
+from frcorpus.config import LoadedPipeline, PipelineConfig
+from frcorpus.sources.reader import SourceReader, check_readable
+from frcorpus.sources.resolve import ResolvedSource, SourceError, resolve_source
+from frcorpus.stages import REGISTRY
+from frcorpus.stages.base import GenerationEstimate, Stage
+
+
+class RunError(Exception):
+    """A run that cannot start or did not finish (exit code 1)."""
+
+
+@dataclass
+class StageSpec:
+    position: int
+    id: str
+    config: Any
+
+    def build(self) -> Stage:
+        return REGISTRY[self.config.type](self.config, self.id)
+
+
+@dataclass
+class PhaseSpec:
+    index: int
+    record_stages: list[StageSpec]
+    global_after: list[StageSpec]  # decided in the barrier after this phase; empty for the last phase
+
+    @property
+    def final(self) -> bool:
+        return not self.global_after
+
+
+@dataclass
+class Paths:
+    """Where a run keeps its work (`work`) and where the finished version goes (`name_dir`)."""
+
+    name_dir: Path
+    work: Path
+
+    @property
+    def staging(self) -> Path:
+        return self.work / "version"
+
+    @property
+    def lock(self) -> Path:
+        return self.work / "run.lock"
+
+    @property
+    def published(self) -> Path:
+        # the name of the version this run published, written just before the staging folder becomes it
+        return self.work / "published"
+
+    @property
+    def run_logs(self) -> Path:
+        return self.work / "logs"
+
+    def phase(self, k: int) -> Path:
+        return self.work / f"phase{k}"
+
+    def barrier(self, k: int) -> Path:
+        return self.work / f"barrier{k}"
+
+    def logs(self, what: str) -> Path:
+        return self.run_logs / what
+
+    @property
+    def finalize_logs(self) -> Path:
+        # outside the work folder, which the finalize job deletes: datatrove writes this job's
+        # completion marker after the job returns, and would otherwise recreate the work folder
+        return self.name_dir / ".logs" / f"finalize-{self.work.name}"
+
+
+@dataclass
+class Unit:
+    """A piece of reading work: files of one source, read in order, with an optional record budget."""
+
+    source: int
+    files: list[int]
+    budget: int | None
+
+
+@dataclass
+class Plan:
+    loaded: LoadedPipeline
+    sources: list[ResolvedSource]
+    phases: list[PhaseSpec]
+    units: list[Unit]
+    paths: Paths
+    run_key: str
+    stage_inputs: dict[str, list[Path]] = field(default_factory=dict)  # stage id -> files it reads
+    started: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+
+    @property
+    def config(self) -> PipelineConfig:
+        return self.loaded.config
+
+    @property
+    def tasks(self) -> int:
+        return self.config.executor.tasks
+
+    def stage_specs(self) -> Iterator[StageSpec]:
+        """Every stage of the pipeline, in order."""
+        return _stage_specs(self.phases)
+
+    def annotation_fields(self) -> list[tuple[str, pa.DataType]]:
+        fields = []
+        for spec in self.stage_specs():
+            for name, dtype in REGISTRY[spec.config.type].annotations:
+                if name not in [f[0] for f in fields]:
+                    fields.append((name, dtype))
+        return fields
+
+    def split_annotation(self) -> str | None:
+        """The annotation that names each kept record's split, when a stage sets one
+        (`Stage.split_annotation`): data/ then holds one file per split and task."""
+        for spec in self.stage_specs():
+            if (name := REGISTRY[spec.config.type].split_annotation) is not None:
+                return name
+        return None
+
+
+def _stage_specs(phases: list[PhaseSpec]) -> Iterator[StageSpec]:
+    for phase in phases:
+        yield from phase.record_stages + phase.global_after
+
+
+def build_plan(loaded: LoadedPipeline, cwd: Path | None = None) -> Plan:
+    """Resolve sources (hashing every input file) and cut the stages into phases."""
+    cfg = loaded.config
+    sources: list[ResolvedSource] = []
+    problems: list[str] = []
+    for i, source_cfg in enumerate(cfg.sources):  # report every broken source at once
+        try:
+            src = resolve_source(source_cfg, cwd)
+            check_readable(src)
+            sources.append(src)
+        except SourceError as e:
+            problems.append(f"{loaded.path}:{loaded.line_of('sources', i, 'path')}: {e}")
+    if problems:
+        raise SourceError(problems[0], problems)
+    phases: list[PhaseSpec] = []
+    record: list[StageSpec] = []
+    glob: list[StageSpec] = []
+    for pos, (stage_id, stage_cfg) in enumerate(zip(cfg.stage_ids(), cfg.stages, strict=True)):
+        spec = StageSpec(pos, stage_id, stage_cfg)
+        if REGISTRY[stage_cfg.type].is_global:
+            glob.append(spec)
+            continue
+        if glob:  # a per-record stage after global ones closes the phase
+            phases.append(PhaseSpec(len(phases), record, glob))
+            record, glob = [], []
+        record.append(spec)
+    if glob:
+        phases.append(PhaseSpec(len(phases), record, glob))
+        record = []
+    phases.append(PhaseSpec(len(phases), record, []))
+    units: list[Unit] = []
+    for i, src in enumerate(sources):
+        if src.config.limit is not None:  # an exact limit needs the source's files read in order by one task
+            units.append(Unit(i, list(range(len(src.files))), src.config.limit))
+        else:
+            units.extend(Unit(i, [j], None) for j in range(len(src.files)))
+    # files the stages read besides the sources (benchmarks...): part of the run key and of the manifest
+    stage_inputs = {spec.id: files for spec in _stage_specs(phases) if (files := spec.build().input_files())}
+    key_material = json.dumps(
+        {
+            "frcorpus": __version__,
+            "config": cfg.model_dump(mode="json"),
+            # size and mtime identify the inputs for resuming; the sha256s, which read every byte, are
+            # computed by the tasks that read each file (for the manifest), not for validate or --dry-run
+            "inputs": [{str(p): [p.stat().st_size, p.stat().st_mtime_ns] for p in src.files} for src in sources],
+            "stage_inputs": {
+                stage_id: {str(p): [p.stat().st_size, p.stat().st_mtime_ns] for p in files}
+                for stage_id, files in stage_inputs.items()
+            },
+        },
+        sort_keys=True,
+    )
+    run_key = hashlib.sha256(key_material.encode()).hexdigest()[:16]
+    name_dir = Path(cfg.output.dir) / cfg.name
+    if not name_dir.is_absolute():
+        name_dir = (cwd or Path.cwd()) / name_dir
+    return Plan(loaded, sources, phases, units, Paths(name_dir, name_dir / ".work" / run_key), run_key, stage_inputs)
+
+
+def generation_estimates(plan: Plan) -> list[tuple[str, GenerationEstimate]]:
+    """For `run --dry-run`: what each generating stage (one with an `estimate` method: translate)
+    would cost on the records the sources hold. An upper bound: the stages before it, which may
+    reject records, are not run."""
+    estimating = [spec for spec in plan.stage_specs() if hasattr(REGISTRY[spec.config.type], "estimate")]
+    if not estimating:
+        return []
+    records = [
+        r
+        for i, src in enumerate(plan.sources)
+        for r in SourceReader(src, i).read_files(list(range(len(src.files))), src.config.limit)
+        if r["_reject"] is None
+    ]
+    return [(spec.id, spec.build().estimate(records)) for spec in estimating]
