@@ -153,4 +153,6 @@ def eval_command(config: ConfigArg, force: ForceOpt = False) -> None:
 @recipe_app.command()
 def luth(config: ConfigArg, dataset: DatasetOpt = None, force: ForceOpt = False) -> None:
     """SFT, merge and eval in order, with one config; finished steps with unchanged inputs are skipped."""
-    _run(config, dataset, ("sft", "merge", "eval"), force)
+    from .luth import STEPS
+
+    _run(config, dataset, STEPS, force)

@@ -172,11 +172,3 @@ def step_eval(loaded: LoadedRecipe, force: bool = False) -> dict[str, Any]:
 
 STEP_FUNCTIONS: dict[str, Callable[..., dict[str, Any]]] = {"sft": step_sft, "merge": step_merge, "eval": step_eval}
 
-
-def run_luth(loaded: LoadedRecipe, force: bool = False) -> list[dict[str, Any]]:
-    """SFT, merge, eval in order; finished steps with unchanged inputs are skipped (`force` redoes all)."""
-    done = []
-    for step in STEPS:
-        logger.info("recipe %s: step %s", loaded.config.name, step)
-        done.append(STEP_FUNCTIONS[step](loaded, force=force))
-    return done
