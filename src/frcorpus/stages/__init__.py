@@ -19,6 +19,7 @@ from frcorpus.stages.langid import LangId
 from frcorpus.stages.mix import Mix
 from frcorpus.stages.normalize import Normalize
 from frcorpus.stages.quality import LlmJudge, QualityClassifier
+from frcorpus.stages.quality.relevance import Relevance
 from frcorpus.stages.select import Select
 from frcorpus.stages.split import Split
 from frcorpus.stages.translate import Translate
@@ -51,6 +52,7 @@ REGISTRY: dict[str, type[Stage]] = build_registry(
         Translate,
         LlmJudge,
         QualityClassifier,
+        Relevance,
         Select,
         Mix,
         Split,
