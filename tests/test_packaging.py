@@ -41,6 +41,7 @@ def test_wheel_carries_resources(tmp_path):
         "frcorpus/models/lid.176.ftz",  # the default language-ID model, offline
         "frcorpus/models/NOTICE.md",
         "frcorpus/cli.py",
+        "frcorpus/py.typed",  # PEP 561: type checkers read the package's annotations
     ):
         assert required in names, required
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()

@@ -237,7 +237,7 @@ def run(
     except RunError as e:
         console.print(f"[bold red]run failed:[/] {e}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
-    except Exception as e:  # a crash in a stage: say where the logs are
+    except Exception as e:  # noqa: BLE001 - a crash in a stage: say where the logs are
         console.print(
             f"[bold red]run failed:[/] {type(e).__name__}: {e}\nlogs: {plan.paths.work / 'logs'}", highlight=False
         )

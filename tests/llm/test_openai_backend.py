@@ -10,10 +10,10 @@ import pytest
 
 pytest.importorskip("openai", reason="needs frcorpus[llm]")
 
-from frcorpus.llm.base import BackendError, ChatRequest, LLMConfig, SamplingConfig  # noqa: E402
-from frcorpus.llm.openai_backend import OpenAIBackend, choice_schema, parse_choice  # noqa: E402
+from frcorpus.llm.base import BackendError, ChatRequest, LLMConfig, SamplingConfig
+from frcorpus.llm.openai_backend import OpenAIBackend, choice_schema, parse_choice
 
-from .conftest import Reply, completion, free_port  # noqa: E402
+from .conftest import Reply, completion, free_port
 
 GREEDY = SamplingConfig(max_tokens=16)
 

@@ -185,7 +185,7 @@ def _walk(value: Any, annotation: Any, path: tuple, problems: list[Problem], ref
 def _validates(cls: Any, value: Any) -> bool:
     try:
         cls.model_validate(value)
-    except Exception:  # a ValidationError, or the RuntimeError some mergekit validators raise
+    except Exception:  # noqa: BLE001 - a ValidationError, or the RuntimeError some mergekit validators raise
         return False
     return True
 
@@ -405,7 +405,7 @@ def _contract_problems(raw: dict, name: str, method: Any) -> list[Problem]:
     try:
         refs = [ModelReference.model_validate(entry["model"]) for entry in raw["models"]]
         base = ModelReference.model_validate(raw["base_model"]) if raw.get("base_model") is not None else None
-    except Exception:  # malformed entries: MergeKit's model reports them
+    except Exception:  # noqa: BLE001 - malformed entries: MergeKit's model reports them
         return []
     for j, ref in enumerate(refs):
         if ref in refs[:j]:
