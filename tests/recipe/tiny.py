@@ -1,4 +1,4 @@
-"""A tiny random Qwen3 chat model built on disk in a second or two (DESIGN section 5): a byte-level BPE
+"""A tiny random Qwen3 chat model built on disk in a second or two: a byte-level BPE
 tokenizer trained on the bundled French sample, a plain ChatML template without generation markers
 (like SmolLM2's, so frcorpus has to supply the training template), and a 2-layer Qwen3ForCausalLM."""
 

@@ -8,10 +8,10 @@
     merge: {...}                         # a MergeKit YAML; ${base} and ${sft} stand for the two models
     eval: {...}                          # benchmarks (frcorpus.recipe.evaluate.EvalConfig)
 
-Everything is checked before any work, and every problem is reported at once with its file and line
-(DESIGN section 4, point 11). TRL ignores keys that its dataclass does not have, so each `sft:` key is
-checked against the installed `SFTConfig` fields and its value coerced to the field's type with pydantic
-(PyYAML reads `2e-5` as a string: TRL would take it as such and fail in the optimizer).
+Everything is checked before any work, and every problem is reported at once with its file and line.
+TRL ignores keys that its dataclass does not have, so each `sft:` key is checked against the installed
+`SFTConfig` fields and its value coerced to the field's type with pydantic (PyYAML reads `2e-5` as a
+string: TRL would take it as such and fail in the optimizer).
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from ..yamlconf import suggest
 PLACEHOLDERS = ("${base}", "${sft}")
 # Paths that stand for the placeholders while checking: no `+` or `@`, which MergeKit's ModelReference splits on.
 STAND_INS = {"${base}": "/frcorpus-placeholder/base", "${sft}": "/frcorpus-placeholder/sft"}
-MERGEKIT_HINT = "pip install 'frcorpus[train]'"  # the extra of TRL and MergeKit (DESIGN section 4, point 9)
+MERGEKIT_HINT = "pip install 'frcorpus[train]'"  # the extra of TRL and MergeKit
 DTYPES = ("bfloat16", "float16", "float32", "float64")  # what mergekit.common.dtype_from_name knows (and int64)
 PLACEHOLDER_RE = re.compile(r"\$\{[^}]*\}")
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # org/name; a local path has no other form of this shape

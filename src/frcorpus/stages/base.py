@@ -1,4 +1,4 @@
-"""The stage contract (DESIGN section 4, points 2-3).
+"""The stage contract.
 
 A stage is a class with a `name` (the YAML `type:`), a nested pydantic `Config`, `setup()` for
 models and clients, and one method to write:

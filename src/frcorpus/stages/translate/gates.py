@@ -41,7 +41,8 @@ from frcorpus.text.languages import ASKS_TRANSLATION
 from frcorpus.text.prose import LETTER, SENTENCE_END, head, one_line, set_aside
 
 # Characters of French over English, on the prose outside masked segments (masking.mask, tokens
-# removed, spaces collapsed), measured on the row-aligned English/French pairs of /work/shared/data:
+# removed, spaces collapsed), measured on the row-aligned English/French pairs of the shared data
+# (FRCORPUS_SHARED_DATA):
 # MMLU questions (14,042, MMLU-FR), MGSM (250), MT-Bench turns (160), HPLT test prompts (50), STS-B
 # sentences (17,256) and the Alpaca/Vigogne seed instructions (173).
 #   all pairs (31,931):          median 1.175, p0.25 0.750, p99.75 2.063

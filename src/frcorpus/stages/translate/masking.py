@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 # The token is ⟦n⟧ (U+27E6 / U+27E7, mathematical white square brackets), numbered from 1 in the
 # order of the text. Why this shape:
-# - it does not occur in prose, markdown, HTML, LaTeX or code (none in /work/shared/data), so a
+# - it does not occur in prose, markdown, HTML, LaTeX or code (none in the shared data), so a
 #   token is never content, and the model has no syntax to "fix" or words to translate in it;
 # - LLMs tend to copy verbatim a bracketed number they cannot read as anything else (as they copy
 #   XLIFF's <x1/>), whereas [[1]] and {1} read as wiki links or format fields that models rewrite,
