@@ -171,4 +171,3 @@ def step_eval(loaded: LoadedRecipe, force: bool = False) -> dict[str, Any]:
 
 
 STEP_FUNCTIONS: dict[str, Callable[..., dict[str, Any]]] = {"sft": step_sft, "merge": step_merge, "eval": step_eval}
-
