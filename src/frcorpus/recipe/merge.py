@@ -31,11 +31,11 @@ from .merge_checks import (  # noqa: F401 - check_merge, substitute, format_path
     HUB_ID,
     MERGEKIT_HINT,
     PLACEHOLDERS,
-    _mergekit_version,
     check_merge,
     check_resolved,
     format_path,
     merge_methods,
+    mergekit_version,
     raise_problems,
     string_leaves,
     substitute,
@@ -111,7 +111,7 @@ def run_merge(raw: dict, base: Path, sft: Path, out_dir: Path, *, context: dict)
     )
     config_yaml = yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True)
     method = config.merge_method
-    logger.info("merging with MergeKit %s (%s) on %s into %s", _mergekit_version(), method, options.device, out_dir)
+    logger.info("merging with MergeKit %s (%s) on %s into %s", mergekit_version(), method, options.device, out_dir)
     started = time.perf_counter()
     try:
         mergekit_run_merge(config, str(partial), options, config_source=config_yaml)
@@ -190,7 +190,7 @@ def _summary(
         "dataset": context.get("dataset") or {},
         "recipe_name": context.get("recipe_name"),
         "config": raw,  # with ${base} and ${sft}, as the recipe has it
-        "mergekit": _mergekit_version(),
+        "mergekit": mergekit_version(),
         "frcorpus": frcorpus.__version__,
         "device": device,
         "seconds": round(seconds, 3),

@@ -47,7 +47,7 @@ WHERE = {
 Problem = tuple[tuple, str]
 
 
-def _mergekit_version() -> str:
+def mergekit_version() -> str:
     return package_version("mergekit") or "unknown"
 
 
@@ -315,7 +315,7 @@ def _method_problems(raw: dict) -> list[Problem]:
         return [
             (
                 ("merge_method",),
-                f"unknown merge method {name!r}{suggest(name, methods, AROUND)}; MergeKit {_mergekit_version()} has: "
+                f"unknown merge method {name!r}{suggest(name, methods, AROUND)}; MergeKit {mergekit_version()} has: "
                 f"{', '.join(sorted(methods))}",
             )
         ]
