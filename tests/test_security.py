@@ -130,3 +130,26 @@ def test_prompt_files_are_read_with_the_bounded_yaml_reader(tmp_path):
         f"prompt file {twice}:3: user: duplicate key (first at line 2); a YAML mapping keeps only the last value, "
         "so remove or merge one"
     )
+
+
+@pytest.mark.parametrize(
+    ("template", "problem"),
+    [
+        ("{% include '/etc/passwd' %}", "a prompt cannot include, import or extend another template"),
+        ("{{ 'a' * 10**10 }}", "refused by the template sandbox (repeating would make 10,000,000,000 items"),
+        ("{{ 2**1000**1000 }}", "refused by the template sandbox (a power with exponent 1000 is too large"),
+        ("{{ range(10**9) | list }}", "OverflowError: Range too big."),
+        ("{{ 1 / 0 }}", "ZeroDivisionError: division by zero"),
+    ],
+)
+def test_a_template_that_fails_or_would_exhaust_the_machine_is_a_configuration_error(tmp_path, template, problem):
+    prompt = write_prompt(tmp_path, template)
+    with pytest.raises(PromptError) as e:
+        load_prompt("judge", str(prompt), required=("user",), sample=SAMPLE_VARIABLES)
+    assert str(e.value).startswith(f"prompt file {prompt}:7: `user`: {problem}")
+
+
+def test_small_arithmetic_still_renders(tmp_path):
+    prompt = write_prompt(tmp_path, "{{ [1] * 3 }} {{ 2 ** 8 }} {{ '-' * 20 }}")
+    template = load_prompt("judge", str(prompt), required=("user",), sample=SAMPLE_VARIABLES)
+    assert template.render("user", **SAMPLE_VARIABLES["user"]).endswith("[1, 1, 1] 256 --------------------")

@@ -66,11 +66,9 @@ class PromptTemplate:
     def render(self, part: str, **variables: Any) -> str:
         if not self.has(part):
             raise PromptError(f"prompt {self.path} has no `{part}` template")
-        import jinja2
-
         try:
             return _compiled(self.data[part]).render(**variables).strip()
-        except jinja2.TemplateError as e:
+        except Exception as e:  # noqa: BLE001 - whatever a template raises (1/0, a range too big) names its line
             raise PromptError(f"{self.where(part, e)}: {_describe(e)}") from None
 
     def where(self, part: str, error: Exception | None = None) -> str:
@@ -99,16 +97,44 @@ def _describe(e: Exception) -> str:
         return f"refused by the template sandbox ({e}); a prompt may only use its variables, filters and tests"
     if isinstance(e, UndefinedError):
         return f"{e.message}; use only the variables this kind of prompt gets"
-    return f"{type(e).__name__}: {e.message or e}"
+    if isinstance(e, TypeError) and "no loader" in str(e):
+        return "a prompt cannot include, import or extend another template; write it out in this file"
+    return f"{type(e).__name__}: {getattr(e, 'message', None) or e}"
+
+
+MAX_REPEAT = 1_000_000  # items or characters a `*` in a template may make (`'a' * 10**10` would exhaust memory)
+MAX_EXPONENT = 1_000  # a `**` beyond this (`2**10**9`) would run for ever
+MAX_POWER_BITS = 1_000_000  # nor may a chain of them (`2**1000**1000`, left to right) make a larger number
 
 
 @cache
 def _environment():
     # immutable: a template cannot change the lists and dicts it is given (the record's messages)
     from jinja2 import StrictUndefined
+    from jinja2.exceptions import SecurityError
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    return ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+    class BoundedSandbox(ImmutableSandboxedEnvironment):
+        """The sandbox keeps a template from Python; this keeps it from exhausting memory or time with
+        one operator (Jinja's documented hook for it: `intercepted_binops`)."""
+
+        intercepted_binops = frozenset({"*", "**"})
+
+        def call_binop(self, context, operator, left, right):
+            if operator == "**" and isinstance(right, int):
+                bits = abs(left).bit_length() * right if isinstance(left, int) and abs(left) > 1 else 0
+                if abs(right) > MAX_EXPONENT or bits > MAX_POWER_BITS:
+                    raise SecurityError(f"a power with exponent {right} is too large for a prompt")
+            if operator == "*":
+                sized, times = (left, right) if isinstance(right, int) else (right, left)
+                if isinstance(sized, (str, list, tuple)) and isinstance(times, int):
+                    if len(sized) * times > MAX_REPEAT:
+                        raise SecurityError(
+                            f"repeating would make {len(sized) * times:,} items (at most {MAX_REPEAT:,})"
+                        )
+            return super().call_binop(context, operator, left, right)
+
+    return BoundedSandbox(undefined=StrictUndefined, autoescape=False)
 
 
 @cache
