@@ -61,35 +61,50 @@ def _json_rows(path: Path) -> Iterator[Row]:
         yield f"[{i}]", obj, None, None, None
 
 
-def _table_rows(path: Path) -> Iterator[Row]:
-    """Rows of a Parquet file, row group by row group, or of an Arrow stream. The rows of a part that
-    cannot be decoded (a corrupt page) are rejected one by one as `read.corrupt_file`, with the
-    error; the other parts are read."""
-    i = 0
+def _table_parts(path: Path) -> Iterator[tuple[pa.RecordBatch | None, str, int]]:
+    """The record batches of a Parquet file (row group by row group) or of an Arrow stream, decoded but
+    not converted; for a part that cannot be decoded (a corrupt page), `(None, what is wrong, the
+    rejects that stand for it)`: the rows of the Parquet row group not yet read, or 1 for the rest of a
+    stream (whose length is unknown). The other parts are read."""
     if path.suffix == ".parquet":
         parquet = pq.ParquetFile(path)
+        start = 0
         for group in range(parquet.num_row_groups):
             rows = parquet.metadata.row_group(group).num_rows
-            start = i
+            read = 0
             try:
                 for batch in parquet.iter_batches(batch_size=2048, row_groups=[group]):
-                    for obj in batch.to_pylist():
-                        yield f"[{i}]", obj, None, None, None
-                        i += 1
+                    read += batch.num_rows
+                    yield batch, "", 0
             except (OSError, pa.ArrowException) as e:
                 detail = f"row group {group} (rows {start}-{start + rows - 1}) cannot be decoded: {_error_line(e)}"
-                for _ in range(start + rows - i):
-                    yield f"[{i}]", None, None, ReadIssue("corrupt_file", detail), None
-                    i += 1
+                yield None, detail, rows - read
+            start += rows
         return
+    read = 0
     try:
         for batch in pa.ipc.open_stream(pa.memory_map(str(path))):
-            for obj in batch.to_pylist():
-                yield f"[{i}]", obj, None, None, None
-                i += 1
-    except (OSError, pa.ArrowException) as e:  # a stream has no row count: one reject for the rest
-        detail = f"the Arrow stream cannot be read past row {i}: {_error_line(e)}; the rest of {path.name} is lost"
-        yield f"[{i}]", None, None, ReadIssue("corrupt_file", detail), None
+            read += batch.num_rows
+            yield batch, "", 0
+    except (OSError, pa.ArrowException) as e:
+        yield (
+            None,
+            f"the Arrow stream cannot be read past row {read}: {_error_line(e)}; the rest of {path.name} is lost",
+            1,
+        )
+
+
+def _table_rows(path: Path) -> Iterator[Row]:
+    """Rows of a Parquet file or an Arrow stream; a part that cannot be decoded gives its rejects, each
+    `read.corrupt_file` with the error."""
+    i = 0
+    for batch, detail, lost in _table_parts(path):
+        for obj in batch.to_pylist() if batch is not None else ():
+            yield f"[{i}]", obj, None, None, None
+            i += 1
+        for _ in range(lost):
+            yield f"[{i}]", None, None, ReadIssue("corrupt_file", detail), None
+            i += 1
 
 
 def file_rows(path: Path) -> Iterator[Row]:
@@ -313,7 +328,8 @@ def find_damage(path: Path) -> str | None:
         except DamagedFile as e:
             return f"{e.detail}; a run keeps its first {lines} lines and rejects the rest as read.corrupt_file"
     elif path.suffix in (".parquet", ".arrow"):
-        broken = [issue.detail for _, _, _, issue, _ in _table_rows(path) if issue is not None]
+        broken = [(detail, lost) for batch, detail, lost in _table_parts(path) if batch is None]
         if broken:
-            return f"{broken[0]}; a run rejects these {len(broken)} rows as read.corrupt_file and reads the others"
+            rejects = sum(lost for _, lost in broken)
+            return f"{broken[0][0]}; a run rejects these {rejects} rows as read.corrupt_file and reads the others"
     return None
