@@ -64,3 +64,14 @@ def test_rejection_is_recorded_with_stage_and_reason():
     s.run_batch([rec])
     assert rec["_reject"] == {"stage": "length", "reason": "length.too_short", "detail": "2 < 100 chars"}
     assert s.stats.rejected == {"length.too_short": 1}
+
+
+def test_a_filter_without_either_hook_is_refused_where_it_is_defined():
+    from frcorpus.stages.base import Filter
+
+    with pytest.raises(
+        TypeError, match="^Nothing is a Filter with neither keep\\(record\\) nor keep_batch\\(records\\)$"
+    ):
+
+        class Nothing(Filter):
+            name = "nothing"

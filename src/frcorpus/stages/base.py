@@ -218,13 +218,16 @@ class Filter(Stage):
     id, embeddings, an LLM). With `annotate_only` the base rejects nothing and counts what it would
     have rejected as `would_reject.<stage>.<reason>`; no filter handles that itself."""
 
-    def keep(self, record: dict[str, Any]) -> bool | Reject:
-        """True to keep the record, or a `Reject` with the reason code (without the stage prefix)."""
-        raise NotImplementedError(f"{type(self).__name__} overrides neither keep nor keep_batch")
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # one of the two hooks is the filter: a class with neither is refused where it is defined
+        super().__init_subclass__(**kwargs)
+        if cls.keep_batch is Filter.keep_batch and not callable(getattr(cls, "keep", None)):
+            raise TypeError(f"{cls.__name__} is a Filter with neither keep(record) nor keep_batch(records)")
 
     def keep_batch(self, records: list[dict[str, Any]]) -> list[bool | Reject]:
-        """A verdict per live record of a batch, in order, as `keep` gives them (datatrove's
-        `filter_batch` is the same idea)."""
+        """A verdict per live record of a batch, in order: True to keep it, or a `Reject` with the reason
+        code (without the stage prefix). By default the filter's `keep(record)`, which gives one
+        verdict (datatrove's `filter_batch` is the same idea)."""
         return [self.keep(r) for r in records]
 
     def run_batch(self, records: list[dict[str, Any]]) -> None:
