@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib.util
 import re
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 from frcorpus.licenses import HUB_LICENSES, conflict_problems, normalize
 from frcorpus.sources.config import PromptResponseFields, SourceConfig
 from frcorpus.sources.reader import check_readable
-from frcorpus.sources.resolve import SourceError, resolve_source
+from frcorpus.sources.resolve import ResolvedSource, SourceError, resolve_source
 from frcorpus.stages import REGISTRY
 from frcorpus.yamlconf import AliasError, ConfigError, Strict, duplicate_keys, fmt_path, get, line_map, parse, suggest
 
@@ -289,6 +289,8 @@ class LoadedPipeline:
     text: str
     config: PipelineConfig
     lines: dict[tuple, int]
+    # the sources' files, once `check_pipeline` has found them all (the plan then does not look again)
+    sources: tuple[ResolvedSource, ...] | None = None
 
     def line_of(self, *path: Any) -> int:
         return self.lines.get(tuple(path), 1)
@@ -367,7 +369,10 @@ def check_pipeline(path: str | Path, cwd: Path | None = None) -> tuple[LoadedPip
     except ConfigError as e:
         return None, e.problems
     # entry by entry, so that a schema error elsewhere hides no source or dependency problem
-    problems += _source_problems(where, lines, _entries_that_validate(raw, "sources"), cwd)
+    sources, source_problems = resolve_sources(where, lines, _entries_that_validate(raw, "sources"), cwd)
+    problems += source_problems
+    if loaded is not None and not source_problems:
+        loaded = replace(loaded, sources=tuple(sources))
     executor_model = _model_for(("executor",), raw)
     executor = _validated(executor_model, raw["executor"]) if executor_model else None
     problems += _dependency_problems(where, lines, _entries_that_validate(raw, "stages"), executor)
@@ -393,15 +398,20 @@ def _entries_that_validate(raw: dict, section: str) -> list[tuple[int, BaseModel
     return found
 
 
-def _source_problems(where: str, lines: dict, sources: list[tuple[int, SourceConfig]], cwd: Path | None) -> list[str]:
-    """A problem per source whose path is missing or whose files cannot be opened."""
-    problems = []
+def resolve_sources(
+    where: str, lines: dict, sources: list[tuple[int, SourceConfig]], cwd: Path | None
+) -> tuple[list[ResolvedSource], list[str]]:
+    """The files of each (index, source), checked readable, and a problem (`file:line`) per source whose
+    path is missing or whose files cannot be opened."""
+    resolved, problems = [], []
     for i, source in sources:
         try:
-            check_readable(resolve_source(source, cwd))
+            src = resolve_source(source, cwd)
+            check_readable(src)
+            resolved.append(src)
         except SourceError as e:
             problems.append(f"{where}:{lines.get(('sources', i, 'path'), 1)}: {e}")
-    return problems
+    return resolved, problems
 
 
 def missing_dependencies(loaded: LoadedPipeline) -> list[str]:

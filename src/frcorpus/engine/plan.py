@@ -19,9 +19,9 @@ from typing import Any
 import pyarrow as pa
 
 from frcorpus import __version__
-from frcorpus.config import LoadedPipeline, PipelineConfig
-from frcorpus.sources.reader import SourceReader, check_readable
-from frcorpus.sources.resolve import ResolvedSource, SourceError, resolve_source
+from frcorpus.config import LoadedPipeline, PipelineConfig, resolve_sources
+from frcorpus.sources.reader import SourceReader
+from frcorpus.sources.resolve import ResolvedSource, SourceError
 from frcorpus.stages import REGISTRY
 from frcorpus.stages.base import GenerationEstimate, Stage
 
@@ -148,17 +148,12 @@ def _stage_specs(phases: list[PhaseSpec]) -> Iterator[StageSpec]:
 def build_plan(loaded: LoadedPipeline, cwd: Path | None = None) -> Plan:
     """Resolve sources (hashing every input file) and cut the stages into phases."""
     cfg = loaded.config
-    sources: list[ResolvedSource] = []
-    problems: list[str] = []
-    for i, source_cfg in enumerate(cfg.sources):  # report every broken source at once
-        try:
-            src = resolve_source(source_cfg, cwd)
-            check_readable(src)
-            sources.append(src)
-        except SourceError as e:
-            problems.append(f"{loaded.path}:{loaded.line_of('sources', i, 'path')}: {e}")
-    if problems:
-        raise SourceError(problems[0], problems)
+    if loaded.sources is not None:  # found by check_pipeline already
+        sources = list(loaded.sources)
+    else:
+        sources, problems = resolve_sources(str(loaded.path), loaded.lines, list(enumerate(cfg.sources)), cwd)
+        if problems:  # every broken source at once
+            raise SourceError(problems[0], problems)
     phases: list[PhaseSpec] = []
     record: list[StageSpec] = []
     glob: list[StageSpec] = []
