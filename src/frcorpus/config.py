@@ -21,7 +21,18 @@ from frcorpus.sources.config import PromptResponseFields, SourceConfig
 from frcorpus.sources.reader import check_readable
 from frcorpus.sources.resolve import ResolvedSource, SourceError, resolve_source
 from frcorpus.stages import REGISTRY
-from frcorpus.yamlconf import AliasError, ConfigError, Strict, duplicate_keys, fmt_path, get, line_map, parse, suggest
+from frcorpus.yamlconf import (
+    AliasError,
+    ConfigError,
+    Strict,
+    duplicate_keys,
+    fmt_path,
+    get,
+    line_map,
+    parse,
+    stage_ids,
+    suggest,
+)
 
 
 class LocalExecutor(Strict):
@@ -150,16 +161,7 @@ class PipelineConfig(Strict):
         return self
 
     def stage_ids(self) -> list[str]:
-        """Explicit ids, else the type, numbered from the second occurrence (`exact_dedup_2`)."""
-        ids: list[str] = []
-        seen: dict[str, int] = {}
-        for s in self.stages:
-            if s.id:
-                ids.append(s.id)
-                continue
-            seen[s.type] = seen.get(s.type, 0) + 1
-            ids.append(s.type if seen[s.type] == 1 else f"{s.type}_{seen[s.type]}")
-        return ids
+        return stage_ids([(s.type, s.id) for s in self.stages])
 
 
 # --------------------------------------------------------------------------- YAML with line numbers

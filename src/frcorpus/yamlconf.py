@@ -183,3 +183,25 @@ def parse(text: str) -> tuple[yaml.Node | None, Any]:
         return node, yaml.safe_load(text)
     except RecursionError:
         raise yaml.YAMLError("the document is nested too deeply") from None
+
+
+# The one rule that names the stages of a pipeline: for the configuration, and for readers of a version
+# (version/ may not import the configuration, which imports the stages).
+def stage_ids(stages: list[tuple[str, str | None]]) -> list[str]:
+    """The ids of the stages (type, explicit id or None): explicit ids, else the type, numbered from
+    its second occurrence (`exact_dedup_2`). Also for plain dicts of a resolved pipeline (a version
+    written by another release may not validate against this one's models)."""
+    ids: list[str] = []
+    seen: dict[str, int] = {}
+    for kind, explicit in stages:
+        if explicit:
+            ids.append(explicit)
+            continue
+        seen[kind] = seen.get(kind, 0) + 1
+        ids.append(kind if seen[kind] == 1 else f"{kind}_{seen[kind]}")
+    return ids
+
+
+def resolved_stage_ids(stages: list[dict[str, Any]]) -> list[str]:
+    """`stage_ids` of the stages of a resolved pipeline, as plain dicts."""
+    return stage_ids([(s["type"], s.get("id")) for s in stages])

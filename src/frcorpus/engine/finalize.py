@@ -31,7 +31,6 @@ from frcorpus.version.layout import (
     RUN_FILES,
     Manifest,
     VersionDir,
-    stage_ids,
 )
 from frcorpus.version.writer import (
     atomic_write_text,
@@ -47,6 +46,7 @@ from frcorpus.version.writer import (
     write_manifest,
     write_stats,
 )
+from frcorpus.yamlconf import resolved_stage_ids
 
 
 @dataclass
@@ -65,7 +65,7 @@ def manifest_models(config: dict[str, Any]) -> list[dict[str, Any]]:
     stages = config.get("stages") or []
     return [
         {"stage": stage_id, **model}
-        for stage_id, cfg in zip(stage_ids(stages), stages, strict=True)
+        for stage_id, cfg in zip(resolved_stage_ids(stages), stages, strict=True)
         for model in REGISTRY[cfg["type"]].models(cfg)
     ]
 

@@ -28,6 +28,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from frcorpus.record import SPLITS
+from frcorpus.yamlconf import resolved_stage_ids
 
 DATA = "data"
 REJECTS = "rejects"
@@ -202,19 +203,6 @@ def is_parquet(rel: str) -> bool:
     return rel.startswith((f"{DATA}/", f"{REJECTS}/")) and rel.endswith(".parquet")
 
 
-def stage_ids(stages: list[dict[str, Any]]) -> list[str]:
-    """Stage ids as PipelineConfig.stage_ids gives them, from the resolved YAML's plain dicts (a version
-    written by another frcorpus release may not validate against this one's configuration models)."""
-    ids, seen = [], Counter()
-    for s in stages:
-        if s.get("id"):
-            ids.append(s["id"])
-            continue
-        seen[s["type"]] += 1
-        ids.append(s["type"] if seen[s["type"]] == 1 else f"{s['type']}_{seen[s['type']]}")
-    return ids
-
-
 # ----------------------------------------------------------------------------------- the directory
 
 
@@ -314,7 +302,7 @@ class VersionDir:
     def stage_configs(self) -> dict[str, dict[str, Any]]:
         """Stage id -> its resolved configuration, in the pipeline's order."""
         stages = self.config.get("stages") or []
-        return dict(zip(stage_ids(stages), stages, strict=True))
+        return dict(zip(resolved_stage_ids(stages), stages, strict=True))
 
     def stage_type(self, stage_id: str) -> str:
         """The type of a stage (the reader, `read`, has none: its id)."""
