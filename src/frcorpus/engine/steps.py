@@ -26,12 +26,13 @@ from datatrove.data import Document
 from datatrove.pipeline.base import PipelineStep
 
 from frcorpus.batch import Batch, conform, live_mask, reject_counts, with_rejects, work_schema
+from frcorpus.counts import StageStats
 from frcorpus.engine.plan import Paths, PhaseSpec, Plan, RunError, StageSpec, Unit
 from frcorpus.record import SPLITS, data_schema, intermediate_schema, rejects_schema
 from frcorpus.settings import columnar_enabled
 from frcorpus.sources.reader import SourceReader
 from frcorpus.sources.resolve import ResolvedSource
-from frcorpus.stages.base import GlobalStage, Stage, StageStats
+from frcorpus.stages.base import GlobalStage, Stage
 from frcorpus.version.layout import VersionDir
 from frcorpus.version.writer import ShardWriter, atomic_write_text, sha256_path
 

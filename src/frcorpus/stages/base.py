@@ -23,8 +23,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -33,6 +32,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from frcorpus.batch import Batch, live_mask, reject_counts
+from frcorpus.counts import StageStats
 from frcorpus.settings import columnar_enabled
 
 
@@ -71,40 +71,6 @@ class GenerationEstimate:
     generated_tokens: int
     gpu_hours: float  # at the throughput the stage is configured with
     work: str  # what the stage does to the chosen records, as the dry run says it ("translate")
-
-
-@dataclass
-class StageStats:
-    """What one stage did in one task; merged across tasks by the engine."""
-
-    n_in: int = 0
-    kept: int = 0
-    rejected: Counter = field(default_factory=Counter)
-    seconds: float = 0.0
-    counters: Counter = field(default_factory=Counter)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "in": self.n_in,
-            "kept": self.kept,
-            "rejected": dict(sorted(self.rejected.items())),
-            "seconds": round(self.seconds, 4),
-            **({"counters": dict(sorted(self.counters.items()))} if self.counters else {}),
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> StageStats:
-        return cls(
-            data["in"], data["kept"], Counter(data["rejected"]), data["seconds"], Counter(data.get("counters", {}))
-        )
-
-    def __iadd__(self, other: StageStats) -> StageStats:
-        self.n_in += other.n_in
-        self.kept += other.kept
-        self.rejected.update(other.rejected)
-        self.seconds += other.seconds
-        self.counters.update(other.counters)
-        return self
 
 
 class Stage(ABC):

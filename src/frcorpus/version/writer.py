@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 import yaml
 from pydantic import ValidationError
 
+from frcorpus.counts import StageStats
 from frcorpus.resources import package_version
 from frcorpus.version.layout import (
     MANIFEST,
@@ -126,7 +127,7 @@ def merge_task_stats(stat_files: list[Path], source_names: list[str]) -> Stats:
     licences and the fingerprint, which finalize adds). Every source gets a row, in the pipeline's order:
     one that held no record, a row of zeros. Stages keep the order of their `position` in the task files."""
     sources: dict[str, Counter] = {name: Counter(read=0, kept=0, rejected=0) for name in source_names}
-    stages: dict[str, _StageSum] = {}
+    stages: dict[str, StageStats] = {}
     stage_order: dict[str, int] = {}
     formats: dict[str, Counter] = {}
     for path in stat_files:
@@ -135,7 +136,8 @@ def merge_task_stats(stat_files: list[Path], source_names: list[str]) -> Stats:
             sources.setdefault(name, Counter()).update(counts)
         for stage_id, body in data.get("stages", {}).items():
             stage_order.setdefault(stage_id, body.get("position", len(stage_order)))
-            stages.setdefault(stage_id, _StageSum()).add(body)
+            summed = stages.setdefault(stage_id, StageStats())
+            summed += StageStats.from_json(body)
         for name, counts in data.get("formats", {}).items():
             formats.setdefault(name, Counter()).update(counts)
     source_json = {
@@ -145,36 +147,10 @@ def merge_task_stats(stat_files: list[Path], source_names: list[str]) -> Stats:
     return Stats.model_validate(
         {
             "sources": source_json,
-            "stages": {s: stages[s].as_json() for s in sorted(stages, key=lambda s: stage_order[s])},
+            "stages": {s: stages[s].to_json() for s in sorted(stages, key=lambda s: stage_order[s])},
             "totals": {k: sum(s[k] for s in source_json.values()) for k in ("read", "kept", "rejected")},
         }
     )
-
-
-class _StageSum:
-    """One stage's entries of the task files, added up."""
-
-    def __init__(self):
-        self.n_in, self.kept, self.seconds = 0, 0, 0.0
-        self.rejected: Counter = Counter()
-        self.counters: Counter = Counter()
-
-    def add(self, body: dict[str, Any]) -> None:
-        self.n_in += body["in"]
-        self.kept += body["kept"]
-        self.rejected.update(body["rejected"])
-        self.seconds += body["seconds"]
-        self.counters.update(body.get("counters", {}))
-
-    def as_json(self) -> dict[str, Any]:
-        """As a task writes it (StageStats.to_json), without its position."""
-        return {
-            "in": self.n_in,
-            "kept": self.kept,
-            "rejected": dict(sorted(self.rejected.items())),
-            "seconds": round(self.seconds, 4),
-            **({"counters": dict(sorted(self.counters.items()))} if self.counters else {}),
-        }
 
 
 def dependency_versions() -> dict[str, str]:
