@@ -144,6 +144,43 @@ def merge(config: ConfigArg, force: ForceOpt = False) -> None:
     _run(config, None, ("merge",), force)
 
 
+@recipe_app.command()
+def score(
+    task: Annotated[str, typer.Argument(help="the benchmark the answers are for: ifeval_fr or ifeval_en")],
+    responses: Annotated[Path, typer.Option("--responses", help="JSONL of {prompt, response}, one per line")],
+    out_dir: Annotated[Path, typer.Option("--out", help="folder for items.jsonl and summary.json")],
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir", help="folder holding benchmarks_fr/ (default: $FRCORPUS_SHARED_DATA, else ../shared/data)"
+        ),
+    ] = None,
+) -> None:
+    """Score answers to the M-IFEval prompts, no model needed: every instruction checked strict and loose, the
+    accuracies per prompt and per instruction (DIR/items.jsonl, DIR/summary.json)."""
+    from .eval_tasks import EvalError
+    from .evaluate import EvalConfig, data_root
+    from .ifeval import IFEVAL_LANGS, score_responses_file
+
+    langs = {f"ifeval_{lang}": lang for lang in IFEVAL_LANGS}
+    if task not in langs:
+        _fail([f"unknown task {task!r}: give one of {', '.join(langs)}"], "problem(s) with the arguments")
+    root, _ = data_root(EvalConfig(data_dir=str(data_dir) if data_dir is not None else None))
+    try:
+        summary = score_responses_file(langs[task], responses, out_dir, root)
+    except EvalError as e:  # a bad benchmark or responses file, or a checker's package missing
+        _fail([str(e)], "problem(s) with the input")
+    out.print(f"{task}: {summary['n_prompts']} prompts, {summary['missing']} without an answer", highlight=False)
+    table = Table()
+    for col in ("level", "strict", "loose"):
+        table.add_column(col)
+    for level, name in (("prompt", "prompt"), ("instruction", "inst")):
+        strict, loose = summary[f"{name}_level_strict_acc"], summary[f"{name}_level_loose_acc"]
+        table.add_row(level, f"{strict:.3f}", f"{loose:.3f}")
+    out.print(table)
+    out.print(f"written: {escape(str(out_dir / 'items.jsonl'))}, {escape(str(out_dir / 'summary.json'))}")
+
+
 @recipe_app.command("eval")
 def eval_command(config: ConfigArg, force: ForceOpt = False) -> None:
     """Evaluate base, SFT and merged models on French benchmarks (into <output_dir>/eval)."""
