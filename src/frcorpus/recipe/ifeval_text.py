@@ -146,7 +146,9 @@ def use_offline_punkt() -> Path:
 
 @functools.cache
 def _langid():
-    """frcorpus's `langid` stage (bundled lid.176 with the word-frequency second opinion), loaded once."""
+    """frcorpus's `langid` stage (the bundled lid.176), loaded once. Without its word-frequency second
+    opinion: on an answer that repeats a rare name ("LE DISCOURS DE SÉMÉNECHIUS" fifty times) it turned
+    lid.176's French (0.44-0.85) into "und" or Galician."""
     from ..stages.langid import LangId
 
     stage = LangId(LangId.Config(type="langid", lexicon=False), "ifeval")
