@@ -99,11 +99,15 @@ def _result(loaded, item: dict) -> str:
 
 @recipe_app.command()
 def validate(config: ConfigArg, dataset: DatasetOpt = None) -> None:
-    """Check a recipe without running it: every sft: key against TRL's SFTConfig, merge: against MergeKit's
-    config model, eval: tasks and files. What this machine lacks for a step is listed, not an error."""
+    """Check a recipe (or a compare file) without running it: every sft: key against TRL's SFTConfig, merge:
+    against MergeKit's config model, eval: tasks and files. What this machine lacks for a step is listed, not an
+    error."""
+    from .compare_config import is_compare_file
     from .config import machine_problems
     from .dataset import DatasetError, resolve_dataset
 
+    if is_compare_file(config):
+        return _validate_compare(config)
     loaded = _load(config, dataset)
     cfg = loaded.config
     merge = cfg.merge or {}
@@ -193,3 +197,99 @@ def luth(config: ConfigArg, dataset: DatasetOpt = None, force: ForceOpt = False)
     from .luth import STEPS
 
     _run(config, dataset, STEPS, force)
+
+
+# --------------------------------------------------------------------------- compare
+
+OnlyOpt = Annotated[
+    list[str] | None, typer.Option("--only", help="train and evaluate this arm only (repeat for several arms)")
+]
+
+
+def _load_compare(path: Path):
+    from frcorpus.yamlconf import ConfigError
+
+    from .compare_config import load_compare
+
+    logging.getLogger("frcorpus").setLevel(logging.INFO)
+    try:
+        return load_compare(path)
+    except ConfigError as e:
+        _fail(e.problems, "problem(s) in the compare file")
+
+
+def _validate_compare(path: Path) -> None:
+    from .config import machine_problems
+    from .dataset import DatasetError, resolve_dataset
+
+    loaded = _load_compare(path)
+    cfg = loaded.config
+    summary = Table(title=f"{cfg.name} (compare)", title_justify="left", show_header=False)
+    summary.add_row("base model", cfg.model + (f"@{cfg.revision}" if cfg.revision else ""))
+    notes = []
+    for arm, ref in cfg.arms.items():
+        try:
+            version = resolve_dataset(ref)
+            summary.add_row(f"arm {arm}", f"{version.name} {version.version} ({version.fingerprint}, {version.source})")
+        except DatasetError as e:
+            summary.add_row(f"arm {arm}", ref.path or f"{ref.hub}@{ref.revision or 'main'}")
+            notes.append(f"arm {arm}: {e}")
+    summary.add_row("budget", f"{cfg.budget.tokens} tokens" if cfg.budget.tokens else "the smallest arm's total")
+    summary.add_row("leak check", f"{', '.join(loaded.leak_methods)}; on_leak: {cfg.leak_check.on_leak}")
+    summary.add_row("sft", ", ".join(f"{k}={v}" for k, v in cfg.sft.items()))
+    if cfg.merge:
+        summary.add_row("merge", f"{cfg.merge.get('merge_method', '-')} {cfg.merge.get('parameters', '')}".strip())
+    tasks = [t.name + (f" (limit {t.limit})" if t.limit else "") for t in loaded.eval_config.tasks]
+    summary.add_row(
+        "eval", ", ".join(tasks) + f"; models: {', '.join(loaded.kinds)}" + (", base" if loaded.with_base else "")
+    )
+    out.print(summary)
+    out.print(f"[green]OK[/] {escape(str(path))}: the compare file is valid", highlight=False)
+    steps = ("sft", *(["merge"] if cfg.merge else []), "eval")
+    notes += machine_problems(loaded.arm_recipe(loaded.arms[0]), steps)
+    if notes:
+        out.print("[yellow]on this machine:[/]")
+        for note in notes:
+            out.print(f"  {note}", markup=False, highlight=False, soft_wrap=True)
+
+
+@recipe_app.command()
+def compare(
+    config: Annotated[Path, typer.Argument(help="compare YAML file (docs/recipe.md, Compare)")],
+    force: ForceOpt = False,
+    only: OnlyOpt = None,
+    validate_only: Annotated[bool, typer.Option("--validate", help="check the compare file, run nothing")] = False,
+) -> None:
+    """Train the base model on each arm's dataset with the same SFT on the same number of tokens (leaked eval
+    items removed), evaluate every arm and the base on the same items, and report the deltas with paired
+    bootstrap intervals (compare.md, .json, .png); finished arms are not trained again."""
+    from frcorpus.llm.base import BackendError
+
+    from .compare import run_compare
+    from .compare_data import CompareError
+    from .config import machine_problems
+    from .dataset import DatasetError
+    from .evaluate import EvalError
+    from .luth import StepError
+    from .sft import SFTError
+
+    if validate_only:
+        _validate_compare(config)
+        return
+    loaded = _load_compare(config)
+    steps = ("sft", *(["merge"] if loaded.config.merge else []), "eval")
+    problems = machine_problems(loaded.arm_recipe(loaded.arms[0]), steps)
+    if problems:
+        _fail(problems, "problem(s) on this machine")
+    name = escape(loaded.config.name)
+
+    def progress(who: str, step: str, seconds: float | None, note: str) -> None:
+        took = f" {seconds:.1f} s" if seconds is not None else ""
+        console.print(f"[bold]compare {name}[/] {escape(who)}: {step}{took} ({escape(note)})", highlight=False)
+
+    try:
+        run_compare(loaded, force=force, only=only, progress=progress)
+    except (CompareError, StepError, SFTError, DatasetError, EvalError, BackendError) as e:
+        console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    out.print((loaded.output_dir / "compare.md").read_text(encoding="utf-8"), markup=False, highlight=False)

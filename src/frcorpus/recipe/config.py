@@ -90,14 +90,23 @@ class RecipeConfig(Strict):
     @field_validator("dataset", mode="before")
     @classmethod
     def _dataset_shorthand(cls, value: Any) -> Any:
-        return {"path": value} if isinstance(value, str) else value
+        return dataset_shorthand(value)
 
     @field_validator("chat_template")
     @classmethod
     def _template_file(cls, value: str) -> str:
-        if value not in ("auto", "chatml") and not Path(value).is_file():
-            raise ValueError(f"{value}: no such file; give 'auto', 'chatml' or a .jinja file with generation markers")
-        return value
+        return check_chat_template(value)
+
+
+def dataset_shorthand(value: Any) -> Any:
+    """`dataset: out/name` for `dataset: {path: out/name}`."""
+    return {"path": value} if isinstance(value, str) else value
+
+
+def check_chat_template(value: str) -> str:
+    if value not in ("auto", "chatml") and not Path(value).is_file():
+        raise ValueError(f"{value}: no such file; give 'auto', 'chatml' or a .jinja file with generation markers")
+    return value
 
 
 # --------------------------------------------------------------------------- TRL's SFTConfig
@@ -208,31 +217,55 @@ def load_recipe(path: str | Path, dataset: str | None = None) -> LoadedRecipe:
     """Parse and check a recipe file; raise ConfigError listing every problem. `dataset` overrides the
     file's dataset (a version directory or dataset folder)."""
     path = Path(path)
-    where = str(path)
     text, raw, lines = read_yaml(path, "recipe", "name, model, dataset, output_dir and sft")
     if dataset is not None:
         raw = {**raw, "dataset": {"path": dataset}}
-    problems: list[tuple[int, str]] = []
-
-    def add(section: tuple, found: list[tuple[tuple, str]]) -> None:
-        for sub, message in found:
-            full = (*section, *sub)
-            line = lines.get((*full, "__key__")) or lines.get(full) or lines.get(section, 1)
-            problems.append((line, f"{where}:{line}: {fmt_path(full)}: {message}"))
-
+    problems = Problems(str(path), lines)
     config = None
     try:
         config = RecipeConfig.model_validate(raw)
     except ValidationError as e:
-        add((), [(tuple(err["loc"]), _message(err, raw)) for err in e.errors()])
+        problems.invalid((), e, raw)
+    sft_values, eval_config = check_tools(raw, problems)
+    if problems.found or config is None:
+        raise problems.error()
+    return LoadedRecipe(path, text, config, lines, sft_values, eval_config)
+
+
+class Problems:
+    """The problems of one configuration file, each with its line; raised together, in line order."""
+
+    def __init__(self, where: str, lines: dict[tuple, int]):
+        self.where, self.lines = where, lines
+        self.found: list[tuple[int, str]] = []
+
+    def add(self, section: tuple, found: list[tuple[tuple, str]]) -> None:
+        """Problems as (key path inside `section`, message)."""
+        lines = self.lines
+        for sub, message in found:
+            full = (*section, *sub)
+            line = lines.get((*full, "__key__")) or lines.get(full) or lines.get(section, 1)
+            self.found.append((line, f"{self.where}:{line}: {fmt_path(full)}: {message}"))
+
+    def invalid(self, section: tuple, error: ValidationError, raw: Any) -> None:
+        """A pydantic model's errors over `raw`, the mapping at `section`."""
+        self.add(section, [(tuple(err["loc"]), error_message(err, raw)) for err in error.errors()])
+
+    def error(self) -> ConfigError:
+        return ConfigError([text for _, text in sorted(self.found, key=lambda p: p[0])])
+
+
+def check_tools(raw: dict[str, Any], problems: Problems) -> tuple[dict[str, Any], Any]:
+    """Check the tools' sections (`sft:` against TRL, `merge:` against MergeKit, `eval:`) into `problems`;
+    return `sft:` coerced to SFTConfig's types and the EvalConfig (None without an eval section)."""
     sft_values: dict[str, Any] = {}
     if isinstance(raw.get("sft"), dict):
         sft_values, found = check_sft(raw["sft"])
-        add(("sft",), found)
+        problems.add(("sft",), found)
     if isinstance(raw.get("merge"), dict):
         from .merge import check_merge
 
-        add(("merge",), check_merge(raw["merge"]))
+        problems.add(("merge",), check_merge(raw["merge"]))
     eval_config = None
     if raw.get("eval") is not None:
         from .evaluate import EvalConfig, check_eval
@@ -240,15 +273,14 @@ def load_recipe(path: str | Path, dataset: str | None = None) -> LoadedRecipe:
         try:
             eval_config = EvalConfig.model_validate(raw["eval"])
         except ValidationError as e:
-            add(("eval",), [(tuple(err["loc"]), _message(err, raw["eval"])) for err in e.errors()])
+            problems.invalid(("eval",), e, raw["eval"])
         else:
-            add(("eval",), check_eval(eval_config))
-    if problems or config is None:
-        raise ConfigError([text for _, text in sorted(problems, key=lambda p: p[0])])
-    return LoadedRecipe(path, text, config, lines, sft_values, eval_config)
+            problems.add(("eval",), check_eval(eval_config))
+    return sft_values, eval_config
 
 
-def _message(err: dict, raw: Any) -> str:
+def error_message(err: dict, raw: Any) -> str:
+    """A pydantic error over `raw` as a configuration message."""
     kind = err["type"]
     if kind == "extra_forbidden":
         return f"unknown option {err['loc'][-1]!r}"

@@ -32,6 +32,9 @@ class DatasetVersion:
     hub: str | None = None
     revision: str | None = None
     counts: dict[str, int] = field(default_factory=dict)
+    # a subset of the version chosen by frcorpus (`recipe compare`'s token budget): what it is, and its
+    # files instead of the version's; part of what the SFT's key depends on
+    selection: dict[str, Any] | None = None
 
     def describe(self) -> dict[str, Any]:
         """What model cards, results and frcorpus_sft.json record about the data."""
@@ -40,6 +43,8 @@ class DatasetVersion:
         if self.hub:
             out["hub"] = self.hub
             out["revision"] = self.revision
+        if self.selection is not None:
+            out["selection"] = self.selection
         return out
 
 
@@ -121,11 +126,20 @@ def load_conversations(version: DatasetVersion, max_records: int | None = None):
     silently (their ids are logged)."""
     from datasets import Dataset
 
+    records, counts = read_conversations(version, max_records)
+    return Dataset.from_list([{"messages": r["messages"]} for r in records]), counts
+
+
+def read_conversations(
+    version: DatasetVersion, max_records: int | None = None, extra: tuple[str, ...] = ()
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """The records that can be trained on, each with its `id` and `messages` (role and content only) and
+    the `extra` columns the files have, and the counts of load_conversations."""
     rows: list[dict[str, Any]] = []
     skipped: list[str] = []
     total = 0
     for path in version.files:
-        table = pq.read_table(path, columns=_columns(path))
+        table = pq.read_table(path, columns=_columns(path, extra))
         for record in table.to_pylist():
             if max_records is not None and total >= max_records:
                 break
@@ -134,17 +148,16 @@ def load_conversations(version: DatasetVersion, max_records: int | None = None):
             if not any(m["role"] == "assistant" and m["content"] for m in messages):
                 skipped.append(str(record.get("id")))
                 continue
-            rows.append({"messages": messages})
+            rows.append({**record, "messages": messages})
     if skipped:
         logger.warning("%d records have no assistant turn and are not trained on: %s", len(skipped), skipped[:10])
     if not rows:
         raise DatasetError(f"{version.source}: no record with an assistant turn to train on")
-    counts = {"records": total, "trained": len(rows), "skipped_no_assistant": len(skipped)}
-    return Dataset.from_list(rows), counts
+    return rows, {"records": total, "trained": len(rows), "skipped_no_assistant": len(skipped)}
 
 
-def _columns(path: Path) -> list[str]:
+def _columns(path: Path, extra: tuple[str, ...] = ()) -> list[str]:
     names = pq.read_schema(path).names
     if "messages" not in names:
         raise DatasetError(f"{path}: no messages column; the recipe trains on frcorpus versions (chat messages)")
-    return [c for c in ("id", "messages") if c in names]
+    return [c for c in ("id", "messages", *extra) if c in names]

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..resources import package_version
 from .config import LoadedRecipe, build_sft_args, input_key
-from .dataset import load_conversations, resolve_dataset
+from .dataset import DatasetVersion, load_conversations, resolve_dataset
 
 logger = logging.getLogger(__name__)
 
@@ -99,16 +99,27 @@ def _require_chatml(tokenizer, what: str) -> None:
         )
 
 
-def run_sft(loaded: LoadedRecipe, force: bool = False) -> dict[str, Any]:
-    """Train, save, and return what frcorpus_sft.json records."""
+def sft_tokenizer(base_folder: Path, chat_template: str, assistant_only_loss: bool):
+    """(the base model's tokenizer carrying the chat template the SFT trains with, what that template is)."""
     from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(base_folder)
+    template, template_source = training_template(tokenizer, chat_template, assistant_only_loss)
+    if template is not None:
+        tokenizer.chat_template = template
+    return tokenizer, template_source
+
+
+def run_sft(loaded: LoadedRecipe, force: bool = False, dataset: DatasetVersion | None = None) -> dict[str, Any]:
+    """Train, save, and return what frcorpus_sft.json records. `dataset`: train on these files (a selection
+    made by frcorpus, its `selection` recorded) instead of the recipe's dataset version."""
     from trl import SFTTrainer
 
     from ..llm.models import local_model
 
     cfg = loaded.config
     out = sft_dir(loaded)
-    dataset = resolve_dataset(cfg.dataset)
+    dataset = dataset or resolve_dataset(cfg.dataset)
     key = sft_key(loaded, dataset.describe())
     done = read_marker(out)
     if done is not None and not force:
@@ -125,10 +136,7 @@ def run_sft(loaded: LoadedRecipe, force: bool = False) -> dict[str, Any]:
     base_folder, base_revision = local_model(cfg.model, cfg.revision)
     train, counts = load_conversations(dataset, cfg.dataset.max_records)
     args = build_sft_args(loaded.sft_values, out)
-    tokenizer = AutoTokenizer.from_pretrained(base_folder)
-    template, template_source = training_template(tokenizer, cfg.chat_template, args.assistant_only_loss)
-    if template is not None:
-        tokenizer.chat_template = template
+    tokenizer, template_source = sft_tokenizer(base_folder, cfg.chat_template, args.assistant_only_loss)
     logger.info(
         "sft: %s on %s %s (%d conversations), chat template: %s",
         cfg.model,
