@@ -162,7 +162,7 @@ def _pool(arm: str, tokens: list[int]) -> ArmPool:
 
 def test_budget_is_the_smallest_arm_and_each_arm_stops_before_exceeding_it():
     pools = {"a": _pool("a", [50, 30, 20]), "b": _pool("b", [40] * 5)}
-    assert choose_budget(pools, None) == (100, "the smallest arm's total (a)")
+    assert choose_budget(pools, None) == (100, "the smallest arm's total: a")
     a, b = select(pools["a"], 100, 0), select(pools["b"], 100, 0)
     assert (a.tokens, sorted(a.indices)) == (100, [0, 1, 2])  # the smallest arm takes everything
     assert (b.tokens, len(b.indices)) == (80, 2)  # a third conversation would make 120

@@ -292,4 +292,5 @@ def compare(
     except (CompareError, StepError, SFTError, DatasetError, EvalError, BackendError) as e:
         console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
-    out.print((loaded.output_dir / "compare.md").read_text(encoding="utf-8"), markup=False, highlight=False)
+    report = (loaded.output_dir / "compare.md").read_text(encoding="utf-8")
+    out.print(report, markup=False, highlight=False, soft_wrap=True)  # the tables' lines whole

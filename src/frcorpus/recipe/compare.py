@@ -21,6 +21,7 @@ changed (its key), the merge and the eval likewise.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -169,7 +170,7 @@ def _run_arm(
     progress: Progress,
 ) -> None:
     """SFT, merge and eval of one arm on its selection (`version`), each skipped when its key is unchanged."""
-    from .luth import step_merge
+    from .luth import merge_key, step_merge
     from .sft import read_marker, run_sft, sft_dir, sft_key
 
     entry = state.arm(arm)
@@ -194,16 +195,14 @@ def _run_arm(
         "kept (same key)" if kept else f"{train['steps']} steps, {train['tokens']} tokens seen (TRL)",
     )
     folders = {"sft": sft_dir(recipe)}
-    merge_key = None
+    merged_key = None
     if loaded.config.merge is not None:
         result = step_merge(recipe, force=force)
         seconds["merge"] = round(result["seconds"], 1)
         progress(arm, "merge", seconds["merge"], "kept (same key)" if result.get("skipped") else "merged")
         folders["merged"] = loaded.arm_dir(arm) / "merged"
-        from .luth import merge_key as luth_merge_key
-
-        merge_key = luth_merge_key(recipe, record)
-    eval_key = input_key(loaded.eval_config.model_dump(), loaded.kinds, record["key"], merge_key)
+        merged_key = merge_key(recipe, record)
+    eval_key = input_key(loaded.eval_config.model_dump(), loaded.kinds, record["key"], merged_key)
     if entry.get("eval_key") == eval_key and (eval_dir / "results.json").is_file() and not force:
         seconds["eval"] = 0.0
         progress(arm, "eval", None, "kept (same key)")
@@ -331,7 +330,7 @@ def _arm_entry(loaded: LoadedCompare, arm: str, pool: ArmPool, selection: Select
         "counts": pool.counts,
         "selection": selection.figures(pool),
         "leaks_per_task": pool.leaks_per_task,
-        "leak_examples": [leak.__dict__ for leak in pool.leaks[:5]],
+        "leak_examples": [dataclasses.asdict(leak) for leak in pool.leaks[:5]],
         "train": entry.get("train"),
         "seconds": entry.get("seconds"),
         "train_set": str(loaded.arm_dir(arm) / "train"),

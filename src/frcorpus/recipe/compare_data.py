@@ -236,7 +236,7 @@ def choose_budget(pools: dict[str, ArmPool], tokens: int | None) -> tuple[int, s
     """(the budget, where it comes from); every arm must hold it."""
     if tokens is None:
         smallest = min(pools.values(), key=lambda p: p.total)
-        return smallest.total, f"the smallest arm's total ({smallest.arm})"
+        return smallest.total, f"the smallest arm's total: {smallest.arm}"
     short = [p for p in pools.values() if p.total < tokens]
     if short:
         p = short[0]

@@ -271,7 +271,7 @@ def compare_png(report: dict[str, Any]) -> bytes:
             ax.axvline(0, color="#444444", linewidth=1, linestyle="--")
             ax.set_yticks(range(len(rows)))
             ax.set_yticklabels([f"{label} − {d['reference']}" for label, _, d in reversed(rows)])
-            ax.set_xlabel(f"Δ {task['metric']}")
+            ax.set_xlabel(f"Δ {task['metric']}" + ("" if task.get("higher_is_better", True) else " (lower is better)"))
             ax.set_title(task["task"], fontsize=10)
             if not rows:
                 ax.text(0.5, 0.5, task.get("note", "no interval")[:60], ha="center", transform=ax.transAxes)
