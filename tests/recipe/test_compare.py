@@ -270,7 +270,7 @@ def test_compare_three_arms_then_resumes_and_redoes_only_the_changed_arm(tmp_pat
     for label in ("a", "same", "b"):
         d = task["deltas"][label]["vs_base"]
         assert d["low"] <= d["delta"] <= d["high"]
-    assert "vs_first" not in task["deltas"]["a"] and task["deltas"]["base"] == {}
+    assert "vs_first" not in task["deltas"]["a"] and task["deltas"]["base"] == {} and "note" not in task
     # each model's own answers: the identical arms trained the same model, arm b another
     samples = {arm: (out / "arms" / arm / "eval" / "samples" / arm / "mmlu_fr.jsonl").read_text() for arm in arms}
     responses = {arm: [json.loads(line)["response"] for line in text.splitlines()] for arm, text in samples.items()}
@@ -301,6 +301,17 @@ def test_compare_three_arms_then_resumes_and_redoes_only_the_changed_arm(tmp_pat
     assert new["base"] == state["base"]
     assert new["arms"]["b"]["sft_key"] != state["arms"]["b"]["sft_key"]
     assert json.loads((out / "compare.json").read_text())["arms"][2]["counts"]["leaked"] == 0
+
+    # the benchmark files change under kept evaluations: the report says the items are not the checked ones
+    for path in (bench / "benchmarks_fr" / "mmlu" / "MMLU-FR" / "data" / "test").glob("*.csv"):
+        path.write_text(path.read_text().replace("citée", "citées"))
+    fourth = runner.invoke(app, ["recipe", "compare", str(config)])
+    assert fourth.exit_code == 0, fourth.output
+    (task,) = json.loads((out / "compare.json").read_text())["tasks"]
+    assert task["note"] == (
+        f"The items base, a, same, b were scored on are not the ones the leak check saw "
+        f"({out / 'leak' / 'data' / 'mmlu_fr.jsonl'}): the benchmark files changed since; run again with --force."
+    )
 
 
 def test_on_leak_fail_stops_before_training(tmp_path, tiny_model, corpus, bench):  # noqa: F811

@@ -22,6 +22,7 @@ changed (its key), the merge and the eval likewise.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import time
@@ -290,7 +291,11 @@ def _report(
     for row in next(iter(results.values()))["scores"]:
         rows = {label: r["scores"][row][label] for label, r in results.items() if label in r["scores"].get(row, {})}
         samples = {label: _samples_dir(loaded, label, models) / f"{row.replace('/', '_')}.jsonl" for label in rows}
-        tasks.append(task_table(row, rows, samples, reference, bootstrap))
+        table = task_table(row, rows, samples, reference, bootstrap)
+        stale = _items_mismatch(loaded.output_dir / "leak" / "data" / f"{row}.jsonl", row, results)
+        if stale:
+            table["note"] = " ".join(filter(None, (table.get("note"), stale)))
+        tasks.append(table)
     arms = [_arm_entry(loaded, arm, pools[arm], selections[arm], state) for arm in loaded.arms]
     return {
         "name": cfg.name,
@@ -310,6 +315,25 @@ def _report(
         },
         "versions": {p: package_version(p) or "not installed" for p in VERSIONED},
     }
+
+
+def _items_mismatch(leak_items: Path, task: str, results: dict[str, dict[str, Any]]) -> str | None:
+    """Why the models' items of a local task are not the ones the leak check saw (the benchmark files changed
+    between runs, and some evaluations were kept), or None."""
+    hashes = {
+        label: next((t.get("items_sha256") for t in r["tasks"] if t["name"] == task), None)
+        for label, r in results.items()
+    }
+    if not leak_items.is_file() or None in hashes.values():
+        return None
+    checked = hashlib.sha256(leak_items.read_bytes()).hexdigest()
+    other = [label for label, h in hashes.items() if h != checked]
+    if not other:
+        return None
+    return (
+        f"The items {', '.join(other)} were scored on are not the ones the leak check saw ({leak_items}): the "
+        "benchmark files changed since; run again with --force."
+    )
 
 
 def _results(folder: Path) -> dict[str, Any]:
