@@ -184,6 +184,42 @@ def test_budget_is_the_smallest_arm_and_each_arm_stops_before_exceeding_it():
     assert str(err.value).endswith("tokens, above the budget of 50; raise budget.tokens")
 
 
+# ----------------------------------------------------------------------------------- the leak check
+
+
+@pytest.mark.parametrize(
+    ("options", "counts"),
+    [
+        ({"packing": False}, [0, 24, 24]),  # the first answer lies beyond max_length: TRL drops it
+        ({"packing": False, "truncation_mode": "keep_end"}, [24, 24, 24]),
+        ({"packing": True}, [24, 24, 24]),  # bfd cuts each conversation to max_length
+        ({"packing": True, "packing_strategy": "bfd_split"}, [147, 29, 140]),  # nothing lost
+        ({"packing": True, "packing_strategy": "wrapped"}, [147, 29, 140]),
+    ],
+)
+def test_tokens_are_counted_as_trl_trains_on_them(tmp_path, tiny_model, options, counts):
+    from datasets import Dataset
+    from trl import SFTTrainer
+
+    from frcorpus.recipe.compare_data import token_counter
+    from frcorpus.recipe.config import build_sft_args
+    from frcorpus.recipe.sft import sft_tokenizer
+
+    conversations = [
+        chat("Bonjour " * 30, "Salut, comment vas-tu ?")["messages"],
+        chat("Une question courte ?", "Une réponse courte.")["messages"],
+        chat("Encore ?", "Oui " * 40)["messages"],
+    ]
+    values = {"use_cpu": True, "max_length": 24, "assistant_only_loss": True, "report_to": "none", **options}
+    args = build_sft_args(values, tmp_path / "sft", validate_only=True)
+    count = token_counter(tiny_model, "auto", args)
+    assert [count(c) for c in conversations] == counts
+    tokenizer, _ = sft_tokenizer(tiny_model, "auto", True)
+    train = Dataset.from_list([{"messages": c} for c in conversations])
+    trainer = SFTTrainer(model=str(tiny_model), args=args, train_dataset=train, processing_class=tokenizer)
+    assert sum(len(row["input_ids"]) for row in trainer.train_dataset) == sum(counts)
+
+
 # ----------------------------------------------------------------------------------- on the tiny model
 
 
