@@ -152,7 +152,7 @@ def test_task_table_needs_the_same_items(tmp_path):
     assert table["deltas"] == {} and table["note"].startswith("no intervals: the per-item values of a give 0.5, not")
 
 
-# ----------------------------------------------------------------------------------- the budget
+# ----------------------------------------------------------------------------------- the budget and the tokens
 
 
 def _pool(arm: str, tokens: list[int]) -> ArmPool:
@@ -182,9 +182,6 @@ def test_budget_is_the_smallest_arm_and_each_arm_stops_before_exceeding_it():
         select(_pool("c", [60, 70]), 50, 0)
     assert str(err.value).startswith("arm c: its first conversation in the seeded order (c")
     assert str(err.value).endswith("tokens, above the budget of 50; raise budget.tokens")
-
-
-# ----------------------------------------------------------------------------------- the leak check
 
 
 @pytest.mark.parametrize(
