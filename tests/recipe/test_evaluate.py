@@ -27,6 +27,7 @@ from frcorpus.recipe.evaluate import EvalConfig, EvalError, check_eval, run_eval
 
 FIX = "set eval.data_dir or FRCORPUS_SHARED_DATA to the folder that holds benchmarks_fr/"
 SUBJECTS = ("anatomy", "astronomy", "virology")
+LOCAL = "mmlu_fr, mmlu_en, mgsm_fr, mgsm_en, ifeval_fr, ifeval_en, fr_answer_rate, fr_answer_ok, fr_ref_nll"
 
 
 def write_benchmarks(root: Path, rows_per_subject: int = 4) -> Path:
@@ -254,13 +255,12 @@ def test_check_eval_knows_lm_eval_tasks_and_suggests(bench):
     assert check_eval(cfg) == [
         (
             ("tasks", 1),
-            "unknown task 'mmlu_fra': neither a local task (mmlu_fr, mmlu_en, mgsm_fr, mgsm_en) nor an lm-eval "
-            "task; did you mean 'mmlu_fr'?",
+            f"unknown task 'mmlu_fra': neither a local task ({LOCAL}) nor an lm-eval task; did you mean 'mmlu_fr'?",
         ),
         (
             ("tasks", 2),
-            "unknown task 'xyzzy_qqq': neither a local task (mmlu_fr, mmlu_en, mgsm_fr, mgsm_en) nor an lm-eval "
-            "task; `lm-eval ls tasks` lists lm-eval's tasks",
+            f"unknown task 'xyzzy_qqq': neither a local task ({LOCAL}) nor an lm-eval task; `lm-eval ls tasks` "
+            "lists lm-eval's tasks",
         ),
     ]
 

@@ -1,5 +1,7 @@
-"""frcorpus's local benchmark tasks for lm-evaluation-harness: MMLU-FR and MGSM-fr (with their row-aligned
-English versions) read from the shared benchmark files, never from the Hub.
+"""frcorpus's local benchmark tasks for lm-evaluation-harness, read from the shared benchmark files, never
+from the Hub: MMLU-FR and MGSM-fr (with their row-aligned English versions) here; the generation tasks on
+M-IFEval's prompts (`ifeval_fr`, `ifeval_en`, `fr_answer_rate`, `fr_answer_ok`: generation_tasks.py) and
+`fr_ref_nll` (nll_task.py) are registered here too.
 
 The items are sampled here (seeded, stratified across MMLU subjects, nested: a smaller limit takes a prefix
 of a larger one), turned into finished prompts, and handed to lm-eval as task config dicts whose
@@ -39,10 +41,23 @@ class EvalDataError(EvalError):
 
 @dataclass(frozen=True)
 class LocalTask:
+    """`family`: how items are read and scored (mmlu, mgsm; ifeval: an answer generated per M-IFEval prompt;
+    nll: reference answers scored by likelihood); `metrics`: what it reports, the first shown by default."""
+
     name: str
-    family: Literal["mmlu", "mgsm"]
+    family: Literal["mmlu", "mgsm", "ifeval", "nll"]
     lang: Literal["fr", "en"]
     description: str
+    metrics: tuple[str, ...]
+
+    @property
+    def instruct(self) -> bool:
+        """Prompts an instruct model through its chat template, zero-shot (the tasks of issue 19)."""
+        return self.family in ("ifeval", "nll")
+
+    @property
+    def generates(self) -> bool:
+        return self.family in ("mgsm", "ifeval")
 
     def required(self, root: Path) -> Path:
         """The file or folder whose absence check_eval reports (MMLU: the test folder; MGSM: the TSV)."""
@@ -57,13 +72,52 @@ class LocalTask:
         return str(mgsm_file(root, self.lang))
 
 
+IFEVAL_METRICS = ("prompt_level_strict_acc", "inst_level_strict_acc", "prompt_level_loose_acc", "inst_level_loose_acc")
+
 LOCAL_TASKS: dict[str, LocalTask] = {
     t.name: t
     for t in (
-        LocalTask("mmlu_fr", "mmlu", "fr", "MMLU-FR (OpenNMT translation), 4 choices, scored on the answer letter"),
-        LocalTask("mmlu_en", "mmlu", "en", "MMLU (English), the same rows as mmlu_fr"),
-        LocalTask("mgsm_fr", "mgsm", "fr", "MGSM French, generated answer, exact match on the final number"),
-        LocalTask("mgsm_en", "mgsm", "en", "MGSM English, the same rows as mgsm_fr"),
+        LocalTask(
+            "mmlu_fr", "mmlu", "fr", "MMLU-FR (OpenNMT translation), 4 choices, scored on the answer letter", ("acc",)
+        ),
+        LocalTask("mmlu_en", "mmlu", "en", "MMLU (English), the same rows as mmlu_fr", ("acc",)),
+        LocalTask(
+            "mgsm_fr", "mgsm", "fr", "MGSM French, generated answer, exact match on the final number", ("exact_match",)
+        ),
+        LocalTask("mgsm_en", "mgsm", "en", "MGSM English, the same rows as mgsm_fr", ("exact_match",)),
+        LocalTask(
+            "ifeval_fr",
+            "ifeval",
+            "fr",
+            "M-IFEval French prompts, generated answer, instructions checked (strict and loose, per prompt and "
+            "per instruction)",
+            IFEVAL_METRICS,
+        ),
+        LocalTask("ifeval_en", "ifeval", "en", "M-IFEval English prompts (IFEval), as ifeval_fr", IFEVAL_METRICS),
+        LocalTask(
+            "fr_answer_rate",
+            "ifeval",
+            "fr",
+            "share of answers to M-IFEval French prompts in French (or in the language the prompt asks for), "
+            "judged by frcorpus's langid stage",
+            ("fr_answer_rate",),
+        ),
+        LocalTask(
+            "fr_answer_ok",
+            "ifeval",
+            "fr",
+            "share of answers to M-IFEval French prompts that pass frcorpus's langid and heuristics stages "
+            "(no repetition loop, not truncated, no boilerplate...)",
+            ("fr_answer_ok",),
+        ),
+        LocalTask(
+            "fr_ref_nll",
+            "nll",
+            "fr",
+            "negative log-likelihood per token of reference French answers under the chat template "
+            "(total NLL / total tokens; lower is better)",
+            ("fr_ref_nll",),
+        ),
     )
 }
 
@@ -292,7 +346,9 @@ def number_filter(resps: list[list[str]], docs: list[dict]) -> list[list[str]]:
 # ----------------------------------------------------------------------------------- lm-eval task dicts
 
 
-def _in_memory(items: list[dict[str, Any]]) -> Callable[..., Any]:
+def in_memory_dataset(items: list[dict[str, Any]]) -> Callable[..., Any]:
+    """lm-eval's `custom_dataset`: the prepared items as the test split, built in memory."""
+
     def load(**_: Any):  # lm-eval passes the task's metadata as keyword arguments
         import datasets
 
@@ -306,7 +362,7 @@ def lm_eval_task(task: LocalTask, items: list[dict[str, Any]], max_gen_toks: int
     `chat`: prompts go through the model's chat template, so generation ends at its end of turn."""
     common = {
         "task": task.name,
-        "custom_dataset": _in_memory(items),
+        "custom_dataset": in_memory_dataset(items),
         "test_split": "test",
         "doc_to_text": "prompt",
         "doc_to_target": "answer",

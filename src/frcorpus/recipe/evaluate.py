@@ -6,12 +6,13 @@ and few new packages, while lighteval 0.13 pulls about sixty more (inspect_ai, b
 lm-eval also takes task configs as Python dicts, so frcorpus's local benchmarks need no YAML files.
 
 Tasks are either frcorpus's local ones (`eval_tasks.LOCAL_TASKS`: MMLU-FR, MGSM-fr and their row-aligned
-English versions, read from `<data_dir>/benchmarks_fr/`, offline) or any task name that lm-eval registers
-(`belebele_fra_Latn`, `french_bench`, ...: those download their data from the Hub). Each model folder is
-loaded once through lm-eval's `hf` model and evaluated with `lm_eval.simple_evaluate`; the step writes
-`results.json`, `results.md` (a table: rows tasks, columns models) and `results.png` (grouped bars, drawn
-deterministically like the dataset card's plots), plus the evaluated items (`data/<task>.jsonl`) and every
-model's per-item outputs (`samples/<model>/<task>.jsonl`).
+English versions; the instruct tasks on M-IFEval's prompts and fr_ref_nll, read from `<data_dir>`, offline)
+or any task name that lm-eval registers (`belebele_fra_Latn`, `french_bench`, ...: those download their data
+from the Hub). Each model folder is loaded once through lm-eval's `hf` model and evaluated with
+`lm_eval.simple_evaluate`; the step writes `results.json`, `results.md` (a table: rows tasks, columns
+models) and `results.png` (grouped bars, drawn deterministically like the dataset card's plots), plus the
+evaluated items (`data/<task>.jsonl`) and every model's per-item outputs (`samples/<model>/<task>.jsonl`).
+The generation tasks on the same M-IFEval prompts share one generation pass (generation_tasks.py).
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from ..resources import package_version
 from ..settings import shared_data_dir
 from ..version.writer import atomic_write_bytes, atomic_write_text
+from .eval_checks import GENERATION_TASKS, INSTRUCT_TASKS, MIFEVAL_TASKS, missing_files, option_problems
 from .eval_report import results_markdown, results_png
+from .eval_results import task_scores, write_samples
 from .eval_tasks import (
     LOCAL_TASKS,
     MMLU_DEV_ROWS,
@@ -45,7 +48,17 @@ from .eval_tasks import (
     benchmarks_dir,
     lm_eval_task,
     local_items,
-    mmlu_dir,
+)
+from .generation_tasks import PromptSubset, answer_details, generation_items, generation_task
+from .generation_tasks import prompt_file as mifeval_file
+from .nll_task import (
+    MIFEVAL_PREFIX,
+    MT_BENCH,
+    chat_continuation_tokens,
+    nll_details,
+    nll_items,
+    nll_task,
+    reference_files,
 )
 
 __all__ = ["EvalConfig", "EvalDataError", "EvalError", "TaskSpec", "check_eval", "run_eval"]
@@ -54,10 +67,7 @@ logger = logging.getLogger(__name__)
 
 TRAIN_HINT = "pip install 'frcorpus[train]'"
 DEFAULT_DATA = Path("..") / "shared" / "data"
-LOCAL_METRICS = {"mmlu": "acc", "mgsm": "exact_match"}
 VERSIONED = ("frcorpus", "lm_eval", "transformers", "torch")  # recorded in results.json
-# lm-eval result keys that are not metrics
-NOT_METRICS = {"alias", "name", "sample_len", "samples"}
 
 
 class TaskSpec(BaseModel):
@@ -67,16 +77,35 @@ class TaskSpec(BaseModel):
 
     name: str = Field(
         min_length=1,
-        description="a local task (mmlu_fr, mmlu_en, mgsm_fr, mgsm_en) or an lm-eval task name (needs the Hub)",
+        description=f"a local task ({', '.join(LOCAL_TASKS)}) or an lm-eval task name (needs the Hub)",
     )
     limit: int | None = Field(
         None, ge=1, description="items for this task (default: eval.limit; null here: the whole benchmark)"
     )
     num_fewshot: int | None = Field(
-        None, ge=0, description="few-shot examples for this task (default: eval.num_fewshot)"
+        None,
+        ge=0,
+        description=f"few-shot examples for this task (default: eval.num_fewshot; 0 for {INSTRUCT_TASKS})",
     )
     metric: str | None = Field(
-        None, description="the metric shown in the table and plot (default: the task's first, e.g. acc, exact_match)"
+        None,
+        description="the metric shown in the table and plot (default: the task's first, e.g. acc, exact_match, "
+        "prompt_level_strict_acc)",
+    )
+    prompts: PromptSubset | None = Field(
+        None,
+        description=f"which M-IFEval prompts ({MIFEVAL_TASKS}, and fr_ref_nll with mifeval references): all "
+        "(default), or first_half / second_half of the seeded split stratified by instruction type (seed: "
+        "eval.seed); limit then samples within it",
+    )
+    references: str | None = Field(
+        None,
+        description=f"fr_ref_nll's reference answers: {MT_BENCH} (default: GPT-4's answers to the French MT-Bench "
+        f"questions) or {MIFEVAL_PREFIX}<model> (that model's answers to the M-IFEval French prompts, e.g. "
+        f"{MIFEVAL_PREFIX}gpt-4o-2024-08-06)",
+    )
+    max_gen_toks: int | None = Field(
+        None, ge=1, description=f"new tokens at most per answer of this task ({GENERATION_TASKS}; default: eval's)"
     )
 
 
@@ -88,7 +117,8 @@ class EvalConfig(BaseModel):
     tasks: list[TaskSpec] = Field(
         default_factory=lambda: [TaskSpec(name=n) for n in ("mmlu_fr", "mmlu_en", "mgsm_fr")],
         min_length=1,
-        description="task names, or mappings {name, limit, num_fewshot, metric}: frcorpus's local tasks "
+        description="task names, or mappings {name, limit, num_fewshot, metric, prompts, references, "
+        "max_gen_toks}: frcorpus's local tasks "
         f"({', '.join(LOCAL_TASKS)}) or any lm-eval task (e.g. belebele_fra_Latn, downloaded from the Hub)",
     )
     limit: int | None = Field(
@@ -120,9 +150,13 @@ class EvalConfig(BaseModel):
         "relative to the working directory)",
     )
     seed: int = Field(0, description="seeds the item sample and lm-eval's random, numpy and torch seeds")
-    max_gen_toks: int = Field(256, ge=1, description="new tokens at most per generated answer (MGSM)")
+    max_gen_toks: int = Field(
+        256, ge=1, description="new tokens at most per generated answer (MGSM, M-IFEval; greedy decoding)"
+    )
     apply_chat_template: bool = Field(
-        False, description="wrap each prompt in the model's chat template (instruct models), as lm-eval does"
+        False,
+        description="wrap each prompt in the model's chat template (instruct models), as lm-eval does; "
+        f"required by {INSTRUCT_TASKS}",
     )
     bootstrap_iters: int = Field(
         1000, ge=0, description="lm-eval bootstrap iterations for the stderr of non-mean metrics (0: none)"
@@ -161,16 +195,23 @@ class EvalConfig(BaseModel):
 
     def resolved_tasks(self) -> list[ResolvedTask]:
         """Each task with the eval-level defaults filled in."""
-        return [
-            ResolvedTask(
-                name=t.name,
-                limit=t.limit if "limit" in t.model_fields_set else self.limit,
-                num_fewshot=self.num_fewshot if t.num_fewshot is None else t.num_fewshot,
-                metric=t.metric,
-                local=LOCAL_TASKS.get(t.name),
+        resolved = []
+        for t in self.tasks:
+            local = LOCAL_TASKS.get(t.name)
+            zero_shot = local is not None and local.instruct  # eval.num_fewshot is for the benchmarks that take it
+            resolved.append(
+                ResolvedTask(
+                    name=t.name,
+                    limit=t.limit if "limit" in t.model_fields_set else self.limit,
+                    num_fewshot=t.num_fewshot if t.num_fewshot is not None else 0 if zero_shot else self.num_fewshot,
+                    metric=t.metric,
+                    local=local,
+                    prompts=t.prompts or "all",
+                    references=t.references or (MT_BENCH if local is not None and local.family == "nll" else None),
+                    max_gen_toks=t.max_gen_toks or self.max_gen_toks,
+                )
             )
-            for t in self.tasks
-        ]
+        return resolved
 
 
 @dataclass(frozen=True)
@@ -180,6 +221,18 @@ class ResolvedTask:
     num_fewshot: int
     metric: str | None
     local: LocalTask | None
+    prompts: PromptSubset = "all"
+    references: str | None = None
+    max_gen_toks: int = 256
+
+    @property
+    def reads_mifeval(self) -> bool:
+        """Takes M-IFEval's prompts, so `prompts:` applies."""
+        if self.local is None:
+            return False
+        return self.local.family == "ifeval" or (
+            self.local.family == "nll" and self.references is not None and self.references.startswith(MIFEVAL_PREFIX)
+        )
 
 
 def data_root(cfg: EvalConfig) -> tuple[Path, str]:
@@ -227,16 +280,18 @@ def check_eval(cfg: EvalConfig) -> list[tuple[tuple, str]]:
                         f"lm-eval task; {hint}",
                     )
                 )
+    for i, t in enumerate(tasks):
+        problems += option_problems(i, cfg.tasks[i], t)
     local = [(i, t) for i, t in enumerate(tasks) if t.local is not None]
-    for i, t in local:
-        family = t.local.family
-        if t.metric is not None and t.metric != LOCAL_METRICS[family]:
-            problems.append((("tasks", i, "metric"), f"{t.name} reports {LOCAL_METRICS[family]!r}, not {t.metric!r}"))
-        if family == "mmlu" and t.num_fewshot > MMLU_DEV_ROWS:
-            where = ("tasks", i, "num_fewshot") if cfg.tasks[i].num_fewshot is not None else ("num_fewshot",)
-            problems.append(
-                (where, f"{t.name} takes at most {MMLU_DEV_ROWS} few-shot examples (its dev rows), not {t.num_fewshot}")
+    instruct = [t.name for _, t in local if t.local.instruct]
+    if instruct and not cfg.apply_chat_template:
+        problems.append(
+            (
+                ("apply_chat_template",),
+                f"{', '.join(instruct)} prompt an instruct model through its chat template; "
+                "set eval.apply_chat_template: true",
             )
+        )
     if local:
         root, origin = data_root(cfg)
         fix = "set eval.data_dir or FRCORPUS_SHARED_DATA to the folder that holds benchmarks_fr/"
@@ -246,16 +301,7 @@ def check_eval(cfg: EvalConfig) -> list[tuple[tuple, str]]:
             problems.append((where, f"{root} (from {origin}) has no benchmarks_fr/ folder, which {names} read; {fix}"))
         else:
             for i, t in local:
-                if not t.local.required(root).exists():
-                    problems.append((("tasks", i), f"{t.name} reads {t.local.pattern(root)}, which is missing; {fix}"))
-                elif t.local.family == "mmlu" and t.num_fewshot and not mmlu_dir(root, t.local.lang, "dev").is_dir():
-                    problems.append(
-                        (
-                            ("tasks", i),
-                            f"{t.name} takes its few-shot examples from {mmlu_dir(root, t.local.lang, 'dev')}, "
-                            f"which is missing; {fix}, or set num_fewshot: 0",
-                        )
-                    )
+                problems += [(("tasks", i), message) for message in missing_files(t, root, fix)]
     return problems
 
 
@@ -335,7 +381,7 @@ def run_eval(cfg: EvalConfig, models: dict[str, Path], out_dir: Path, *, title: 
             with _quiet_lm_eval():
                 out = lm_eval.simple_evaluate(
                     model=lm,
-                    tasks=call["tasks"],
+                    tasks=[task(lm) if callable(task) else task for task in call["tasks"]],
                     limit=call["limit"],
                     num_fewshot=call["num_fewshot"],
                     device=device,
@@ -351,11 +397,13 @@ def run_eval(cfg: EvalConfig, models: dict[str, Path], out_dir: Path, *, title: 
                     fewshot_random_seed=cfg.seed,
                 )
             for name in call["names"]:
-                for row, score in _task_scores(out, name, task_info[name]["metric"]).items():
-                    if task_info[name]["source"] == "frcorpus":  # lm-eval saw 0-shot: the examples are in the prompt
-                        score["num_fewshot"] = task_info[name]["num_fewshot"]
+                info = task_info[name]
+                for row, score in task_scores(out, info.get("generation", name), info["metric"]).items():
+                    if info["source"] == "frcorpus":
+                        row = name  # a row of a shared generation pass reads that pass's lm-eval task
+                        score["num_fewshot"] = info["num_fewshot"]  # lm-eval saw 0-shot: examples are in the prompt
                     scores.setdefault(row, {})[label] = score
-            _write_samples(out, out_dir / "samples" / label)
+            write_samples(out, out_dir / "samples" / label, call["details"], call["copies"])
         model_info[label] = {"path": str(folder), "seconds": round(time.perf_counter() - started, 1)}
         logger.info("eval: %s done in %.1f s", label, model_info[label]["seconds"])
         del lm
@@ -383,112 +431,79 @@ def _prepare(
     cfg: EvalConfig, tasks: list[ResolvedTask], root: Path, out_dir: Path
 ) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
     """Sample and write the local tasks' items; group the tasks into simple_evaluate calls (all local tasks
-    in one, lm-eval tasks by their limit and few-shot count, which simple_evaluate takes per call)."""
+    in one, lm-eval tasks by their limit and few-shot count, which simple_evaluate takes per call).
+
+    The M-IFEval generation tasks with the same language, prompts, limit and token budget are one lm-eval
+    task (one generation pass) named after the first of them; the others read their row from it and get a
+    copy of its samples. fr_ref_nll's lm-eval task is made per model (it counts tokens with the model's
+    tokenizer): the call holds a function of the loaded model."""
     info: dict[str, dict[str, Any]] = {}
-    local_call: dict[str, Any] = {"names": [], "tasks": [], "limit": None, "num_fewshot": None}
+    local_call: dict[str, Any] = {
+        "names": [],
+        "tasks": [],
+        "limit": None,
+        "num_fewshot": None,
+        "details": {},  # lm-eval task -> what its samples add per item
+        "copies": {},  # lm-eval task -> the other tasks its samples are written for
+    }
+    generation_runs: dict[tuple, str] = {}
     hub_calls: dict[tuple, dict[str, Any]] = {}
     for t in tasks:
-        entry = {"name": t.name, "limit": t.limit, "num_fewshot": t.num_fewshot}
-        if t.local is not None:
-            items = local_items(t.local, root, t.limit, cfg.seed, t.num_fewshot)
-            if not items:
-                raise EvalError(f"{t.name}: no items in {t.local.pattern(root)}")
-            data = out_dir / "data" / f"{t.name}.jsonl"
-            text = "".join(json.dumps(item, ensure_ascii=False) + "\n" for item in items)
-            atomic_write_text(data, text)
-            entry |= {
-                "source": "frcorpus",
-                "description": t.local.description,
-                "metric": LOCAL_METRICS[t.local.family],
-                "n": len(items),
-                "files": t.local.pattern(root),
-                "items": str(data.relative_to(out_dir)),
-                "items_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
-            }
-            local_call["names"].append(t.name)
-            local_call["tasks"].append(lm_eval_task(t.local, items, cfg.max_gen_toks, cfg.apply_chat_template))
-        else:
+        entry: dict[str, Any] = {"name": t.name, "limit": t.limit, "num_fewshot": t.num_fewshot}
+        info[t.name] = entry
+        if t.local is None:
             entry |= {"source": "lm-eval", "description": f"lm-eval task {t.name}", "metric": t.metric}
             call = hub_calls.setdefault(
-                (t.limit, t.num_fewshot), {"names": [], "tasks": [], "limit": t.limit, "num_fewshot": t.num_fewshot}
+                (t.limit, t.num_fewshot),
+                {"names": [], "tasks": [], "limit": t.limit, "num_fewshot": t.num_fewshot, "details": {}, "copies": {}},
             )
             call["names"].append(t.name)
             call["tasks"].append(t.name)
-        info[t.name] = entry
+            continue
+        local = t.local
+        local_call["names"].append(t.name)
+        entry |= {"source": "frcorpus", "description": local.description, "metric": t.metric or local.metrics[0]}
+        if local.family == "ifeval":
+            items = generation_items(root, local.lang, t.prompts, t.limit, cfg.seed)
+            entry |= {"prompts": t.prompts, "max_gen_toks": t.max_gen_toks}
+            entry["files"] = str(mifeval_file(root, local.lang))
+            run = generation_runs.setdefault((local.lang, t.prompts, t.limit, t.max_gen_toks), t.name)
+            entry["generation"] = run  # the lm-eval task whose answers this row scores
+            if run == t.name:
+                local_call["tasks"].append(generation_task(t.name, local.lang, items, t.max_gen_toks))
+                if local.lang == "fr":
+                    local_call["details"][t.name] = answer_details
+            else:
+                local_call["copies"].setdefault(run, []).append(t.name)
+        elif local.family == "nll":
+            items = nll_items(root, t.references, t.prompts, t.limit, cfg.seed)
+            files = ([mifeval_file(root, "fr")] if t.reads_mifeval else []) + reference_files(root, t.references)
+            entry |= {"references": t.references, "files": ", ".join(map(str, files))}
+            if t.reads_mifeval:
+                entry["prompts"] = t.prompts
+            local_call["tasks"].append(
+                lambda lm, name=t.name, items=items: nll_task(name, items, chat_continuation_tokens(lm))
+            )
+            local_call["details"][t.name] = nll_details
+        else:
+            items = local_items(local, root, t.limit, cfg.seed, t.num_fewshot)
+            entry["files"] = local.pattern(root)
+            if local.generates:
+                entry["max_gen_toks"] = t.max_gen_toks
+            local_call["tasks"].append(lm_eval_task(local, items, t.max_gen_toks, cfg.apply_chat_template))
+        if not items:
+            raise EvalError(f"{t.name}: no items in {entry['files']}")
+        entry |= {"n": len(items), **_write_items(out_dir, t.name, items)}
     calls = ([local_call] if local_call["names"] else []) + list(hub_calls.values())
     return info, calls
 
 
-def _split_key(key: str) -> tuple[str, str]:
-    metric, _, filt = key.partition(",")
-    return metric, filt
-
-
-def _pick_metric(metrics: dict[str, Any], wanted: str | None) -> str | None:
-    """The result key ('metric,filter') to show: `wanted` (a metric name or a full key), else the first."""
-    keys = [k for k in metrics if k not in NOT_METRICS and "_stderr" not in k and isinstance(metrics[k], (int, float))]
-    if wanted is None:
-        return keys[0] if keys else None
-    return next((k for k in keys if k == wanted or _split_key(k)[0] == wanted), None)
-
-
-def _task_scores(out: dict[str, Any], name: str, wanted: str | None) -> dict[str, dict[str, Any]]:
-    """Table rows for one requested task: the task itself, or a group's aggregate row, or (a group without
-    one) each of its tasks."""
-    results, counts = out["results"], out.get("n-samples", {})
-    leaves = [name]
-    if _pick_metric(results.get(name, {}), None) is None:
-        leaves = [t for t in out.get("group_subtasks", {}).get(name, []) if t in results] or leaves
-    rows = {}
-    for leaf in leaves:
-        metrics = results.get(leaf, {})
-        key = _pick_metric(metrics, wanted)
-        if key is None:
-            names = sorted({_split_key(k)[0] for k in metrics if k not in NOT_METRICS and "_stderr" not in k})
-            asked = f" {wanted!r}" if wanted else ""
-            raise EvalError(
-                f"task {leaf!r}: lm-eval reported no metric{asked} (it reported: {', '.join(names) or 'none'}); "
-                "set the task's metric: in eval.tasks to one of those"
-            )
-        metric, filt = _split_key(key)
-        stderr = metrics.get(f"{metric}_stderr,{filt}")
-        subtasks = out.get("group_subtasks", {}).get(leaf) or [leaf]
-        n = sum(counts.get(t, {}).get("effective", 0) for t in subtasks)
-        rows[leaf] = {
-            "metric": metric,
-            "filter": filt,
-            "value": float(metrics[key]),
-            "stderr": float(stderr) if isinstance(stderr, (int, float)) else None,
-            "n": n,
-            "num_fewshot": out.get("n-shot", {}).get(leaf),
-            "all": {k: v for k, v in metrics.items() if k not in NOT_METRICS and isinstance(v, (int, float))},
-        }
-    return rows
-
-
-def _write_samples(out: dict[str, Any], folder: Path) -> None:
-    """Per-item outputs, one JSONL per task: what the model answered and how it scored."""
-    for task, samples in (out.get("samples") or {}).items():
-        lines = []
-        for s in samples:
-            doc = s.get("doc") or {}
-            metrics = {m: s[m] for m in s.get("metrics", []) if m in s}
-            lines.append(
-                json.dumps(
-                    {
-                        "doc_id": s["doc_id"],
-                        "id": doc.get("id"),
-                        "target": s.get("target"),
-                        "response": s.get("filtered_resps"),
-                        "raw": s.get("resps") if s.get("filter") not in (None, "none") else None,
-                        **metrics,
-                    },
-                    ensure_ascii=False,
-                    default=str,
-                )
-                + "\n"
-            )
-        atomic_write_text(folder / f"{task.replace('/', '_')}.jsonl", "".join(lines))
+def _write_items(out_dir: Path, name: str, items: list[dict[str, Any]]) -> dict[str, str]:
+    """The evaluated items, exactly, beside the results: data/<task>.jsonl, and its hash."""
+    data = out_dir / "data" / f"{name}.jsonl"
+    text = "".join(json.dumps(item, ensure_ascii=False) + "\n" for item in items)
+    atomic_write_text(data, text)
+    return {"items": str(data.relative_to(out_dir)), "items_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()}
 
 
 def _free_memory(device: str) -> None:
