@@ -217,6 +217,38 @@ def test_tokens_are_counted_as_trl_trains_on_them(tmp_path, tiny_model, options,
     assert sum(len(row["input_ids"]) for row in trainer.train_dataset) == sum(counts)
 
 
+# ----------------------------------------------------------------------------------- the leak check
+
+
+def test_leak_check_on_the_shared_benchmarks_items(tmp_path, shared_data):
+    """The items of the M-IFEval tasks (one set of prompts for three tasks: checked once, counted for each)
+    and fr_ref_nll's reference answers, as the eval step samples them."""
+    from frcorpus.recipe.compare_data import check_leaks, eval_items, leak_stage
+    from frcorpus.recipe.evaluate import EvalConfig
+
+    tasks = ["ifeval_fr", "fr_answer_rate", "fr_answer_ok", "fr_ref_nll", "belebele_fra_Latn"]
+    cfg = EvalConfig.model_validate({"tasks": tasks, "limit": 5, "data_dir": str(shared_data)})
+    benchmarks, members, unchecked = eval_items(cfg, tmp_path)
+    assert [b["name"] for b in benchmarks] == ["ifeval_fr", "fr_ref_nll"]
+    assert members == {"ifeval_fr": ["ifeval_fr", "fr_answer_rate", "fr_answer_ok"], "fr_ref_nll": ["fr_ref_nll"]}
+    assert unchecked == {"belebele_fra_Latn": "an lm-eval task: its items are not known before lm-eval downloads them"}
+    prompt = json.loads((tmp_path / "data" / "ifeval_fr.jsonl").read_text().splitlines()[2])
+    reference = json.loads((tmp_path / "data" / "fr_ref_nll.jsonl").read_text().splitlines()[0])
+    records = [
+        chat(prompt["prompt"], "Voici ma lettre.", id="mifeval"),
+        chat("Une autre question ?", reference["answer"], id="reference"),
+        chat("Quelle est la capitale de la France ?", "Paris.", id="clean"),
+    ]
+    kept, leaks, per_task = check_leaks(leak_stage({}, ("ngram",), benchmarks), records, members)
+    assert [r["id"] for r in kept] == ["clean"]
+    assert [(leak.record, leak.reason) for leak in leaks] == [
+        ("mifeval", "ifeval_fr.ngram"),
+        ("reference", "fr_ref_nll.ngram"),
+    ]
+    one = {"records": 1, "items": 1}
+    assert per_task == {"ifeval_fr": one, "fr_answer_rate": one, "fr_answer_ok": one, "fr_ref_nll": one}
+
+
 # ----------------------------------------------------------------------------------- on the tiny model
 
 
