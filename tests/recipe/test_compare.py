@@ -249,6 +249,29 @@ def test_leak_check_on_the_shared_benchmarks_items(tmp_path, shared_data):
     assert per_task == {"ifeval_fr": one, "fr_answer_rate": one, "fr_answer_ok": one, "fr_ref_nll": one}
 
 
+def test_a_held_out_half_is_held_out_whole(tmp_path, shared_data):
+    """A task scored on `limit` prompts of an M-IFEval half removes answers to every prompt of that half (the
+    other half trains), while data/ keeps exactly the items the models are scored on."""
+    from frcorpus.recipe.compare_data import check_leaks, eval_items, leak_stage
+    from frcorpus.recipe.evaluate import EvalConfig
+    from frcorpus.recipe.ifeval import load_ifeval_items, split_halves
+
+    tasks = [{"name": "ifeval_fr", "prompts": "second_half"}, {"name": "fr_answer_rate", "prompts": "second_half"}]
+    cfg = EvalConfig.model_validate({"tasks": tasks, "limit": 4, "data_dir": str(shared_data)})
+    benchmarks, members, _ = eval_items(cfg, tmp_path)
+    first, second = split_halves(load_ifeval_items(shared_data, "fr"), 0)
+    scored = [json.loads(line)["prompt"] for line in (tmp_path / "data" / "ifeval_fr.jsonl").read_text().splitlines()]
+    pool = [json.loads(line)["prompt"] for line in Path(benchmarks[0]["path"]).read_text().splitlines()]
+    assert len(scored) == 4 and set(scored) < set(pool)
+    assert sorted(pool) == sorted(item.prompt for item in second)
+    assert members == {"ifeval_fr": ["ifeval_fr", "fr_answer_rate"]}
+    unscored = next(item.prompt for item in second if item.prompt not in scored)
+    records = [chat(unscored, "Voici.", id="held-out"), chat(first[0].prompt, "Voici.", id="training-half")]
+    kept, leaks, _ = check_leaks(leak_stage({}, ("ngram",), benchmarks), records, members)
+    assert [r["id"] for r in kept] == ["training-half"]
+    assert [leak.record for leak in leaks] == ["held-out"]
+
+
 # ----------------------------------------------------------------------------------- on the tiny model
 
 

@@ -95,7 +95,8 @@ def test_output_dir_belongs_to_frcorpus(tmp_path):
 def test_dataset_reference_checks(tmp_path):
     found = problems(write(tmp_path, dataset={"path": "a", "hub": "org/name"}))
     assert found == [
-        f"{tmp_path / 'recipe.yaml'}:3: dataset: give exactly one of path (a version directory) and hub (org/name)"
+        f"{tmp_path / 'recipe.yaml'}:3: dataset: give exactly one of path (a version directory), hub (org/name) "
+        "and pipeline (a pipeline file)"
     ]
     found = problems(write(tmp_path, dataset={"path": "a", "revision": "v1"}))
     assert found[0].endswith("dataset: revision goes with hub; a local version directory is already one version")
@@ -147,3 +148,27 @@ def test_invalid_yaml_names_the_line(tmp_path):
     path.write_text("name: t\nsft: [\n", encoding="utf-8")
     found = problems(path)
     assert found[0].startswith(f"{path}:3: invalid YAML:")
+
+
+def test_bfloat16_on_a_cpu_without_bfloat16_instructions_is_a_warning(tmp_path, monkeypatch):
+    import frcorpus.recipe.config as recipe_config
+
+    path = write(tmp_path, sft={**SFT, "bf16": True}, eval={"tasks": ["mmlu_fr"], "dtype": "bfloat16"})
+    loaded = load_recipe(path)
+    monkeypatch.setattr(recipe_config, "_cuda_available", lambda: False)
+    monkeypatch.setattr(recipe_config, "cpu_has_bf16", lambda: False)
+    lines = path.read_text().splitlines()
+    bf16 = next(i for i, text in enumerate(lines, 1) if "bf16" in text)
+    dtype = next(i for i, text in enumerate(lines, 1) if "dtype" in text)
+    assert recipe_config.machine_warnings(loaded) == [
+        f"{path}:{bf16}: sft.bf16: this CPU has no bfloat16 instructions (AVX512-BF16, AMX): training would be "
+        "about 15x slower than in float32; set bf16: false",
+        f"{path}:{dtype}: eval.dtype: bfloat16 on this CPU without bfloat16 instructions: generation about 2x "
+        "slower than in float32; set dtype: float32",
+    ]
+    assert recipe_config.machine_warnings(loaded, ("sft",)) == recipe_config.machine_warnings(loaded)[:1]
+    monkeypatch.setattr(recipe_config, "cpu_has_bf16", lambda: True)
+    assert recipe_config.machine_warnings(loaded) == []
+    monkeypatch.setattr(recipe_config, "cpu_has_bf16", lambda: False)
+    monkeypatch.setattr(recipe_config, "_cuda_available", lambda: True)
+    assert recipe_config.machine_warnings(loaded) == []

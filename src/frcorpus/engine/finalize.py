@@ -20,7 +20,7 @@ from datatrove.data import Document
 from datatrove.pipeline.base import PipelineStep
 
 from frcorpus import __version__
-from frcorpus.engine.plan import Paths, Plan, RunError
+from frcorpus.engine.plan import Paths, Plan, RunError, VersionExistsError
 from frcorpus.stages import REGISTRY
 from frcorpus.version.card import seal_card, write_card
 from frcorpus.version.layout import (
@@ -150,9 +150,11 @@ class Finalize(PipelineStep):
                 if self.requested_version == "auto"
                 else ("change `version:` in the pipeline")
             )
-            raise RunError(
+            raise VersionExistsError(
                 f"version {version} already exists at {target}; versions are immutable ({same}); "
-                f"delete {self.paths.work} to discard this run"
+                f"delete {self.paths.work} to discard this run",
+                target,
+                same_content=self.requested_version == "auto",
             )
         for src in self.sources:
             stats.sources[src["name"]].license = src["license"]

@@ -30,6 +30,16 @@ class RunError(Exception):
     """A run that cannot start or did not finish (exit code 1)."""
 
 
+class VersionExistsError(RunError):
+    """The version a run would publish exists already; `same_content`: its name is the auto version of the same
+    content fingerprint, so it holds what this run made."""
+
+    def __init__(self, message: str, target: Path, same_content: bool):
+        super().__init__(message)
+        self.target = target
+        self.same_content = same_content
+
+
 @dataclass
 class StageSpec:
     position: int

@@ -28,6 +28,11 @@ DatasetOpt = Annotated[
 ForceOpt = Annotated[bool, typer.Option("--force", help="redo finished steps (the SFT starts over)")]
 
 
+def _warn(warnings: list[str]) -> None:
+    for warning in warnings:
+        console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
+
+
 def _fail(problems: list[str], what: str = "problem(s) in the recipe") -> None:
     console.print(f"[bold red]{len(problems)} {what}:[/]")
     for p in problems:
@@ -50,7 +55,7 @@ def _load(path: Path, dataset: str | None):
 def _run(path: Path, dataset: str | None, steps: tuple[str, ...], force: bool) -> list[dict]:
     from frcorpus.llm.base import BackendError
 
-    from .config import machine_problems
+    from .config import machine_problems, machine_warnings
     from .dataset import DatasetError
     from .luth import STEP_FUNCTIONS, StepError
     from .sft import SFTError
@@ -59,6 +64,7 @@ def _run(path: Path, dataset: str | None, steps: tuple[str, ...], force: bool) -
     problems = machine_problems(loaded, steps)
     if problems:
         _fail(problems, "problem(s) on this machine")
+    _warn(machine_warnings(loaded, steps))
     done = []
     try:
         for step in steps:
@@ -103,8 +109,8 @@ def validate(config: ConfigArg, dataset: DatasetOpt = None) -> None:
     against MergeKit's config model, eval: tasks and files. What this machine lacks for a step is listed, not an
     error."""
     from .compare_config import is_compare_file
-    from .config import machine_problems
-    from .dataset import DatasetError, resolve_dataset
+    from .config import machine_problems, machine_warnings
+    from .dataset import DatasetError, pipeline_problems, resolve_dataset
 
     if is_compare_file(config):
         return _validate_compare(config)
@@ -113,13 +119,17 @@ def validate(config: ConfigArg, dataset: DatasetOpt = None) -> None:
     merge = cfg.merge or {}
     summary = Table(title=f"{cfg.name}", title_justify="left", show_header=False)
     summary.add_row("base model", cfg.model + (f"@{cfg.revision}" if cfg.revision else ""))
-    try:
-        version = resolve_dataset(cfg.dataset)
-        summary.add_row("dataset", f"{version.name} {version.version} ({version.split}, {version.source})")
-        notes = []
-    except DatasetError as e:
-        summary.add_row("dataset", cfg.dataset.path or f"{cfg.dataset.hub}@{cfg.dataset.revision or 'main'}")
-        notes = [str(e)]
+    if cfg.dataset.pipeline is not None:  # validating runs nothing: the pipeline is checked, the steps run it
+        summary.add_row("dataset", f"the version pipeline {cfg.dataset.pipeline} writes (run first if needed)")
+        notes = pipeline_problems(Path(cfg.dataset.pipeline))
+    else:
+        try:
+            version = resolve_dataset(cfg.dataset)
+            summary.add_row("dataset", f"{version.name} {version.version} ({version.split}, {version.source})")
+            notes = []
+        except DatasetError as e:
+            summary.add_row("dataset", cfg.dataset.path or f"{cfg.dataset.hub}@{cfg.dataset.revision or 'main'}")
+            notes = [str(e)]
     summary.add_row("sft", ", ".join(f"{k}={v}" for k, v in cfg.sft.items()))
     summary.add_row("merge", f"{merge.get('merge_method', '-')} {merge.get('parameters', '')}".strip())
     if loaded.eval_config is not None:
@@ -129,7 +139,7 @@ def validate(config: ConfigArg, dataset: DatasetOpt = None) -> None:
     out.print(summary)
     out.print(f"[green]OK[/] {escape(str(config))}: the recipe is valid", highlight=False)
     steps = ("sft", *(["merge"] if cfg.merge else []), *(["eval"] if loaded.eval_config is not None else []))
-    notes += machine_problems(loaded, steps)
+    notes += machine_problems(loaded, steps) + machine_warnings(loaded, steps)
     if notes:
         out.print("[yellow]on this machine:[/]")
         for note in notes:
@@ -219,8 +229,8 @@ def _load_compare(path: Path):
 
 
 def _validate_compare(path: Path) -> None:
-    from .config import machine_problems
-    from .dataset import DatasetError, resolve_dataset
+    from .config import machine_problems, machine_warnings
+    from .dataset import DatasetError, pipeline_problems, resolve_dataset
 
     loaded = _load_compare(path)
     cfg = loaded.config
@@ -228,6 +238,10 @@ def _validate_compare(path: Path) -> None:
     summary.add_row("base model", cfg.model + (f"@{cfg.revision}" if cfg.revision else ""))
     notes = []
     for arm, ref in cfg.arms.items():
+        if ref.pipeline is not None:  # validating runs nothing: the pipeline is checked, compare runs it
+            summary.add_row(f"arm {arm}", f"the version pipeline {ref.pipeline} writes (compare runs it if needed)")
+            notes += [f"arm {arm}: {problem}" for problem in pipeline_problems(Path(ref.pipeline))]
+            continue
         try:
             version = resolve_dataset(ref)
             summary.add_row(f"arm {arm}", f"{version.name} {version.version} ({version.fingerprint}, {version.source})")
@@ -246,7 +260,8 @@ def _validate_compare(path: Path) -> None:
     out.print(summary)
     out.print(f"[green]OK[/] {escape(str(path))}: the compare file is valid", highlight=False)
     steps = ("sft", *(["merge"] if cfg.merge else []), "eval")
-    notes += machine_problems(loaded.arm_recipe(loaded.arms[0]), steps)
+    first = loaded.arm_recipe(loaded.arms[0])
+    notes += machine_problems(first, steps) + machine_warnings(first, steps)
     if notes:
         out.print("[yellow]on this machine:[/]")
         for note in notes:
@@ -267,7 +282,7 @@ def compare(
 
     from .compare import run_compare
     from .compare_data import CompareError
-    from .config import machine_problems
+    from .config import machine_problems, machine_warnings
     from .dataset import DatasetError
     from .evaluate import EvalError
     from .luth import StepError
@@ -281,6 +296,7 @@ def compare(
     problems = machine_problems(loaded.arm_recipe(loaded.arms[0]), steps)
     if problems:
         _fail(problems, "problem(s) on this machine")
+    _warn(machine_warnings(loaded.arm_recipe(loaded.arms[0]), steps))
     name = escape(loaded.config.name)
 
     def progress(who: str, step: str, seconds: float | None, note: str) -> None:

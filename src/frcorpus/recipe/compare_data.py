@@ -54,6 +54,12 @@ def eval_items(eval_config: Any, folder: Path) -> tuple[list[dict[str, Any]], di
     tasks = eval_config.resolved_tasks()
     root, _ = data_root(eval_config)
     info, _ = _prepare(eval_config, tasks, root, folder)
+    # A task on a held-out half of the M-IFEval prompts holds out the whole half, not only the `limit` items
+    # it scores: the other half is the training half (the CPU ablation trains on it), so a record answering
+    # any prompt of the evaluation half is a leak. Those pools are written apart (pool/data/), so that
+    # folder/data/ keeps exactly the items the models are scored on.
+    subsets = [replace(t, limit=None) for t in tasks if t.local is not None and t.prompts != "all"]
+    pool_info = _prepare(eval_config, subsets, root, folder / "pool")[0] if subsets else {}
     benchmarks: list[dict[str, Any]] = []
     members: dict[str, list[str]] = {}
     by_items: dict[str, str] = {}  # items_sha256 -> the benchmark that checks them
@@ -63,15 +69,16 @@ def eval_items(eval_config: Any, folder: Path) -> tuple[list[dict[str, Any]], di
         if t.local is None or "items" not in entry:
             unchecked[t.name] = "an lm-eval task: its items are not known before lm-eval downloads them"
             continue
-        if entry.get("items_sha256") in by_items:
-            members[by_items[entry["items_sha256"]]].append(t.name)
+        scored = entry.get("items_sha256")
+        if scored in by_items:
+            members[by_items[scored]].append(t.name)
             continue
-        path = folder / entry["items"]
+        path = folder / "pool" / pool_info[t.name]["items"] if t.name in pool_info else folder / entry["items"]
         fields = _item_fields(path)
         if fields is None:
             unchecked[t.name] = f"{path}: no question or prompt field in its items"
             continue
-        by_items[entry.get("items_sha256")] = t.name
+        by_items[scored] = t.name
         members[t.name] = [t.name]
         benchmarks.append(
             {"name": t.name, "path": str(path), "format": "jsonl", "fields": fields, "language": t.local.lang}

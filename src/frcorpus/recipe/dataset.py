@@ -4,6 +4,7 @@ version pushed to the Hub (`frcorpus push`), identified by its manifest (name, v
 from __future__ import annotations
 
 import logging
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,9 @@ def resolve_dataset(ref: DatasetRef) -> DatasetVersion:
     if ref.hub is not None:
         folder = _hub_snapshot(ref.hub, ref.revision)
         source = f"{ref.hub}@{ref.revision or 'main'}"
+    elif ref.pipeline is not None:
+        folder = pipeline_version(Path(ref.pipeline))
+        source = str(folder)
     else:
         folder = _version_folder(Path(ref.path))
         source = str(folder)
@@ -74,6 +78,55 @@ def resolve_dataset(ref: DatasetRef) -> DatasetVersion:
         hub=ref.hub,
         revision=ref.revision,
     )
+
+
+def pipeline_problems(pipeline: Path) -> list[str]:
+    """What `frcorpus validate` would say against a dataset's pipeline file, without running it."""
+    from ..config import check_pipeline
+
+    _, problems = check_pipeline(pipeline)
+    return [f"dataset pipeline {pipeline}: {problem}" for problem in problems]
+
+
+def pipeline_version(pipeline: Path) -> Path:
+    """The version directory that `frcorpus run PIPELINE` writes: an existing version whose manifest has this
+    run's key (the same frcorpus, configuration and input files: the engine's own resume key), else a new run."""
+    from ..config import check_pipeline
+    from ..engine.plan import RunError, VersionExistsError, build_plan
+    from ..engine.run import run_plan
+    from ..sources.resolve import SourceError
+
+    loaded, problems = check_pipeline(pipeline)
+    if problems:
+        raise DatasetError(f"dataset pipeline {pipeline}: " + "; ".join(problems))
+    try:
+        plan = build_plan(loaded)
+    except SourceError as e:
+        raise DatasetError(f"dataset pipeline {pipeline}: " + "; ".join(e.problems)) from None
+    if plan.config.executor.type == "slurm":  # a submission returns before the version exists
+        raise DatasetError(
+            f"dataset pipeline {pipeline}: its executor is slurm; run it with `frcorpus run`, then give the "
+            "version directory as the dataset's path"
+        )
+    name_dir = plan.paths.name_dir
+    for folder in sorted(name_dir.iterdir()) if name_dir.is_dir() else []:
+        version = VersionDir(folder)
+        if folder.is_dir() and version.manifest_file.is_file() and version.manifest.run_key == plan.run_key:
+            logger.info("dataset pipeline %s: its version %s is up to date", pipeline, folder.name)
+            return folder
+    logger.info("dataset pipeline %s: running it (no version of %s was made by this run)", pipeline, name_dir)
+    try:
+        result = run_plan(plan)
+    except VersionExistsError as e:
+        if not e.same_content:
+            raise DatasetError(f"dataset pipeline {pipeline}: {e}") from None
+        # the configuration changed but not what it makes (a description, say): that version is this run's
+        shutil.rmtree(plan.paths.work, ignore_errors=True)
+        logger.info("dataset pipeline %s: it made the same content as %s", pipeline, e.target.name)
+        return e.target
+    except RunError as e:
+        raise DatasetError(f"dataset pipeline {pipeline}: the run failed: {e}") from None
+    return result.version_dir
 
 
 def _version_folder(path: Path) -> Path:
