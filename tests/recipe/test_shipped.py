@@ -44,3 +44,29 @@ def test_cpu_demo_runs_here():
     assert loaded.config.model == "smollm2"
     assert loaded.sft_values["use_cpu"] is True  # and bf16 is autocast on the CPU
     assert machine_problems(loaded) == []
+
+
+def test_cpu_ablation_compares_two_pipelines_on_the_held_out_half():
+    from frcorpus.config import load_pipeline, missing_dependencies
+    from frcorpus.recipe.compare_config import is_compare_file, load_compare
+
+    path = RECIPES / "cpu-ablation.yaml"
+    assert is_compare_file(path)
+    loaded = load_compare(path)
+    arms = loaded.config.arms
+    assert {arm: ref.pipeline for arm, ref in arms.items()} == {
+        "raw": "pipelines/ablation/raw.yaml",
+        "curated": "pipelines/ablation/curated.yaml",
+    }
+    assert [(t.name, t.prompts) for t in loaded.eval_config.resolved_tasks()] == [
+        ("ifeval_fr", "second_half"),
+        ("fr_answer_rate", "second_half"),
+        ("fr_answer_ok", "second_half"),
+        ("fr_ref_nll", "all"),
+    ]
+    assert loaded.sft_values["bf16"] is False and loaded.sft_values["packing"] is True
+    assert machine_problems(loaded.arm_recipe("raw"), ("sft", "eval")) == []
+    raw, curated = (load_pipeline(REPO / ref.pipeline) for ref in arms.values())
+    assert [s.path for s in raw.config.sources] == [s.path for s in curated.config.sources]
+    assert raw.config.stages == [] and [s.type for s in curated.config.stages][-1] == "relevance"
+    assert missing_dependencies(curated) == []
