@@ -49,17 +49,17 @@ def eval_items(eval_config: Any, folder: Path) -> tuple[list[dict[str, Any]], di
     writes (under folder/data/); {benchmark: the tasks it stands for} (tasks on the same items, such as the
     M-IFEval generation tasks, are one benchmark: checked once, counted for each); and {task: why it is not
     checked} for the others (lm-eval tasks read their items from the Hub at run time)."""
-    from .evaluate import _prepare, data_root
+    from .evaluate import data_root, prepare_tasks
 
     tasks = eval_config.resolved_tasks()
     root, _ = data_root(eval_config)
-    info, _ = _prepare(eval_config, tasks, root, folder)
+    info, _ = prepare_tasks(eval_config, tasks, root, folder)
     # A task on a held-out half of the M-IFEval prompts holds out the whole half, not only the `limit` items
     # it scores: the other half is the training half (the CPU ablation trains on it), so a record answering
     # any prompt of the evaluation half is a leak. Those pools are written apart (pool/data/), so that
     # folder/data/ keeps exactly the items the models are scored on.
     subsets = [replace(t, limit=None) for t in tasks if t.local is not None and t.prompts != "all"]
-    pool_info = _prepare(eval_config, subsets, root, folder / "pool")[0] if subsets else {}
+    pool_info = prepare_tasks(eval_config, subsets, root, folder / "pool")[0] if subsets else {}
     benchmarks: list[dict[str, Any]] = []
     members: dict[str, list[str]] = {}
     by_items: dict[str, str] = {}  # items_sha256 -> the benchmark that checks them

@@ -362,7 +362,7 @@ def run_eval(cfg: EvalConfig, models: dict[str, Path], out_dir: Path, *, title: 
     out_dir = Path(out_dir)
     tasks = cfg.resolved_tasks()
     root, _ = data_root(cfg)
-    task_info, calls = _prepare(cfg, tasks, root, out_dir)
+    task_info, calls = prepare_tasks(cfg, tasks, root, out_dir)
     # Indexing lm-eval's ~15k task files takes seconds: skip it when every task is local.
     manager = TaskManager(include_defaults=any(t.local is None for t in tasks))
     device = resolve_device(cfg.device)
@@ -427,7 +427,7 @@ def run_eval(cfg: EvalConfig, models: dict[str, Path], out_dir: Path, *, title: 
     return results
 
 
-def _prepare(
+def prepare_tasks(
     cfg: EvalConfig, tasks: list[ResolvedTask], root: Path, out_dir: Path
 ) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
     """Sample and write the local tasks' items; group the tasks into simple_evaluate calls (all local tasks
