@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from .eval_tasks import LOCAL_TASKS, MMLU_DEV_ROWS, mmlu_dir
 from .generation_tasks import prompt_file
+from .luth_tasks import is_luth
 from .nll_task import MIFEVAL_PREFIX, RESPONSES_DIR, reference_files, references_problem, response_models
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ def option_problems(i: int, spec: TaskSpec, t: ResolvedTask) -> list[tuple[tuple
             problems.append((("tasks", i, "references"), f"{t.name} takes no references; they are fr_ref_nll's"))
         elif why := references_problem(spec.references):
             problems.append((("tasks", i, "references"), why))
-    if spec.max_gen_toks is not None and (local is None or not local.generates):
+    if spec.max_gen_toks is not None and (local is None or not local.generates) and not is_luth(t.name):
         problems.append(
             (("tasks", i, "max_gen_toks"), f"{t.name} generates no answer; max_gen_toks applies to {GENERATION_TASKS}")
         )

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer
 
 from ..resources import package_version
 from ..settings import shared_data_dir
@@ -51,6 +51,7 @@ from .eval_tasks import (
 )
 from .generation_tasks import PromptSubset, answer_details, generation_items, generation_task
 from .generation_tasks import prompt_file as mifeval_file
+from .luth_tasks import LUTH_MAX_GEN_TOKS, LUTH_NAMES, is_luth, luth_members, luth_problems
 from .nll_task import (
     MIFEVAL_PREFIX,
     MT_BENCH,
@@ -77,7 +78,8 @@ class TaskSpec(BaseModel):
 
     name: str = Field(
         min_length=1,
-        description=f"a local task ({', '.join(LOCAL_TASKS)}) or an lm-eval task name (needs the Hub)",
+        description=f"a local task ({', '.join(LOCAL_TASKS)}), a Luth task ({', '.join(LUTH_NAMES)}; GPU runs) "
+        "or an lm-eval task name (needs the Hub)",
     )
     limit: int | None = Field(
         None, ge=1, description="items for this task (default: eval.limit; null here: the whole benchmark)"
@@ -107,6 +109,21 @@ class TaskSpec(BaseModel):
     max_gen_toks: int | None = Field(
         None, ge=1, description=f"new tokens at most per answer of this task ({GENERATION_TASKS}; default: eval's)"
     )
+    path: str | None = Field(
+        None,
+        description="a Luth task's local copy, read offline: a folder downloaded with `hf download <repo> "
+        "--repo-type dataset --revision <sha> --local-dir <folder>`, or a .jsonl/.parquet/.csv file of its rows; "
+        "for luth_fr, a folder holding one copy per dataset at <path>/<repo> (default: the Hub)",
+    )
+    revision: str | None = Field(
+        None, description="the Hub commit a Luth task reads (default: the one frcorpus pins, where it pins one)"
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_unset_sources(self, handler):
+        # path and revision came after runs whose state keys hash this dump: left out when unset, those keys hold
+        dumped = handler(self)
+        return {k: v for k, v in dumped.items() if k not in ("path", "revision") or v is not None}
 
 
 class EvalConfig(BaseModel):
@@ -198,7 +215,8 @@ class EvalConfig(BaseModel):
         resolved = []
         for t in self.tasks:
             local = LOCAL_TASKS.get(t.name)
-            zero_shot = local is not None and local.instruct  # eval.num_fewshot is for the benchmarks that take it
+            luth = is_luth(t.name)  # Luth's suite is zero-shot too, with its own token budget
+            zero_shot = (local is not None and local.instruct) or luth  # eval.num_fewshot: for those that take it
             resolved.append(
                 ResolvedTask(
                     name=t.name,
@@ -208,7 +226,9 @@ class EvalConfig(BaseModel):
                     local=local,
                     prompts=t.prompts or "all",
                     references=t.references or (MT_BENCH if local is not None and local.family == "nll" else None),
-                    max_gen_toks=t.max_gen_toks or self.max_gen_toks,
+                    max_gen_toks=t.max_gen_toks or (LUTH_MAX_GEN_TOKS if luth else self.max_gen_toks),
+                    path=t.path,
+                    revision=t.revision,
                 )
             )
         return resolved
@@ -224,6 +244,8 @@ class ResolvedTask:
     prompts: PromptSubset = "all"
     references: str | None = None
     max_gen_toks: int = 256
+    path: str | None = None  # a Luth task's local copy
+    revision: str | None = None  # the Hub commit a Luth task reads
 
     @property
     def reads_mifeval(self) -> bool:
@@ -262,7 +284,7 @@ def check_eval(cfg: EvalConfig) -> list[tuple[tuple, str]]:
     counts. Empty when the section can run."""
     problems: list[tuple[tuple, str]] = []
     tasks = cfg.resolved_tasks()
-    others = [(i, t) for i, t in enumerate(tasks) if t.local is None]
+    others = [(i, t) for i, t in enumerate(tasks) if t.local is None and not is_luth(t.name)]
     if others:
         try:
             known = lm_eval_task_names()
@@ -271,7 +293,7 @@ def check_eval(cfg: EvalConfig) -> list[tuple[tuple, str]]:
             others, known = [], frozenset()
         for i, t in others:
             if t.name not in known:
-                close = difflib.get_close_matches(t.name, [*LOCAL_TASKS, *sorted(known)], n=1, cutoff=0.6)
+                close = difflib.get_close_matches(t.name, [*LOCAL_TASKS, *LUTH_NAMES, *sorted(known)], n=1, cutoff=0.6)
                 hint = f"did you mean {close[0]!r}?" if close else "`lm-eval ls tasks` lists lm-eval's tasks"
                 problems.append(
                     (
@@ -282,6 +304,7 @@ def check_eval(cfg: EvalConfig) -> list[tuple[tuple, str]]:
                 )
     for i, t in enumerate(tasks):
         problems += option_problems(i, cfg.tasks[i], t)
+    problems += luth_problems(cfg.tasks, tasks, cfg.apply_chat_template)
     local = [(i, t) for i, t in enumerate(tasks) if t.local is not None]
     instruct = [t.name for _, t in local if t.local.instruct]
     if instruct and not cfg.apply_chat_template:
@@ -457,8 +480,11 @@ def prepare_tasks(
                 (t.limit, t.num_fewshot),
                 {"names": [], "tasks": [], "limit": t.limit, "num_fewshot": t.num_fewshot, "details": {}, "copies": {}},
             )
-            call["names"].append(t.name)
-            call["tasks"].append(t.name)
+            for name, task, about in luth_members(t) if is_luth(t.name) else [(t.name, t.name, {})]:
+                info[name] = entry | about
+                if task is not None:  # luth_fr has an entry of its own; its rows are its six tasks'
+                    call["names"].append(name)
+                    call["tasks"].append(task)
             continue
         local = t.local
         local_call["names"].append(t.name)
