@@ -534,3 +534,44 @@ def test_state_keys_of_configs_without_path_or_revision_are_unchanged():
         {"name": "mmlu_fr", **before, "max_gen_toks": None},
         {"name": "luth_mmlu_fr", **before, "max_gen_toks": None, "path": "luth/openai/MMMLU", "revision": "abc"},
     ]
+
+
+def test_run_eval_scores_the_six_tasks_from_local_copies(tmp_path, tiny_model, monkeypatch):
+    """The configs through lm-eval's whole run on the tiny random model: one row per task with the metric
+    Luth reports first, its samples, and what results.json says of each task's rows."""
+    import socket
+
+    from frcorpus.recipe.evaluate import run_eval
+
+    def refuse(self, address):
+        raise AssertionError(f"network access to {address}")
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # check_eval asks nothing: every task has its local copy
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    suffixes = {"luth_mmlu_fr": ".csv", "luth_math500_fr": ".parquet"}
+    tasks = [
+        {"name": name, "path": str(write_rows(tmp_path / f"{name}{suffixes.get(name, '.jsonl')}", [row]))}
+        for name, row in ROWS.items()
+    ]
+    for task in tasks[:2] + tasks[3:4]:  # Luth's 1024 new tokens would be minutes of the random model's noise
+        task["max_gen_toks"] = 4
+    cfg = EvalConfig(tasks=tasks, apply_chat_template=True, batch_size=2, device="cpu")
+    results = run_eval(cfg, {"base": tiny_model}, tmp_path / "eval", title="luth", context={})
+    assert {row: (s["base"]["metric"], s["base"]["n"]) for row, s in results["scores"].items()} == {
+        "luth_ifeval_fr": ("prompt_level_strict_acc", 1),
+        "luth_gpqa_diamond_fr": ("exact_match", 1),
+        "luth_mmlu_fr": ("acc", 1),
+        "luth_math500_fr": ("exact_match", 1),
+        "luth_arc_challenge_fr": ("acc", 1),
+        "luth_hellaswag_fr": ("exact_match", 1),
+    }
+    entry = next(t for t in results["tasks"] if t["name"] == "luth_arc_challenge_fr")
+    assert {k: entry[k] for k in ("dataset", "split", "revision", "path", "num_fewshot")} == {
+        "dataset": "manu/french_bench_arc_challenge",
+        "split": "test",
+        "revision": None,
+        "path": str(tmp_path / "luth_arc_challenge_fr.jsonl"),
+        "num_fewshot": 0,
+    }
+    sample = json.loads((tmp_path / "eval" / "samples" / "base" / "luth_math500_fr.jsonl").read_text().splitlines()[0])
+    assert sample["target"] == "\\frac12" and sample["exact_match"] in (0, 1, False, True)

@@ -386,8 +386,8 @@ def run_eval(cfg: EvalConfig, models: dict[str, Path], out_dir: Path, *, title: 
     tasks = cfg.resolved_tasks()
     root, _ = data_root(cfg)
     task_info, calls = prepare_tasks(cfg, tasks, root, out_dir)
-    # Indexing lm-eval's ~15k task files takes seconds: skip it when every task is local.
-    manager = TaskManager(include_defaults=any(t.local is None for t in tasks))
+    # Indexing lm-eval's ~15k task files takes seconds: skip it when every task is local or Luth's (configs).
+    manager = TaskManager(include_defaults=any(t.local is None and not is_luth(t.name) for t in tasks))
     device = resolve_device(cfg.device)
 
     scores: dict[str, dict[str, dict[str, Any]]] = {}
