@@ -28,6 +28,14 @@ DatasetOpt = Annotated[
 ForceOpt = Annotated[bool, typer.Option("--force", help="redo finished steps (the SFT starts over)")]
 
 
+def _machine_notes(notes: list[str]) -> None:
+    """What validate found that this machine lacks or does slowly (the file itself is valid)."""
+    if notes:
+        out.print("[yellow]on this machine:[/]")
+        for note in notes:
+            out.print(f"  {note}", markup=False, highlight=False, soft_wrap=True)
+
+
 def _warn(warnings: list[str]) -> None:
     for warning in warnings:
         console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
@@ -140,10 +148,7 @@ def validate(config: ConfigArg, dataset: DatasetOpt = None) -> None:
     out.print(f"[green]OK[/] {escape(str(config))}: the recipe is valid", highlight=False)
     steps = ("sft", *(["merge"] if cfg.merge else []), *(["eval"] if loaded.eval_config is not None else []))
     notes += machine_problems(loaded, steps) + machine_warnings(loaded, steps)
-    if notes:
-        out.print("[yellow]on this machine:[/]")
-        for note in notes:
-            out.print(f"  {note}", markup=False, highlight=False, soft_wrap=True)
+    _machine_notes(notes)
 
 
 @recipe_app.command()
@@ -262,10 +267,7 @@ def _validate_compare(path: Path) -> None:
     steps = ("sft", *(["merge"] if cfg.merge else []), "eval")
     first = loaded.arm_recipe(loaded.arms[0])
     notes += machine_problems(first, steps) + machine_warnings(first, steps)
-    if notes:
-        out.print("[yellow]on this machine:[/]")
-        for note in notes:
-            out.print(f"  {note}", markup=False, highlight=False, soft_wrap=True)
+    _machine_notes(notes)
 
 
 @recipe_app.command()
@@ -293,10 +295,11 @@ def compare(
         return
     loaded = _load_compare(config)
     steps = ("sft", *(["merge"] if loaded.config.merge else []), "eval")
-    problems = machine_problems(loaded.arm_recipe(loaded.arms[0]), steps)
+    first = loaded.arm_recipe(loaded.arms[0])  # the machine needs are the same for every arm
+    problems = machine_problems(first, steps)
     if problems:
         _fail(problems, "problem(s) on this machine")
-    _warn(machine_warnings(loaded.arm_recipe(loaded.arms[0]), steps))
+    _warn(machine_warnings(first, steps))
     name = escape(loaded.config.name)
 
     def progress(who: str, step: str, seconds: float | None, note: str) -> None:

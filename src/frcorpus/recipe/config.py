@@ -376,6 +376,7 @@ def machine_warnings(loaded: LoadedRecipe, steps: tuple[str, ...] = ("sft", "mer
     return warnings_
 
 
+@functools.cache
 def cpu_has_bf16() -> bool | None:
     """Whether the CPU has bfloat16 instructions (Linux: /proc/cpuinfo flags); None where it cannot tell."""
     try:

@@ -109,11 +109,14 @@ def pipeline_version(pipeline: Path) -> Path:
             "version directory as the dataset's path"
         )
     name_dir = plan.paths.name_dir
-    for folder in sorted(name_dir.iterdir()) if name_dir.is_dir() else []:
-        version = VersionDir(folder)
-        if folder.is_dir() and version.manifest_file.is_file() and version.manifest.run_key == plan.run_key:
-            logger.info("dataset pipeline %s: its version %s is up to date", pipeline, folder.name)
-            return folder
+    for version in _versions(name_dir):
+        try:
+            made_by_this_run = version.manifest.run_key == plan.run_key
+        except VersionDirError:  # a damaged manifest: not a version to reuse
+            continue
+        if made_by_this_run:
+            logger.info("dataset pipeline %s: its version %s is up to date", pipeline, version.path.name)
+            return version.path
     logger.info("dataset pipeline %s: running it (no version of %s was made by this run)", pipeline, name_dir)
     try:
         result = run_plan(plan)
@@ -129,10 +132,17 @@ def pipeline_version(pipeline: Path) -> Path:
     return result.version_dir
 
 
+def _versions(folder: Path) -> list[VersionDir]:
+    """The versions in a dataset folder <out>/<name> (its subfolders with a manifest), by name."""
+    if not folder.is_dir():
+        return []
+    return [VersionDir(p) for p in sorted(folder.iterdir()) if p.is_dir() and (p / MANIFEST).is_file()]
+
+
 def _version_folder(path: Path) -> Path:
     """A version directory as given, or the newest version (by manifest `created`) of a dataset folder."""
     if path.is_dir() and not (path / STATS).is_file():
-        versions = [VersionDir(p) for p in path.iterdir() if p.is_dir() and (p / MANIFEST).is_file()]
+        versions = _versions(path)
         if versions:
             try:
                 newest = max(versions, key=lambda v: (v.manifest.created, v.path.name)).path

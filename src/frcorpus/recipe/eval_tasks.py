@@ -17,9 +17,10 @@ with `num_fewshot: 0`.
 from __future__ import annotations
 
 import csv
+import json
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -178,6 +179,23 @@ def read_mmlu(root: Path, lang: str, split: Literal["test", "dev"]) -> dict[str,
                 rows.append({"question": row[0], "choices": row[1:5], "answer": LETTERS.index(row[5].strip())})
         subjects[path.name[: -len(suffix)]] = rows
     return subjects
+
+
+def jsonl_objects(path: Path) -> Iterator[tuple[str, dict]]:
+    """Each non-blank line of a JSONL file as (`file:line`, object); EvalDataError naming the line of one
+    that is not a JSON object."""
+    with path.open(encoding="utf-8") as f:
+        for line_no, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{line_no}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise EvalDataError(f"{where}: not JSON ({e.msg})") from None
+            if not isinstance(row, dict):
+                raise EvalDataError(f"{where}: expected a JSON object, got {type(row).__name__}")
+            yield where, row
 
 
 def read_mgsm(root: Path, lang: str) -> list[dict[str, str]]:

@@ -22,12 +22,12 @@ import hashlib
 import json
 import random
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..version.writer import atomic_write_text
-from .eval_tasks import BENCHMARKS, EvalDataError
+from .eval_tasks import BENCHMARKS, EvalDataError, jsonl_objects
 from .ifeval_fr import FR_CHECKERS
 
 IFEVAL_LANGS = ("fr", "en")
@@ -106,23 +106,6 @@ def build_check(instruction_id: str, kwargs: dict, prompt: str) -> Check:
 
 
 # ---------------------------------------------------------------------------------- items
-
-
-def jsonl_objects(path: Path) -> Iterator[tuple[str, dict]]:
-    """Each non-blank line of a JSONL file as (`file:line`, object); EvalDataError naming the line of one
-    that is not a JSON object."""
-    with path.open(encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{line_no}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise EvalDataError(f"{where}: not JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise EvalDataError(f"{where}: expected a JSON object, got {type(row).__name__}")
-            yield where, row
 
 
 def load_ifeval_items(root: Path, lang: str) -> list[IfevalItem]:

@@ -20,12 +20,11 @@ References (`references:` of the task):
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .eval_tasks import EvalDataError, in_memory_dataset
+from .eval_tasks import EvalDataError, in_memory_dataset, jsonl_objects
 from .generation_tasks import PromptSubset, mifeval_prompts, seeded_sample
 
 MT_BENCH = "mt_bench"
@@ -70,39 +69,32 @@ def reference_files(root: Path, references: str) -> list[Path]:
     return [responses_file(root, references.removeprefix(MIFEVAL_PREFIX))]
 
 
-def _jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
+def _jsonl(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     if not path.is_file():
         raise EvalDataError(f"{path}: file not found; set eval.data_dir or FRCORPUS_SHARED_DATA")
-    rows = []
-    for line, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if text.strip():
-            try:
-                rows.append((line, json.loads(text)))
-            except ValueError as e:
-                raise EvalDataError(f"{path}:{line}: not a JSON object ({e}); restore the file") from None
-    return rows
+    return jsonl_objects(path)
 
 
 def mt_bench_references(root: Path, limit: int | None, seed: int) -> list[dict[str, Any]]:
     questions_path, answers_path = mt_bench_files(root)
     questions = {}
-    for line, row in _jsonl(questions_path):
+    for where, row in _jsonl(questions_path):
         try:
             questions[row["question_id"]] = (row["category"], row["turns"][0].strip())
         except (KeyError, IndexError, TypeError):
             raise EvalDataError(
-                f"{questions_path}:{line}: expected {{question_id, category, turns: [...]}}; restore the file"
+                f"{where}: expected {{question_id, category, turns: [...]}}; restore the file"
             ) from None
     items = []
-    for line, row in _jsonl(answers_path):
+    for where, row in _jsonl(answers_path):
         try:
             qid, answer = row["question_id"], row["choices"][0]["turns"][0]
         except (KeyError, IndexError, TypeError):
             raise EvalDataError(
-                f"{answers_path}:{line}: expected {{question_id, choices: [{{turns: [...]}}]}}; restore the file"
+                f"{where}: expected {{question_id, choices: [{{turns: [...]}}]}}; restore the file"
             ) from None
         if qid not in questions:
-            raise EvalDataError(f"{answers_path}:{line}: question_id {qid} is not in {questions_path}")
+            raise EvalDataError(f"{where}: question_id {qid} is not in {questions_path}")
         category, prompt = questions[qid]
         items.append({"id": str(qid), "category": category, "prompt": prompt, "answer": answer})
     return seeded_sample(items, lambda item: item["category"], limit, seed)
@@ -113,9 +105,9 @@ def mifeval_references(
 ) -> list[dict[str, Any]]:
     path = responses_file(root, model)
     answers = {}
-    for line, row in _jsonl(path):
+    for where, row in _jsonl(path):
         if not isinstance(row.get("prompt"), str) or not isinstance(row.get("response"), str):
-            raise EvalDataError(f"{path}:{line}: expected {{prompt, response}} strings; restore the file")
+            raise EvalDataError(f"{where}: expected {{prompt, response}} strings; restore the file")
         answers[row["prompt"]] = row["response"]
     items = []
     for item in mifeval_prompts(root, "fr", prompts, limit, seed):
