@@ -24,8 +24,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the published figures live with the reproduction test
 
-from frcorpus.recipe import ifeval_fr  # noqa: E402
 from frcorpus.recipe.ifeval import load_ifeval_items, read_responses, score_response, summarize  # noqa: E402
+from frcorpus.stages.instructions import checkers as ifeval_fr  # noqa: E402
 from tests.recipe.test_ifeval_score import (  # noqa: E402
     FR_RESPONSES,
     PUBLISHED_INST_STRICT,

@@ -1,4 +1,4 @@
-"""frcorpus's French IFEval checkers (recipe/ifeval_fr.py): every `fr:` instruction id of M-IFEval with
+"""frcorpus's French IFEval checkers (stages/instructions/checkers.py): every `fr:` instruction id of M-IFEval with
 answers that follow it and answers that do not, written for these tests."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from frcorpus.recipe.ifeval_fr import FR_CHECKERS, comparison
-from frcorpus.recipe.ifeval_text import count_words, english_word_tokens, french_sentences
+from frcorpus.stages.instructions.checkers import FR_CHECKERS, comparison
+from frcorpus.stages.instructions.text import count_words, english_word_tokens, french_sentences
 
 # (instruction id without "fr:", kwargs, answer, followed?)
 CASES = [

@@ -22,12 +22,12 @@ from frcorpus.recipe.ifeval import (
     ItemScore,
     ifeval_file,
     load_ifeval_items,
-    loose_versions,
     score_response,
     score_responses_file,
     split_halves,
     summarize,
 )
+from frcorpus.stages.instructions.checks import loose_versions
 from tests.conftest import write_jsonl
 
 runner = CliRunner()

@@ -177,6 +177,8 @@ def score(
 ) -> None:
     """Score answers to the M-IFEval prompts, no model needed: every instruction checked strict and loose, the
     accuracies per prompt and per instruction (DIR/items.jsonl, DIR/summary.json)."""
+    from frcorpus.stages.instructions.text import CheckerDependencyMissing
+
     from .eval_tasks import EvalError
     from .evaluate import EvalConfig, data_root
     from .ifeval import IFEVAL_LANGS, score_responses_file
@@ -187,7 +189,7 @@ def score(
     root, _ = data_root(EvalConfig(data_dir=str(data_dir) if data_dir is not None else None))
     try:
         summary = score_responses_file(langs[task], responses, out_dir, root)
-    except EvalError as e:  # a bad benchmark or responses file, or a checker's package missing
+    except (EvalError, CheckerDependencyMissing) as e:  # a bad benchmark or answers file, a package missing
         _fail([str(e)], "problem(s) with the input")
     out.print(f"{task}: {summary['n_prompts']} prompts, {summary['missing']} without an answer", highlight=False)
     table = Table()
@@ -281,6 +283,7 @@ def compare(
     items removed), evaluate every arm and the base on the same items, and report the deltas with paired
     bootstrap intervals (compare.md, .json, .png); finished arms are not trained again."""
     from frcorpus.llm.base import BackendError
+    from frcorpus.stages.instructions.text import CheckerDependencyMissing
 
     from .compare import run_compare
     from .compare_data import CompareError
@@ -308,7 +311,7 @@ def compare(
 
     try:
         run_compare(loaded, force=force, only=only, progress=progress)
-    except (CompareError, StepError, SFTError, DatasetError, EvalError, BackendError) as e:
+    except (CompareError, StepError, SFTError, DatasetError, EvalError, CheckerDependencyMissing, BackendError) as e:
         console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     report = (loaded.output_dir / "compare.md").read_text(encoding="utf-8")

@@ -7,9 +7,11 @@ answer follows nothing); loose also tries it without its first line, without its
 both, and each of those with every `*` removed, and an instruction passes if any version does. A prompt
 is followed when all its instructions are.
 
-The French checkers are frcorpus's own (`ifeval_fr`); the English ones are lm-evaluation-harness's own
-IFEval checkers (`lm_eval.tasks.ifeval`), imported, with Punkt's English tables provided offline first
-(`ifeval_text.use_offline_punkt`: lm-eval would otherwise call `nltk.download`).
+The checks of one instruction are the `verify_instructions` stage's (`frcorpus.stages.instructions`): the
+French checkers are frcorpus's own (`checkers.py`); the English ones are lm-evaluation-harness's own IFEval
+checkers (`lm_eval.tasks.ifeval`), imported, with Punkt's English tables provided offline first
+(`text.use_offline_punkt`: lm-eval would otherwise call `nltk.download`). This module keeps the benchmark:
+its items, the scoring of an answer file, the summaries and the halves.
 
 `score_responses_file` scores a JSONL of `{prompt, response}` (joined to the benchmark by prompt text)
 into `items.jsonl` and `summary.json`: what `frcorpus recipe score` runs.
@@ -17,22 +19,19 @@ into `items.jsonl` and `summary.json`: what `frcorpus recipe score` runs.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import random
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..stages.instructions.checks import build_check, known_instruction, loose_versions
 from ..version.writer import atomic_write_text
 from .eval_tasks import BENCHMARKS, EvalDataError, jsonl_objects
-from .ifeval_fr import FR_CHECKERS
 
 IFEVAL_LANGS = ("fr", "en")
-ENGLISH_DRAW_SEED = 0
-Check = Callable[[str], bool]
 
 
 @dataclass(frozen=True)
@@ -53,56 +52,6 @@ class ItemScore:
 
 def ifeval_file(root: Path, lang: str) -> Path:
     return Path(root) / BENCHMARKS / "mifeval" / f"{lang}_input_data.jsonl"
-
-
-# ---------------------------------------------------------------------------------- checkers
-
-
-@functools.cache
-def english_checkers() -> dict[str, type]:
-    """lm-eval's IFEval instruction classes by id (without the `en:` prefix), imported once Punkt's
-    English tables are on nltk's path; langdetect, which its language checkers call, is seeded (it is
-    random otherwise, and a verdict could change from run to run)."""
-    from .ifeval_text import CheckerDependencyMissing, use_offline_punkt
-
-    use_offline_punkt()
-    try:
-        import langdetect
-        from lm_eval.tasks.ifeval.instructions_registry import INSTRUCTION_DICT
-    except ImportError as e:
-        raise CheckerDependencyMissing(
-            f"ifeval_en needs lm-eval's IFEval checkers ({e}): pip install 'frcorpus[train]'"
-        ) from None
-    langdetect.DetectorFactory.seed = 0
-    return dict(INSTRUCTION_DICT)
-
-
-def known_instruction(lang: str, instruction_id: str) -> bool:
-    """Whether `lang`'s checkers know the id (`fr:...` for French, `en:...` for English)."""
-    if lang == "fr":
-        return instruction_id in FR_CHECKERS
-    return instruction_id.startswith("en:") and instruction_id.removeprefix("en:") in english_checkers()
-
-
-def build_check(instruction_id: str, kwargs: dict, prompt: str) -> Check:
-    """The check of one instruction of an item (TypeError or ValueError for kwargs that do not fit)."""
-    if instruction_id.startswith("fr:"):
-        return FR_CHECKERS[instruction_id](**kwargs)
-    instruction = english_checkers()[instruction_id.removeprefix("en:")](instruction_id)
-    # lm-eval draws a value with the global `random` where a kwarg is missing or unfit (a random letter
-    # for letter "!" in item 1129): seeded here, and the caller's random state kept, so that a verdict
-    # never changes from run to run
-    state = random.getstate()
-    random.seed(ENGLISH_DRAW_SEED)
-    try:
-        # lm-eval's own calling convention: the set kwargs, then the prompt for the checkers that take it
-        instruction.build_description(**{k: v for k, v in kwargs.items() if v is not None})
-        arguments = instruction.get_instruction_args()
-        if arguments and "prompt" in arguments:
-            instruction.build_description(prompt=prompt)
-    finally:
-        random.setstate(state)
-    return instruction.check_following
 
 
 # ---------------------------------------------------------------------------------- items
@@ -151,19 +100,6 @@ def _parse_item(row: dict, where: str) -> IfevalItem:
 
 
 # ---------------------------------------------------------------------------------- scoring
-
-
-def loose_versions(response: str) -> list[str]:
-    """IFEval's loose versions of a response: as written, without its first line, its last line or
-    both, and each of those without any `*`."""
-    lines = response.split("\n")
-    trimmed = [
-        response,
-        "\n".join(lines[1:]).strip(),
-        "\n".join(lines[:-1]).strip(),
-        "\n".join(lines[1:-1]).strip(),
-    ]
-    return trimmed + [version.replace("*", "") for version in trimmed]
 
 
 def score_response(item: IfevalItem, response: str) -> ItemScore:

@@ -26,6 +26,7 @@ import hashlib
 import re
 from typing import Any
 
+from ..stages.instructions.checks import known_instruction
 from . import ifeval
 from .eval_tasks import INVALID, LETTERS, EvalDataError
 from .generation_tasks import score_answer
@@ -74,7 +75,7 @@ def ifeval_docs(dataset):
     """The rows as they are, once every instruction id is known to lm-eval's English checkers (an unknown one
     would fail the run after generating every answer: it fails here, naming the row)."""
     for index, row in enumerate(dataset):
-        unknown = [i for i in row["instruction_id_list"] if not ifeval.known_instruction("en", f"en:{i}")]
+        unknown = [i for i in row["instruction_id_list"] if not known_instruction("en", f"en:{i}")]
         if unknown:
             raise EvalDataError(
                 f"row {index} (key {row.get('key')}): instruction id {unknown[0]!r} has no checker in lm-eval's "

@@ -1,5 +1,6 @@
 """frcorpus's checkers for the 30 French instruction ids of M-IFEval (`fr:...` in
-`benchmarks_fr/mifeval/fr_input_data.jsonl`).
+`benchmarks_fr/mifeval/fr_input_data.jsonl`), and the language-neutral checkers of the bare ids that
+`detect.py` finds in prompts without ids (`NEUTRAL_CHECKERS`, at the end).
 
 What each instruction means is M-IFEval's definition (Dussolle et al. 2025, arXiv 2502.04688; its French
 checkers in lightblue-tech/M-IFEval, also ported to lm-evaluation-harness as `m_ifeval`, which the
@@ -32,7 +33,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Callable
 
-from .ifeval_text import count_words, english_word_tokens, french_sentences, response_language
+from frcorpus.stages.instructions.text import count_words, english_word_tokens, french_sentences, response_language
 
 Check = Callable[[str], bool]
 
@@ -345,3 +346,73 @@ def accents(*, word_to_accentuate: dict[str, str]) -> Check:
         return True
 
     return check
+
+
+# ------------------------------------------------------------------------------ language-neutral (bare ids)
+
+# The constraints a prompt states in any language, without an id: the same kwargs as the `fr:` ones and,
+# where the French definition holds in every language, the same builder. Where it is French only, the
+# neutral one says what changes.
+NEUTRAL_RELATIONS = {"less than": "moins de", "at least": "au moins", **{r: r for r in RELATIONS}}
+# "<<title>>" is IFEval's English title, "##titre##" M-IFEval's French one
+ANY_TITLE = re.compile(r"<<([^\n]+)>>|##([^\n]+)##")
+# typographic quotation marks too: an answer that a prompt asked to wrap in quotes may use either
+NEUTRAL_QUOTES = ('""', "''", "«»", "“”")
+
+
+def neutral_relation(relation: str) -> str:
+    """The French name of a relation given in English ("less than", "at least") or French."""
+    if relation not in NEUTRAL_RELATIONS:
+        raise ValueError(f"relation {relation!r} is not one of {', '.join(map(repr, NEUTRAL_RELATIONS))}")
+    return NEUTRAL_RELATIONS[relation]
+
+
+def neutral_number_words(*, num_words: int, relation: str) -> Check:
+    return number_words(num_words=num_words, relation=neutral_relation(relation))
+
+
+def neutral_number_sentences(*, num_sentences: int, relation: str) -> Check:
+    # Punkt's French model with M-IFEval's abbreviations, which also lists the English ones (Mr, Dr,
+    # e.g, i.e, etc, vs): sentences end where they end in English too
+    return number_sentences(num_sentences=num_sentences, relation=neutral_relation(relation))
+
+
+def neutral_capital() -> Check:
+    return lambda response: response.isupper()  # any language (the `fr:` one also wants French)
+
+
+def neutral_lowercase() -> Check:
+    return lambda response: response.islower()
+
+
+def neutral_title() -> Check:
+    return lambda response: any((a or b).strip() for a, b in ANY_TITLE.findall(response))
+
+
+def neutral_quotation() -> Check:
+    def check(response: str) -> bool:
+        text = response.strip()
+        return len(text) > 1 and any(text[0] == a and text[-1] == b for a, b in NEUTRAL_QUOTES)
+
+    return check
+
+
+NEUTRAL_CHECKERS: dict[str, Callable[..., Check]] = {
+    "length_constraints:number_words": neutral_number_words,
+    "length_constraints:number_sentences": neutral_number_sentences,
+    "length_constraints:number_paragraphs": number_paragraphs,
+    "change_case:capital": neutral_capital,
+    "change_case:lowercase": neutral_lowercase,
+    "punctuation:no_comma": no_comma,
+    "detectable_format:json_format": json_format,
+    "detectable_format:title": neutral_title,
+    "startend:end_checker": end_checker,
+    "detectable_format:number_bullet_lists": number_bullet_lists,
+    "detectable_format:multiple_sections": multiple_sections,
+    "detectable_content:postscript": postscript,
+    "detectable_content:number_placeholders": number_placeholders,
+    "startend:quotation": neutral_quotation,
+    "detectable_format:number_highlighted_sections": number_highlighted_sections,
+    "combination:two_responses": two_responses,
+}
+NEUTRAL_IDS: tuple[str, ...] = tuple(NEUTRAL_CHECKERS)

