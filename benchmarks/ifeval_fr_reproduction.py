@@ -25,7 +25,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the published figures live with the reproduction test
 
 from frcorpus.recipe.ifeval import load_ifeval_items, read_responses, score_response, summarize  # noqa: E402
-from frcorpus.stages.instructions import checkers as ifeval_fr  # noqa: E402
+from frcorpus.stages.instructions import checkers  # noqa: E402
+from frcorpus.stages.instructions.text import english_word_tokens  # noqa: E402
 from tests.recipe.test_ifeval_score import (  # noqa: E402
     FR_RESPONSES,
     PUBLISHED_INST_STRICT,
@@ -56,8 +57,18 @@ def as_mifeval() -> dict:
         pattern = re.compile(r"\s*" + SPELLED.get(marker, marker.lower()) + r".*$", re.M)  # anywhere, unescaped
         return lambda r: bool(pattern.search(r.lower()))
 
+    def bullets(*, num_bullets):  # any line that starts with "*" and no second "*", or with "-"
+        star, dash = re.compile(r"^\s*\*[^*].*$", re.M), re.compile(r"^\s*-.*$", re.M)
+        return lambda r: len(star.findall(r)) + len(dash.findall(r)) == num_bullets
+
+    def capital_words(*, capital_frequency, capital_relation):  # nltk's tokens whole ("l'AUTOMNE")
+        compare = checkers.comparison(capital_relation)
+        return lambda r: compare(sum(t.isupper() for t in english_word_tokens(r)), capital_frequency)
+
     return {
         "fr:detectable_content:postscript": postscript,
+        "fr:detectable_format:number_bullet_lists": bullets,
+        "fr:change_case:capital_word_frequency": capital_words,
         "fr:special_character:no_accents": lambda: lambda r: not LATIN1_ACCENTED.search(r),
         "fr:language:response_language": lambda *, language: lambda r: langdetect_code(r) in (language, None),
         "fr:change_case:french_capital": lambda: lambda r: r.isupper() and langdetect_code(r.lower()) in ("fr", None),
@@ -83,7 +94,7 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data")
     args = parser.parse_args()
     items = load_ifeval_items(args.data_dir, "fr")
-    ours_builders = dict(ifeval_fr.FR_CHECKERS)
+    ours_builders = dict(checkers.FR_CHECKERS)
     theirs_builders = {**ours_builders, **as_mifeval()}
     header = (
         f"{'model':52s} {'P-strict':>8s} {'I-strict':>8s} {'P-loose':>8s} {'I-loose':>8s} | "
@@ -96,11 +107,11 @@ def main() -> None:
     for model in sorted(PUBLISHED_INST_STRICT, key=str.lower):
         answers = read_responses(args.data_dir / FR_RESPONSES.format(model), items)
         ours = score_all(items, answers)
-        ifeval_fr.FR_CHECKERS.update(theirs_builders)
+        checkers.FR_CHECKERS.update(theirs_builders)
         try:
             theirs = score_all(items, answers)
         finally:
-            ifeval_fr.FR_CHECKERS.update(ours_builders)
+            checkers.FR_CHECKERS.update(ours_builders)
         mine, as_published = summarize(ours), summarize(theirs)
         published = PUBLISHED_PROMPT_STRICT.get(model)
         prompt_gap = "-" if published is None else f"{mine['prompt_level_strict_acc'] - published:+.3f}"

@@ -68,8 +68,9 @@ PUBLISHED_INST_STRICT = {
     "Qwen__Qwen2.5-0.5B-Instruct-GPTQ-Int4": 33.9,
 }
 # frcorpus's strict prompt-level accuracy on each file (prompts followed, of 235): measured, and pinned so
-# that a change of any checker shows. frcorpus differs from M-IFEval's definitions by at most one prompt
-# per model (Chinese read as "zh", postscript markers as words, lid.176 instead of langdetect: see
+# that a change of any checker shows. frcorpus differs from M-IFEval's definitions by at most 4 prompts
+# per model (Chinese read as "zh", postscript markers as words, lid.176 instead of langdetect, bullets as
+# markdown writes them, a ```json tag that is not lower-case text, capitals after an elision: see
 # benchmarks/ifeval_fr_reproduction.py).
 OUR_PROMPTS_FOLLOWED = {
     "CohereForAI__aya-23-8B": 110,
@@ -77,18 +78,18 @@ OUR_PROMPTS_FOLLOWED = {
     "Qwen__Qwen2.5-1.5B-Instruct-GPTQ-Int4": 90,
     "Qwen__Qwen2.5-14B-Instruct-GPTQ-Int4": 182,
     "Qwen__Qwen2.5-32B-Instruct-GPTQ-Int4": 179,
-    "Qwen__Qwen2.5-3B-Instruct-GPTQ-Int4": 132,
-    "Qwen__Qwen2.5-7B-Instruct-GPTQ-Int4": 163,
+    "Qwen__Qwen2.5-3B-Instruct-GPTQ-Int4": 131,
+    "Qwen__Qwen2.5-7B-Instruct-GPTQ-Int4": 164,
     "claude-3-5-sonnet-20240620": 195,
     "claude-3-haiku-20240307": 168,
     "claude-3-opus-20240229": 193,
     "deepseek-ai__deepseek-llm-7b-chat": 80,
-    "gpt-4o-2024-08-06": 196,
-    "gpt-4o-mini-2024-07-18": 189,
+    "gpt-4o-2024-08-06": 199,
+    "gpt-4o-mini-2024-07-18": 190,
     "hugging-quants__Meta-Llama-3.1-8B-Instruct-AWQ-INT4": 152,
     "mistralai__Mistral-7B-Instruct-v0.3": 121,
-    "o1-mini-2024-09-12": 196,
-    "o1-preview-2024-09-12": 208,
+    "o1-mini-2024-09-12": 198,
+    "o1-preview-2024-09-12": 209,
 }
 TOLERANCE = 0.02
 
