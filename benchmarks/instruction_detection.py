@@ -16,7 +16,8 @@ input) of ../shared/data/instruct_en/alpaca_demo; then more natural prompts: OAS
 vigogne's seed tasks and doremiti instructions, the Alpaca seed tasks, self-instruct's user-oriented tasks
 (each with its first input), MT-Bench's questions (both turns, French and English) and the HPLT test
 prompts. Every detection there is printed; the ones that are real requests (read by hand) are listed in
-REAL_REQUESTS; the others are false detections.
+REAL_REQUESTS; the others are false detections. Last, sentences that ask nothing (news sentences from
+lingua, STS-B test pairs): every detection there is false.
 
     python benchmarks/instruction_detection.py [--data ../shared/data] [--show-misses]
 """
@@ -24,6 +25,7 @@ REAL_REQUESTS; the others are false detections.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import sys
@@ -285,6 +287,17 @@ def false_detections(data: Path) -> dict[str, tuple[int, int, list[str]]]:
     return result
 
 
+def statements(data: Path) -> dict[str, list[str]]:
+    """Sentences that ask nothing: Leipzig news sentences (lingua) and STS-B test pairs, French and English."""
+    found = {}
+    for lang in ("fr", "en"):
+        lingua = (data / f"langid/lingua_sentences/{lang}.txt").read_text(encoding="utf-8").splitlines()
+        with (data / f"paraphrase_fr/stsb-{lang}-test.csv").open(encoding="utf-8") as rows:
+            sts = [sentence for row in list(csv.reader(rows))[1:] for sentence in row[:2]]
+        found[f"lingua_{lang}"], found[f"stsb_test_{lang}"] = lingua, sts
+    return found
+
+
 def score(data: Path = SHARED) -> dict[str, dict[str, Counter]]:
     tables = {}
     for language in ("fr", "en"):
@@ -341,6 +354,12 @@ def main() -> int:
         print(f"  {source}: {prompts} prompts, {detections} detections, {len(false)} false")
         for line in false:
             print("   ", line)
+    print("\nStatements (every detection is false):")
+    for source, sentences in statements(args.data).items():
+        found = [(bare, kwargs, s) for s in sentences for bare, kwargs in detect_instructions(s)]
+        print(f"  {source}: {len(sentences)} sentences, {len(found)} detections")
+        for bare, kwargs, sentence in found:
+            print(f"    {bare} {kwargs}\n      {sentence[:300]!r}")
     for (source, start, bare), why in REAL_REQUESTS.items():
         print(f"  real request in {source}: {bare} in {start!r}...: {why}")
     return 0

@@ -37,7 +37,6 @@ POSITIVE = [
     ("Write a 300+ word summary of the wikipedia page.", [words(300, "at least")]),
     ("Respond with at most 150 words.", [words(151, "less than")]),
     ("Keep your entire response 100 words or less.", [words(101, "less than")]),
-    ("I don't want anything longer than 30 words.", [words(31, "less than")]),
     ("Answer in 100 to 120 words.", [words(100, "at least"), words(121, "less than")]),
     ("Generate a short story of 50-100 words.", [words(50, "at least"), words(101, "less than")]),  # Alpaca
     (
@@ -48,6 +47,8 @@ POSITIVE = [
     ("Limitez votre réponse à un maximum de 5 phrases.", [sentences(6, "less than")]),
     ("Assurez-vous que votre réponse comporte un minimum de sept phrases.", [sentences(7, "at least")]),
     ("Have more than 30 sentences in your response.", [sentences(31, "at least")]),
+    ("Control the length of your reply. I don't want anything longer than 30 words.", [words(31, "less than")]),
+    ("3. Fewer than 10 words.", [words(10, "less than")]),  # MT-Bench: an item of a list of changes
     ("Answer with exactly one sentence.", [sentences(1, "at least"), sentences(2, "less than")]),
     (
         "Write a song about miniatures that contains 20 to 25 sentences.",
@@ -236,6 +237,13 @@ NEGATIVE = [
     "Fill in the placeholders [name] and [date] in this letter.",
     # bullets that the exact checker cannot count
     "Use at least 3 bullet points.",
+    # statements: nothing in them asks
+    "D'après ce que je vois, il est généralement admis que la plupart des anglophones ont un vocabulaire de 15000 "
+    "à 20000 mots.",  # STS-B
+    "From what I'm seeing it's generally accepted that most English speakers have a vocabulary size of 15000 to "
+    "20000 words.",  # STS-B
+    "Les titres de presse ne contiennent pas de virgule.",
+    "The API returns the response in JSON format.",
 ]
 
 

@@ -3,8 +3,9 @@ instruction ids: `detect_instructions(prompt)` returns them as (bare IFEval id, 
 M-IFEval's checkers take them, relations as "less than" / "at least".
 
 Precision comes first: a detection the prompt does not ask for makes the stage reject good answers. So a
-detector fires on a request, never on a mention ("la virgule est un signe de ponctuation", a question about
-commas, text quoted at length), and only where the check it leads to is the one the prompt asks for:
+detector reads the sentences that ask (an imperative, the reader addressed, what must be), never a mention
+("la virgule est un signe de ponctuation", a question about commas, a statement such as "most speakers know
+15000 to 20000 words", text quoted), and fires only where the check it leads to is the one asked for:
 - a bare length ("un texte de 300 mots", "a 300-word essay", "in 3 sentences") is a target, not a bound: a
   290-word answer is a good answer to it, so it is not detected; bounds are ("au moins", "fewer than", "at
   most", "ne dépasse pas", "exactly", "between 100 and 120"). "At most N" is "less than N+1", "more than
@@ -106,13 +107,49 @@ def sentences(text: str) -> list[str]:
     return [s for s in found if s]
 
 
+# a statement, not a request: it starts with a subject or a preposition and nothing in it asks ("most
+# speakers have a vocabulary of 15000 to 20000 words", "les titres ne contiennent pas de virgule")
+_STATEMENT_START = re.compile(
+    r"^\W*(?:the|a|an|most|many|some|this|that|these|those|it|it's|he|she|they|we|there|i|i'm|my|our|his|her|"
+    r"their|from|in|on|at|for|with|as|when|if|after|before|since|because|although|while|according|le|la|les|l'|"
+    r"un|une|des|du|ce|cet|cette|ces|c'est|il|elle|ils|elles|on|nous|je|j'|mon|ma|mes|notre|nos|son|sa|ses|leur|"
+    r"leurs|d'après|selon|en|dans|pour|avec|comme|quand|si|après|avant|depuis|parce|bien|pendant|lorsque)\b",
+    re.I,
+)
+_IMPERATIVE = (
+    r"write|give|use|answer|respond|reply|make|create|compose|generate|describe|summari[sz]e|explain|list|provide|"
+    r"tell|draft|produce|rewrite|translate|expand|elaborate|include|add|put|wrap|end|finish|start|begin|name|"
+    r"suggest|outline|plan|design|imagine|compare|discuss|present|narrate|think|do|don't|avoid|refrain|highlight|"
+    r"italici[sz]e|separate|mark|label|organi[sz]e|structure|divide|split|break|format|return|output|choose|select|"
+    r"show|keep|limit|écris|rédige|donne|réponds|fais|utilise|résume|explique|décris|liste|propose|compose|raconte|"
+    r"imagine|crée|présente|traduis|ajoute|mets|termine|commence|évite|garde|développe|cite|énumère|formule|"
+    r"organise|divise|sépare|inclus|intègre|encadre|conclus|finis|choisis|reformule|réécris|génère|emploie|limite"
+)
+# what asks: the reader addressed, what must be, what the user wants, an imperative (first, or after a comma
+# or "and"): "Write", "Donnez", "En conclusion, incluez", "For students, write"
+_ASKING = re.compile(
+    r"\b(?:you|your|yours|votre|vos|ta|ton|tes|vous|tu|toi|te|t'|should|must|needs?\s+to|has\s+to|have\s+to|"
+    r"make\s+sure|ensure|please|let's|doit|doivent|devra|devrai[st]?|devront|devrait|devraient|veuillez|merci\s+de|"
+    r"assure[sz]?|veille[sz]?|n'oublie[sz]?|i\s+(?:(?:do\s+not|don't)\s+)?(?:want|need|would\s+like|'d\s+like|wish)|i'd\s+like|je\s+veux|"
+    r"je\s+voudrais|j'aimerais|je\s+souhaite)\b|\b(?!(?:chez|assez|nez|rez)\b)[a-zà-ÿ]{3,}ez\b|"
+    rf"(?:^\W*(?:\d+[.)]\s*)?|[,:;]\s*|\b(?:and|then|also|et|puis|ensuite|enfin)\s+)(?:{_IMPERATIVE})\b",
+    re.I,
+)
+
+
+def _asks(sentence: str) -> bool:
+    return not _STATEMENT_START.match(sentence) or bool(_ASKING.search(sentence))
+
+
 @lru_cache(maxsize=64)
 def requests(text: str, *, unquoted: bool = False) -> tuple[str, ...]:
     """The prompt's sentences that can state a constraint: text quoted at length (material to work on) is
     masked, or all quoted text with `unquoted` (a bound or a case quoted is mentioned, not asked for);
-    questions are left out."""
+    questions and statements are left out."""
     masked = _QUOTE.sub(lambda m: m.group(0) if len(m.group(0)) < 80 and not unquoted else '"…"', text)
-    return tuple(s for s in sentences(masked) if not s.rstrip().endswith("?") or _POLITE_QUESTION.search(s))
+    return tuple(
+        s for s in sentences(masked) if (not s.rstrip().endswith("?") or _POLITE_QUESTION.search(s)) and _asks(s)
+    )
 
 
 def _any(pattern: str, text: str) -> bool:
