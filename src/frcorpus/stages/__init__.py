@@ -15,6 +15,7 @@ from frcorpus.stages.decontam import Decontaminate
 from frcorpus.stages.dedup import ExactDedup, MinhashDedup, SemanticDedup
 from frcorpus.stages.fix_text import FixText
 from frcorpus.stages.heuristics import Heuristics, Length
+from frcorpus.stages.instructions.stage import VerifyInstructions
 from frcorpus.stages.langid import LangId
 from frcorpus.stages.mix import Mix
 from frcorpus.stages.normalize import Normalize
@@ -44,6 +45,7 @@ REGISTRY: dict[str, type[Stage]] = build_registry(
         FixText,
         Length,
         Heuristics,
+        VerifyInstructions,
         LangId,
         Decontaminate,
         ExactDedup,
