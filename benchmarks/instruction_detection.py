@@ -19,7 +19,12 @@ prompts. Every detection there is printed; the ones that are real requests (read
 REAL_REQUESTS; the others are false detections. Last, sentences that ask nothing (news sentences from
 lingua, STS-B test pairs): every detection there is false.
 
-    python benchmarks/instruction_detection.py [--data ../shared/data] [--show-misses]
+With --verdicts, M-IFEval's published answers (17 French models, gpt-4o in English) are checked with the
+constraints detected in their prompts (frcorpus's checkers, as verify_instructions runs them): an answer that
+fails a detected constraint but passes every gold instruction would be a good answer rejected for a
+detection error.
+
+    python benchmarks/instruction_detection.py [--data ../shared/data] [--show-misses] [--verdicts]
 """
 
 from __future__ import annotations
@@ -298,6 +303,39 @@ def statements(data: Path) -> dict[str, list[str]]:
     return found
 
 
+def verdicts(data: Path) -> dict[str, tuple[int, int, int]]:
+    """Per answer file of M-IFEval (17 French models, gpt-4o in English): answers to prompts with detections,
+    those that fail a detected constraint, and those of them that pass every gold instruction (an answer
+    the stage would reject for a detection error)."""
+    from frcorpus.stages.instructions.checks import build_check  # the checkers verify_instructions uses
+
+    files = sorted((data / "instruct_fr/mifeval_fr_responses").glob("*.jsonl"))
+    files += sorted((data / "instruct_en/ifeval_en_gpt4o").glob("*.jsonl"))
+    gold = {}
+    for language in ("fr", "en"):
+        gold.update({r["prompt"]: r for r in read_jsonl(data / f"benchmarks_fr/mifeval/{language}_input_data.jsonl")})
+    result = {}
+    for path in files:
+        answered = failing = only_detected = 0
+        for row in read_jsonl(path):
+            detected = detect_instructions(row["prompt"])
+            if not detected:
+                continue
+            answered += 1
+            if all(build_check(bare, args, row["prompt"])(row["response"]) for bare, args in detected):
+                continue
+            failing += 1
+            known = gold[row["prompt"]]
+            instructions = zip(known["instruction_id_list"], known["kwargs"], strict=True)
+            only_detected += all(
+                build_check(i, {k: v for k, v in args.items() if v is not None}, row["prompt"])(row["response"])
+                for i, args in instructions
+            )
+        language, model = path.stem.split("_input_response_data_")
+        result[f"{language} {model}"] = (answered, failing, only_detected)
+    return result
+
+
 def score(data: Path = SHARED) -> dict[str, dict[str, Counter]]:
     tables = {}
     for language in ("fr", "en"):
@@ -332,6 +370,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=SHARED)
     parser.add_argument("--show-misses", action="store_true", help="list the known constraints not detected")
+    parser.add_argument(
+        "--verdicts", action="store_true", help="check M-IFEval's answers against the detected constraints (~1 min)"
+    )
     args = parser.parse_args()
     both: dict[str, Counter] = {i: Counter() for i in IDS}
     for language in ("fr", "en"):
@@ -360,6 +401,12 @@ def main() -> int:
         print(f"  {source}: {len(sentences)} sentences, {len(found)} detections")
         for bare, kwargs, sentence in found:
             print(f"    {bare} {kwargs}\n      {sentence[:300]!r}")
+    if args.verdicts:
+        print(
+            "\nM-IFEval answers (answers to prompts with detections, failing a detection, of which passing the gold):"
+        )
+        for model, counts in verdicts(args.data).items():
+            print(f"  {model}: {counts[0]} answers, {counts[1]} fail a detected constraint, {counts[2]} pass the gold")
     for (source, start, bare), why in REAL_REQUESTS.items():
         print(f"  real request in {source}: {bare} in {start!r}...: {why}")
     return 0
