@@ -12,7 +12,9 @@ file; only its `stages:` are used). Then:
   counted against each source's input (goal: at most 2%).
 
 A reader's verdicts live in `benchmarks/audit/labels.jsonl`, one line per record read:
-`{"source", "location", "label": "good" | "bad", "why"}`, keyed by source name and the record's
+`{"source", "location", "label": "good" | "bad", "why"}` (plus `"by_design": true` for a good answer that a
+rule removes on purpose: a refusal or AI boilerplate, which the audit does not count as a false
+rejection), keyed by source name and the record's
 location in its file, so a verdict read once serves every later chain that keeps or rejects the same
 record. Records the audit needs that carry no verdict yet are written to `<out>/to_read.md` (prompt,
 answer, decision) and counted as unread: the figures are only final when nothing is left to read.
@@ -99,6 +101,10 @@ def read_labels() -> dict[tuple[str, str], dict]:
     return labels
 
 
+def false_rejection(label: dict) -> bool:
+    return label.get("label") == "good" and not label.get("by_design", False)
+
+
 def key(record: dict) -> tuple[str, str]:
     return record["source"]["name"], record["source"]["location"]
 
@@ -144,18 +150,20 @@ def main() -> None:
         f"good {verdicts['good']}, unread {verdicts['unread']}: {bad_share:.0%} plainly bad (goal <= 25%)"
     )
     weak_rejects = [r for r in rejected if r["source"]["name"] == WEAK and r["stage"] not in DEDUP_STAGES]
-    weak_wrong = sum(labels.get(key(r), {}).get("label") == "good" for r in weak_rejects)
+    weak_wrong = sum(false_rejection(labels.get(key(r), {})) for r in weak_rejects)
     print(f"{WEAK}: {len(weak_rejects)} non-dedup rejects, {weak_wrong} of them read as good answers")
 
     for name in GOOD:
         mine = [r for r in rejected if r["source"]["name"] == name and r["stage"] not in DEDUP_STAGES]
         by_label = Counter(labels[key(r)]["label"] if key(r) in labels else "unread" for r in mine)
         to_read += [("rejected", r) for r in mine if key(r) not in labels]
-        wrong = Counter(r["reason"] for r in mine if labels.get(key(r), {}).get("label") == "good")
+        wrong = Counter(r["reason"] for r in mine if false_rejection(labels.get(key(r), {})))
+        by_design = sum(labels.get(key(r), {}).get("by_design", False) for r in mine)
         print(
-            f"{name}: {len(mine)} non-dedup rejects: good {by_label['good']} ({by_label['good'] / read[name]:.1%} "
-            f"of {read[name]} read; goal <= 2%), bad {by_label['bad']}, unread {by_label['unread']}"
-            + (f"; false rejections by reason: {dict(wrong)}" if wrong else "")
+            f"{name}: {len(mine)} non-dedup rejects: good {by_label['good']}, of which {by_design} by design "
+            f"(refusals, boilerplate): false rejections {sum(wrong.values())} = "
+            f"{sum(wrong.values()) / read[name]:.1%} of {read[name]} read (goal <= 2%); bad {by_label['bad']}, "
+            f"unread {by_label['unread']}" + (f"; false rejections by reason: {dict(wrong)}" if wrong else "")
         )
 
     report = args.out / "to_read.md"
