@@ -8,6 +8,7 @@ file; only its `stages:` are used). Then:
 
 - a seeded sample of `--sample` answers the chain kept from Qwen2.5-0.5B: the share a reader calls
   plainly bad (goal of issue 20: at most 25%);
+- a seeded sample of as many of its non-dedup rejects: the share that are right (goal: 59 of 60);
 - every non-dedup reject of Qwen2.5-7B, gpt-4o and OASST: the good ones among them are false rejections,
   counted against each source's input (goal: at most 2%).
 
@@ -150,8 +151,13 @@ def main() -> None:
         f"good {verdicts['good']}, unread {verdicts['unread']}: {bad_share:.0%} plainly bad (goal <= 25%)"
     )
     weak_rejects = [r for r in rejected if r["source"]["name"] == WEAK and r["stage"] not in DEDUP_STAGES]
-    weak_wrong = sum(false_rejection(labels.get(key(r), {})) for r in weak_rejects)
-    print(f"{WEAK}: {len(weak_rejects)} non-dedup rejects, {weak_wrong} of them read as good answers")
+    weak_rejects = random.Random(args.seed).sample(weak_rejects, min(args.sample, len(weak_rejects)))
+    read_rejects = Counter(labels[key(r)]["label"] if key(r) in labels else "unread" for r in weak_rejects)
+    to_read += [("rejected", r) for r in weak_rejects if key(r) not in labels]
+    print(
+        f"{WEAK}: sample of {len(weak_rejects)} non-dedup rejects (seed {args.seed}): right (bad answers) "
+        f"{read_rejects['bad']}, wrong (good answers) {read_rejects['good']}, unread {read_rejects['unread']}"
+    )
 
     for name in GOOD:
         mine = [r for r in rejected if r["source"]["name"] == name and r["stage"] not in DEDUP_STAGES]
