@@ -103,7 +103,9 @@ def test_quickstart_version_directory(tmp_path):
     assert stats["stages"]["heuristics"]["rejected"] == {f"heuristics.{r}": 1 for r in (*heuristics, "truncated")}
     assert stats["stages"]["heuristics"]["counters"] == {"kept_harmful_refusals": 1}
     assert stats["stages"]["exact_dedup"]["rejected"] == {"exact_dedup.duplicate": 11}
-    assert stats["stages"]["length"]["rejected"] == {"length.answer_too_short": 1}
+    # the sample's one short exchange ("Bonjour" / "Salut.") is small talk, which a short answer answers
+    assert stats["stages"]["length"]["rejected"] == {}
+    assert stats["stages"]["length"]["counters"] == {"short_answers.small_talk": 1}
     # the two planted near copies (case, punctuation and a closing sentence changed), nothing else
     assert stats["stages"]["minhash_dedup"]["rejected"] == {"minhash_dedup.near_duplicate": 2}
     assert stats["stages"]["minhash_dedup"]["counters"] == {"clusters": 2, "largest_cluster": 2, "cluster_size.2": 2}
@@ -120,7 +122,7 @@ def test_quickstart_version_directory(tmp_path):
     assert set(ds[0]["messages"][0]) == {"role", "content"}
     assert ds[0]["lang"][0]["lang"] == "fr" and ds[0]["langid"]["keep_share"] == 1.0  # annotations are columns
     card = (version_dir / "README.md").read_text()
-    assert "license: cc-by-4.0" in card and "| exact_dedup | 104 | 93 | 11 |" in card
+    assert "license: cc-by-4.0" in card and "| exact_dedup | 105 | 94 | 11 |" in card
     assert "version " in result.output and str(version_dir) in result.output.replace("\n", "")
 
 
@@ -188,7 +190,7 @@ def test_per_record_stage_after_global_stages_makes_two_barriers(tmp_path):
     write_jsonl(tmp_path / "d.jsonl", rows)
     stages = [
         {"type": "exact_dedup"},
-        {"type": "length", "min_assistant_chars": 10},
+        {"type": "length", "min_assistant_chars": 10, "short_answers": False},  # "Salut." to "Bonjour ?" is too short
         {"type": "exact_dedup", "view": "prompt"},
         {"type": "select", "max_records": 1, "seed": 4},
     ]

@@ -40,6 +40,8 @@ def test_wheel_carries_resources(tmp_path):
         "frcorpus/filters/translation_preambles.txt",
         "frcorpus/models/lid.176.ftz",  # the default language-ID model, offline
         "frcorpus/models/NOTICE.md",
+        "frcorpus/models/fr_answer_quality/scorer.json",  # quality_classifier's default scorer
+        "frcorpus/models/fr_answer_quality/head.npz",
         "frcorpus/cli.py",
         "frcorpus/py.typed",  # PEP 561: type checkers read the package's annotations
     ):

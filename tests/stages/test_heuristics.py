@@ -25,7 +25,11 @@ def conv(*contents, system=None):
     [
         ({"min_chars_per_turn": 3}, ("ok?", "no"), Reject("turn_too_short", "turn 1 (assistant): 2 < 3 chars")),
         ({"max_chars_per_turn": 5}, ("question", "a"), Reject("turn_too_long", "turn 0 (user): 8 > 5 chars")),
-        ({"min_assistant_chars": 5}, ("question", "oui"), Reject("answer_too_short", "turn 1: 3 < 5 chars")),
+        (
+            {"min_assistant_chars": 5},
+            ("Explique la photosynthèse.", "oui"),
+            Reject("answer_too_short", "turn 1: 3 < 5 chars"),
+        ),
         ({"min_chars": 20}, ("court", "aussi"), Reject("too_short", "10 < 20 chars")),
         ({"max_chars": 8}, ("court", "aussi"), Reject("too_long", "10 > 8 chars")),
         ({"min_turns": 4}, ("q", "a"), Reject("too_few_turns", "2 < 4 turns")),

@@ -28,6 +28,17 @@ def repeated(sentence: str, times: int) -> str:
 
 
 LOOP_FR = " ".join(["je pense que la réponse est la suivante et je pense que"] * 40) + "."
+# Qwen2.5-0.5B (M-IFEval): one paragraph under each heading
+SECTIONS_FR = "".join(
+    f"### Section {n}\n\nDans ce monde, la communication est une arme inébranlable. Les mensonges sont des "
+    "armes invisibles, un atout inépuit pour les échanges.\n\n"
+    for n in (1, 2, 3)
+)
+SECTIONS_EN = "".join(
+    f"### Section {n}\n\nIn this world, communication is an unshakable weapon. Lies are invisible weapons, "
+    "a tireless asset for every exchange.\n\n"
+    for n in (1, 2, 3)
+)
 LOOP_EN = " ".join(["i think that the answer is the following and i think that"] * 40) + "."
 CASES = [
     # (reason, option that turns the rule off, French case, English case)
@@ -95,12 +106,18 @@ CASES = [
         ("What is the capital of France?", "What is the capital of France"),
     ),
     (
-        "repeated_lines",
+        "repeated_phrase",
         {"repetition": False},
         ("Écris un poème.", repeated("Le vent souffle sur la plaine et les arbres dansent sous la pluie", 30)),
         ("Write a poem.", repeated("The wind blows over the plain and the trees dance in the rain", 30)),
     ),
-    ("repeated_ngram", {"repetition": False}, ("Parle.", LOOP_FR), ("Talk.", LOOP_EN)),
+    ("repeated_phrase", {"repetition": False}, ("Parle.", LOOP_FR), ("Talk.", LOOP_EN)),
+    (
+        "repeated_sentences",
+        {"repetition": False},
+        ("Décris un monde sans mensonge.", SECTIONS_FR),
+        ("Describe a world without lies.", SECTIONS_EN),
+    ),
 ]
 
 
@@ -206,3 +223,70 @@ def test_repeated_paragraphs_and_duplicated_ngrams():
         assert repetition(words, limits).startswith(("duplicated_ngrams: ", "repeated_ngram: "))
         relaxed = {**limits, "top_ngrams": {2: 1, 3: 1, 4: 1}}
         assert repetition(words, relaxed).startswith("duplicated_ngrams: ")
+
+
+def test_separators_are_not_bold_markers():
+    # Qwen2.5-7B and gpt-4o, asked for paragraphs separated by the markdown separator *** or by six asterisks:
+    # a separator ends a paragraph or sits between two versions; 8 of the 7B's 11 unclosed_markdown were these
+    fr = (
+        "Il apparaît soudainement, souvent en cachette, pour partager des blagues et des anecdotes qui font "
+        "éclater de rire les passants. ***\n\nChaque jour, Rireguy parcourt les rues de la ville, transformant "
+        "les visages tristes en sourires radieux."
+    )
+    inline_fr = (
+        "Nous pourrions organiser des événements en ligne pour sensibiliser nos clients. *** Notre stratégie de "
+        "médias sociaux devrait être axée sur notre engagement envers l'environnement."
+    )
+    en = (
+        "This person is typically associated with high school or college sports teams and is known for their "
+        "dedication to physical fitness and team spirit. ***\n\nIn another context, it can describe someone who "
+        "is enthusiastic about a particular subject or hobby."
+    )
+    glued_en = (
+        "Lower scores indicate areas where the essay may need improvement, such as clarity, coherence, or "
+        "originality.******\nA second rubric could weigh the argument above the style of the essay."
+    )
+    for answer in (fr, inline_fr, en, glued_en):
+        assert judge("Écris deux paragraphes.", answer) == (None, "")
+    # markers that touch a word or a colon pair up as before; one left open is still caught
+    assert judge("Écris un dialogue.", "**Enseignant :** Bonjour.\n**Étudiant :** Bonjour, monsieur.") == (None, "")
+    assert judge("Résume.", "Le point **important est que la photosynthèse produit. ***")[0] == (
+        "heuristics.unclosed_markdown"
+    )
+
+
+# OASST (human): an HTML example, its closing fence written at the end of the last line of code
+HTML_EXAMPLE = """Bien sûr, voici un exemple de code HTML simple qui comprend un titre et un paragraphe :
+
+```html
+<body>
+	<h1>Titre principal</h1>
+	<p>Ceci est un paragraphe de texte. Lorem ipsum dolor sit amet, consectetur adipiscing elit.</p>
+</body>
+</html>```
+
+Veuillez noter que ce site web n'aura aucune caractéristique esthétique."""
+
+
+def test_placeholders_inside_code_are_code():
+    # all four OASST placeholder rejects were "Lorem ipsum" in an HTML example
+    assert judge("code un site html simple avec titre paragraphe et colonne liens", HTML_EXAMPLE) == (None, "")
+    template_en = (
+        "Here is a greeting template:\n\n```html\n<p>Hello {{ user.name }}, welcome back!</p>\n```\n\n"
+        "Render it with `{{ user.name }}` filled in by the view."
+    )
+    assert judge("Write a Jinja greeting template.", template_en) == (None, "")
+    # outside code a placeholder is still one
+    assert judge("Write a greeting.", "Hello {{user_name}}, welcome back to our shop!") == (
+        "heuristics.placeholder",
+        "turn 1 (assistant): '{{user_name}}'",
+    )
+
+
+def test_a_fence_closed_at_the_end_of_the_last_line_of_code():
+    assert judge("Écris une page.", HTML_EXAMPLE) == (None, "")
+    opened = HTML_EXAMPLE.replace("</html>```", "</html>")
+    assert judge("Écris une page.", opened) == (
+        "heuristics.unbalanced_code_fence",
+        "turn 1 (assistant): a ``` block is not closed",
+    )

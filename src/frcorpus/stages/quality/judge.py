@@ -147,6 +147,15 @@ class LlmJudge(LLMStageMixin, Filter):
     to a JSON schema where the backend can (openai, vllm) and parsed leniently otherwise; an answer that
     cannot be read rejects the record or keeps it unjudged (`on_parse_error: reject | keep`). With
     `annotate_only`, nothing is rejected.
+
+    It is the stronger quality check: a judge reads the answer, so it sees what an embedding cannot
+    (false facts, a question left unanswered, wrong sums; the offline default of quality_classifier,
+    fr_answer_quality, has a held-out AUC of 0.74 and no view of facts). It needs a model that writes
+    good French, so prefer it on a GPU (`backend: vllm`, or transformers) or with any OpenAI-compatible
+    server (`backend: openai`, `base_url:`: vLLM, llama.cpp's llama-server, a hosted API); the 135M
+    `smollm2` is for tests, not a judge. On a laptop, judge a sample and train a head on the verdicts
+    for quality_classifier (`frcorpus train-scorer`). For the dedup stages' `keep: best`, point
+    `score:` at `scores.<name>`.
     """
 
     name: ClassVar[str] = "llm_judge"
