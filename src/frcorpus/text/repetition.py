@@ -31,8 +31,10 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from difflib import SequenceMatcher
+from functools import cache
 
 import numpy as np
 
@@ -40,7 +42,7 @@ from frcorpus.text.code import split_code
 from frcorpus.text.code_spans import without_code_spans
 
 WORD = re.compile(r"\w+")
-LETTERS = re.compile(r"[^\W\d_]")
+NOT_LETTERS = re.compile(r"[\W\d_]+")
 DIGIT = re.compile(r"\d")
 # a run of words repeated at least LOOP_COPIES times in all, with at least LOOP_WORDS repeated words
 LOOP_COPIES = 3
@@ -141,8 +143,13 @@ def find_loop(text: str) -> Loop | None:
     """The loop in a text (an assistant turn), or None: `repeated_phrase` first, then
     `repeated_sentences`."""
     prose, strings = _prose_and_json(text)
-    verse = is_verse(prose)
+    # every loop repeats MIN_LINE_WORDS words in a row (numbers aside): most answers repeat none
+    words = ["0" if DIGIT.search(w) else w for w in WORD.findall(" ".join([prose, *strings]).lower())]
+    if not _repeats_a_run(words, MIN_LINE_WORDS):
+        return None
     lines = [LINE_MARKER.sub("", line) for line in [*prose.split("\n"), *strings]]
+    # whether the text is verse is only asked when a repeat might be a refrain: most answers never ask
+    verse = cache(lambda: is_verse(prose))
     return _phrase_loop(lines, verse) or _sentence_loop(lines, verse)
 
 
@@ -157,26 +164,41 @@ def is_verse(text: str) -> bool:
     return short >= 2 * len(lines) / 3 and listed <= len(lines) / 3
 
 
-def _phrase_loop(lines: list[str], verse: bool) -> Loop | None:
+def _phrase_loop(lines: list[str], verse: Callable[[], bool]) -> Loop | None:
     words: list[str] = []
     line_of: list[int] = []
     for n, line in enumerate(lines):
         found = WORD.findall(line.lower())
         words += found
         line_of += [n] * len(found)
-    if len(set(words)) == len(words):  # no word twice: nothing can repeat (most short answers)
+    # a loop repeats LOOP_WORDS words in a row at least: without a repeated run of that many, none
+    if not _repeats_a_run(words, LOOP_WORDS):
         return None
-    verse_lines = _verse_lines(lines) if verse else set()
     for period, start, r in _tandem_runs(words):
         copies = 1 + r / period
         one_word = len(set(words[start : start + period])) == 1
         if copies >= LOOP_COPIES and one_word and r < WORD_RUN:
             continue  # "fa la la la la la la la"
-        if copies < LOOP_COPIES and _whole_verse_lines(line_of, start, start + period + r, verse_lines):
+        if (
+            copies < LOOP_COPIES
+            and verse()
+            and _whole_verse_lines(line_of, start, start + period + r, _verse_lines(lines))
+        ):
             continue  # a refrain sung twice
         phrase = " ".join(words[start : start + min(period, 12)]) + (" ..." if period > 12 else "")
         return Loop("repeated_phrase", f"{phrase!r} said {copies:.1f} times in a row ({period} words)")
     return None
+
+
+def _repeats_a_run(words: list[str], n: int) -> bool:
+    """Whether some n words in a row occur twice."""
+    seen: set[tuple[str, ...]] = set()
+    for i in range(len(words) - n + 1):
+        run = tuple(words[i : i + n])
+        if run in seen:
+            return True
+        seen.add(run)
+    return False
 
 
 def _tandem_runs(words: list[str]) -> list[tuple[int, int, int]]:
@@ -215,10 +237,11 @@ def _whole_verse_lines(line_of: list[int], start: int, end: int, verse: set[int]
     return whole and last > first and set(line_of[start:end]) <= verse
 
 
-def _sentence_loop(lines: list[str], verse: bool) -> Loop | None:
+def _sentence_loop(lines: list[str], verse: Callable[[], bool]) -> Loop | None:
     units: list[tuple[int, tuple[str, ...]]] = []  # (line, words) of each sentence
     counted: list[int] = []  # the units long enough to count as copies
     templates: list[int] = []  # those with blanks to fill in
+    numbered: list[int] = []  # those with a number, counted or templates
     for n, line in enumerate(lines):
         if _mostly_symbols(line):  # a formula or a row of figures
             continue
@@ -227,15 +250,17 @@ def _sentence_loop(lines: list[str], verse: bool) -> Loop | None:
             if len(words) >= (MIN_LINE_WORDS if len(sentences) == 1 else MIN_SENTENCE_WORDS):
                 # a template's blanks ("[Ville, code postal]") repeat in each copy of a letter
                 (templates if PLACEHOLDER.search(sentence) else counted).append(len(units))
+                if DIGIT.search(sentence):
+                    numbered.append(len(units))
             units.append((n, words))
-    if why := _counter_loop([units[i][1] for i in counted + templates]):
+    if why := _counter_loop([units[i][1] for i in numbered]):
         return why
     if len(counted) < 2:
         return None
     root = _copies(units, counted)
     if not root:
         return None
-    refrain = _refrain_lines(units, Counter(units[i][1] for i in counted)) if verse else set()
+    refrain = _refrain_lines(units, Counter(units[i][1] for i in counted)) if verse() else set()
     said_again: Counter = Counter()  # exact copies of each first sentence
     copied = 0  # words in copies, exact or near
     for i, first in root.items():
@@ -257,8 +282,10 @@ def _sentence_loop(lines: list[str], verse: bool) -> Loop | None:
 
 
 def _counter_loop(sentences: list[tuple[str, ...]]) -> Loop | None:
-    """The same sentence again and again with only a number changed ("Chapitre 3 : ...", "Chapitre 4 :
-    ..."), as a model counts its way through a loop."""
+    """Among sentences with a number: the same sentence again and again with only a number changed
+    ("Chapitre 3 : ...", "Chapitre 4 : ..."), as a model counts its way through a loop."""
+    if len(sentences) < COUNTER_COPIES:
+        return None
     counts = Counter(tuple("0" if DIGIT.search(w) else w for w in words) for words in sentences)
     if not counts:
         return None
@@ -310,7 +337,7 @@ def _copies(units: list[tuple[int, tuple[str, ...]]], counted: list[int]) -> dic
 def _mostly_symbols(line: str) -> bool:
     """A line where letters are less than half of the characters (spaces aside): a formula, figures."""
     chars = len(line) - line.count(" ")
-    return chars > 0 and len(LETTERS.findall(line)) < chars / 2
+    return chars > 0 and len(NOT_LETTERS.sub("", line)) < chars / 2
 
 
 def _refrain_lines(units: list[tuple[int, tuple[str, ...]]], counts: Counter) -> set[int]:
