@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from frcorpus.stages.langid import LangId
@@ -258,17 +260,23 @@ def test_languages_without_a_list_borrow_only_a_close_one():
     assert lexicon.judge("1 2 3", {"fr": 0.5}) is None  # no words to weigh
 
 
+EN_UNSURE = (
+    "Before taking my summer vacation, I'd appreciate a primer on tipping -- the cab driver, doorman, porter, "
+    "and waiter."
+)
+
+
 def test_the_lexicon_weighs_only_texts_where_a_kept_language_has_a_tenth():
     stage = LangId(LangId.Config(type="langid", require="all_turns"), "langid")
     stage.setup()
     weighed = []
     judge = stage.lexicon.judge
     stage.lexicon.judge = lambda text, candidates: weighed.append((text, candidates)) or judge(text, candidates)
-    # lid.176.ftz: la 0.22, ie 0.09, en 0.08, fr 0.07 -> fastText's verdict stands, unweighed
-    rec = chat(("assistant", "D'un double constat."))
+    # lid.176.ftz: en 0.64, fr 0.04 (a lingua sentence) -> fastText's verdict stands, unweighed
+    rec = chat(("assistant", EN_UNSURE))
     stage.run_batch([rec])
     assert weighed == []
-    assert (reason(rec), rec["_reject"]["detail"]) == ("langid.low_score", "turn 0 (assistant): la 0.22 < 0.5")
+    assert (reason(rec), rec["_reject"]["detail"]) == ("langid.wrong_language(en)", "turn 0 (assistant): en 0.64")
     # fr 0.42: weighed, with fastText's candidates of at least 1% (asked again for them)
     rec = chat(("assistant", SHORT_FR))
     stage.run_batch([rec])
@@ -325,3 +333,166 @@ def test_one_line_skips_the_split_only_when_it_would_change_nothing():
             assert " ".join(text.split()) == text, repr(text)
         assert one_line(text) == " ".join(text.split()), repr(text)
     assert one_line("Bonjour\u00a0!\n\nÇa va ?") == "Bonjour ! Ça va ?"
+
+
+# Issue 20: what the audit found rejected or kept wrongly, from real data (vigogne OASST, M-IFEval).
+ROLES = {"UTILISATEUR": "user", "ASSISTANT": "assistant"}
+
+
+def vigogne(shared_data, conversation_id: str) -> dict:
+    path = shared_data / "instruct_fr" / "vigogne" / "oasst_20230412_fr_1k.jsonl"
+    for line in path.read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        if row["id"] == conversation_id:
+            return chat(*((ROLES[t["role"]], t["content"]) for t in row["conversation"]))
+    raise KeyError(conversation_id)
+
+
+def mifeval(shared_data, model: str, index: int) -> dict:
+    path = shared_data / "instruct_fr" / "mifeval_fr_responses" / f"fr_input_response_data_{model}.jsonl"
+    row = json.loads(path.read_text(encoding="utf-8").splitlines()[index])
+    return chat(("user", row["prompt"]), ("assistant", row["response"]))
+
+
+def test_a_language_named_without_a_request_is_not_let_through():
+    # the audit's kept chats: an English chat about English, a Spanish one whose user learns Spanish,
+    # an Occitan one that names Occitan
+    en = chat(
+        ("user", "What is the difference between British and American English?"),
+        ("assistant", "British English keeps the u in words like colour, while American English drops it."),
+    )
+    assert reason(run(en)) == "langid.wrong_language(en)"
+    es = chat(
+        ("user", "I am learning Spanish. ¿Puedes explicarme cuándo se usa el subjuntivo?"),
+        ("assistant", "El subjuntivo se usa para expresar deseos, dudas y emociones, por ejemplo: espero que vengas."),
+    )
+    assert reason(run(es)) == "langid.wrong_language(es)"
+    oc = chat(
+        ("user", "Parla-me de la lenga occitana e de sa literatura, en occitan."),
+        (
+            "assistant",
+            "L'occitan es una lenga romanica parlada dins lo sud de França, amb una literatura fòrça anciana.",
+        ),
+    )
+    assert reason(run(oc))[: len("langid.wrong_language(")] == "langid.wrong_language("
+    # a request after the answer does not excuse it
+    late = chat(("user", FR_Q), ("assistant", EN_A), ("user", "Réponds en anglais, maintenant."), ("assistant", EN_A))
+    assert (reason(run(late)), late["_reject"]["detail"]) == (
+        "langid.wrong_language(en)",
+        "turn 1 (assistant): en 0.97",
+    )
+
+
+def test_an_answer_in_a_requested_language_is_kept_and_a_third_one_is_not(shared_data):
+    stage = LangId(LangId.Config(type="langid"), "langid")
+    stage.setup()
+    # « rédigez l'intégralité de votre réponse en coréen »: gpt-4o answers in Korean, Qwen2.5-0.5B in English
+    korean, english = (
+        mifeval(shared_data, "gpt-4o-2024-08-06", 91),
+        mifeval(shared_data, "Qwen__Qwen2.5-0.5B-Instruct-GPTQ-Int4", 91),
+    )
+    stage.run_batch([korean, english])
+    assert reason(korean) is None and korean["lang"][1]["lang"] == "ko"
+    assert stage.stats.counters["kept_requested_language.ko"] == 1
+    assert reason(english) == "langid.wrong_language(en)"
+    # "Answer in Spanish" in English, answered in Spanish
+    es = chat(
+        ("user", "Answer in Spanish: why is the sky blue?"),
+        ("assistant", "El cielo es azul porque la atmósfera dispersa más la luz azul que la roja."),
+    )
+    assert reason(run(es)) is None
+
+
+def test_a_translation_may_quote_the_language_it_starts_from(shared_data):
+    # « Traduis ce texte de l'anglais vers le français », then how to answer it politely: in English
+    rec = run(vigogne(shared_data, "oasst-20230412-fr-00000647"))
+    assert reason(rec) is None and rec["langid"]["mixed_with"] == "en"
+    rec = run(vigogne(shared_data, "oasst-20230412-fr-00000647"), allow_requested=False)
+    assert reason(rec) == "langid.mixed(en)"
+
+
+def test_ascii_art_has_no_language_to_judge(shared_data):
+    # « Dessine-moi une fleur en art ASCII », « Rajoute une feuille »: the second answer is all art
+    rec = run(vigogne(shared_data, "oasst-20230412-fr-00000495"))
+    assert reason(rec) is None and rec["lang"][3] == {"lang": "fr", "score": rec["langid"]["score"], "inherited": True}
+    # art beside English prose: the prose decides
+    art = "   _,--._.-,\n  /\\_r-,\\_ )\n.-.) _;='_/ (.;\n \\ \\' \\/S )\n  L.'-. _.'|-'"
+    rec = run(
+        chat(
+            ("user", "Draw me a flower in ASCII art."),
+            ("assistant", "Here is a rose drawn in ASCII art for you:\n\n" + art),
+        )
+    )
+    assert reason(rec) == "langid.wrong_language(en)"
+
+
+def test_an_unsure_turn_in_a_french_conversation_is_weighed_by_its_words(shared_data):
+    # a French tongue-twister: lid.176 en 0.43, French below 1%
+    rec = run(vigogne(shared_data, "oasst-20230412-fr-00000983"))
+    assert reason(rec) is None and rec["lang"][3]["lang"] == "fr" and not rec["lang"][3]["inherited"]
+    # « Mille neuf cent seize »: nl 0.61 (a wrong date, but French)
+    rec = run(mifeval(shared_data, "Qwen__Qwen2.5-7B-Instruct-GPTQ-Int4", 53))
+    assert reason(rec) is None and rec["lang"][1]["lang"] == "fr"
+    # English in a French conversation stays English: "Humans are better... yeah we bettr tn u whoevr u r"
+    rec = run(vigogne(shared_data, "oasst-20230412-fr-00000100"))
+    assert reason(rec) == "langid.wrong_language(en)"
+
+
+@pytest.mark.parametrize(
+    ("user", "assistant", "verdict"),
+    [
+        ("Oui", "D'accord.", None),
+        ("Salut", "Salut !", None),
+        ("Super", "Génial !", None),
+        ("Ok ?", "Oui.", None),
+        ("Bonne nuit", "Bonne nuit !", None),
+        ("Thanks", "You're welcome!", "langid.wrong_language(en)"),
+        ("Yes", "Ok.", "langid.low_score"),
+        ("Danke", "Bitte schön.", "langid.wrong_language(de)"),
+    ],
+)
+def test_a_conversation_of_short_turns_is_judged_by_its_words(user, assistant, verdict):
+    # lid.176 on "Salut Salut !": eo 0.25, fr 0.19; "Super Génial !": pt 0.46, fr 0.05
+    rec = run(chat(("user", user), ("assistant", assistant)))
+    assert reason(rec) == verdict
+    assert rec["lang"][1]["inherited"] and (verdict is not None or rec["langid"]["lang"] == "fr")
+
+
+def test_unfenced_code_is_set_aside(shared_data):
+    # JSON with French values and a fence that opens after a key (Claude 3.5 Sonnet, M-IFEval 162)
+    assert reason(run(mifeval(shared_data, "claude-3-5-sonnet-20240620", 162))) is None
+    # an indented Python block with English comments under a French sentence
+    assert reason(run(vigogne(shared_data, "oasst-20230412-fr-00000527"))) is None
+    # SQL and shell alone, answering French questions
+    sql = chat(
+        ("user", "Écris une requête SQL qui donne le nombre de commandes par client, du plus grand au plus petit."),
+        ("assistant", "SELECT client_id, COUNT(*) AS total FROM orders GROUP BY client_id ORDER BY total DESC;"),
+    )
+    assert reason(run(sql)) is None
+    shell = chat(
+        ("user", "Quelles commandes pour installer git et curl sur Debian ?"),
+        (
+            "assistant",
+            "Voici :\nsudo apt-get update && sudo apt-get install -y git curl build-essential\n"
+            "git clone https://github.com/user/project.git && cd project\nmake install",
+        ),
+    )
+    assert reason(run(shell)) is None
+    # English prose around code is still English (vigogne: a simple HTML site explained in English)
+    assert reason(run(vigogne(shared_data, "oasst-20230412-fr-00000810"))) == "langid.wrong_language(en)"
+    sql_en = chat(
+        ("user", "Write a SQL query that counts orders per customer."),
+        ("assistant", "Here is the query:\nSELECT client_id, COUNT(*) AS total FROM orders GROUP BY client_id;"),
+    )
+    assert reason(run(sql_en)) == "langid.wrong_language(en)"
+
+
+def test_mostly_capitals_are_read_lower_cased(shared_data):
+    # « CHOISISsez UN LIEU ENSOLEILLÉ... »: a few small letters kept one_line from lower-casing it (en 0.24)
+    rec = run(mifeval(shared_data, "Qwen__Qwen2.5-7B-Instruct-GPTQ-Int4", 5))
+    assert reason(rec) is None and rec["lang"][1]["lang"] == "fr"
+    english = (
+        "THE GERANIUMS NEED SUN AND WATER. WATER THEM TWICE A WEEK, and REMOVE THE DEAD FLOWERS TO HELP NEW ONES GROW."
+    )
+    rec = run(chat(("user", "Comment entretenir vos géraniums ? Réponds en majuscules."), ("assistant", english)))
+    assert reason(rec) == "langid.wrong_language(en)"

@@ -1,11 +1,14 @@
 """`langid`: fastText language identification per turn, per conversation and per sentence.
 
-What is judged is the prose: code blocks, inline code, LaTeX, URLs, e-mail addresses and numbers
-are set aside first (fastText reads `print(x)` or `$x^2$` as some language). A turn with less prose
-than `min_chars` ("Merci !", "OK") takes the conversation's language instead of a guess. Assistant
+What is judged is the prose: code (fenced, or written without a fence: shell commands, SQL, JSON
+keys, program lines, `text.code.without_code`), inline code, LaTeX, URLs, e-mail addresses and
+numbers are set aside first (fastText reads `print(x)` or `$x^2$` as some language), and so are lines
+of ASCII art. A turn with less prose than `min_chars` ("Merci !", "OK") takes the conversation's
+language instead of a guess; a conversation of short turns only is judged by its words. Assistant
 turns are also split into sentences, so that an English paragraph inside a French answer shows up
-as a foreign share of the assistant text (`langid.mixed(<lang>)`). An answer in a language the user
-asked for by name ("réponds en anglais") is what was asked, and is kept (`allow_requested`).
+as a foreign share of the assistant text (`langid.mixed(<lang>)`). An answer in a language a user
+turn before it asked for ("réponds en anglais", `text.language_requests`) is what was asked, and is
+kept (`allow_requested`); a language merely named is not asked for.
 
 Labels of any fastText LID model (`__label__fr` for lid.176, `__label__fra_Latn` for GlotLID and
 OpenLID) become ISO 639-1 codes where one exists, else ISO 639-3 (langcodes, macrolanguages
@@ -27,9 +30,10 @@ from pydantic import Field, field_validator
 from frcorpus.resources import bundled_model
 from frcorpus.stages.base import Filter, FilterConfig, Reject
 from frcorpus.stages.langid_lexicon import MIN_CANDIDATE, MIN_KEPT, TOP_K, Lexicon
-from frcorpus.text.languages import iso_code, language_name_pattern
+from frcorpus.text.code import without_code
+from frcorpus.text.language_requests import language_request
+from frcorpus.text.languages import iso_code
 from frcorpus.text.prose import (
-    LETTER,
     MAY_SPLIT,
     SENTENCE_END,
     head,
@@ -41,6 +45,7 @@ PARAGRAPH = re.compile(r"\n\s*\n")
 MIXED_KEPT_SHARE = 0.1  # an answer with at least this share in a kept language is mixed, not foreign
 SURE = 0.9  # a paragraph this sure of its language is not split into sentences
 UNDETERMINED = "und"
+NO_LANGUAGE = (UNDETERMINED, 0.0)
 UNSURE_SHORT = 4  # an unsure turn shorter than this many times min_chars takes the conversation's language
 
 
@@ -54,6 +59,29 @@ def majority(texts: list[str], found: dict[str, tuple[str, float]]) -> tuple[str
         weighted[code] = weighted.get(code, 0.0) + score * len(text)
     code = max(chars, key=chars.__getitem__)
     return code, weighted[code] / chars[code]
+
+
+def wordy(text: str) -> bool:
+    """Whether letters make at least half of a text's visible characters: ASCII art, a table of
+    symbols or a row of emoji are no prose, and have no language to judge."""
+    return 2 * sum(map(str.isalpha, text)) >= len(text) - text.count(" ")
+
+
+def prose(text: str) -> bool:
+    """Whether a (non-empty) text is prose to judge: it starts with a letter (most do), or is wordy."""
+    return text[0].isalpha() or wordy(text)
+
+
+def without_symbols(text: str) -> str:
+    """A text without its lines that are not wordy: the lines of ASCII art beside the prose that
+    presents it (« Voici une rose en art ASCII : »)."""
+    return "\n".join(line if wordy(line) else "" for line in text.split("\n"))
+
+
+def capitals(text: str) -> bool:
+    """Whether most of a text's letters are capitals (« CHOISISsez UN LIEU ENSOLEILLÉ... »), which
+    fastText reads as no language in particular; `one_line` lower-cases only texts all in capitals."""
+    return 2 * sum(map(str.isupper, text)) > sum(map(str.isalpha, text))
 
 
 @contextmanager
@@ -93,16 +121,22 @@ class LangId(Filter):
     fastText language identification (the bundled `lid.176.ftz`, or with `model:` a local fastText LID
     model such as lid.176.bin, GlotLID or OpenLID, whose labels are normalised to ISO 639-1, else 639-3)
     runs per turn, per conversation, and per paragraph then sentence of the assistant turns (a paragraph
-    surely in one language is not split). Code blocks (fenced or indented), inline code, LaTeX, URLs,
-    e-mail addresses and numbers are set aside first. Turns shorter than `min_chars` (or short and
-    unsure) take the conversation's language; text in capitals is lower-cased first.
+    surely in one language is not split). Code (fenced, indented or written without a fence: shell
+    commands, SQL, program lines, JSON keys, terminal output), inline code, LaTeX, URLs, e-mail
+    addresses, numbers and lines of ASCII art are set aside first. Turns shorter than `min_chars` (or
+    short and unsure) take the conversation's language; text in capitals is lower-cased first.
 
     The stage annotates `lang` (per turn: language, score, inherited) and `langid` (the conversation's
     language and score, `keep_share` of the assistant text, `mixed_with`), and decides with `keep`,
     `min_score`, `require` (`all_turns`, `assistant_turns` or `conversation`) and `max_foreign_share`.
-    Texts fastText is less than 0.9 sure of, when it gives a kept language at least 0.1, get a second
-    opinion from word frequencies (wordfreq; `lexicon: true`, the default). An answer in a language the
-    user asked for by name (« réponds en anglais », "in Spanish") is kept (`allow_requested`, counted).
+    Texts fastText is less than 0.9 sure of get a second opinion from word frequencies (wordfreq;
+    `lexicon: true`, the default) when it gives a kept language at least 0.1, when they are a few words
+    (a conversation of "Salut" / "Salut !", judged by its words alone), or when they are a turn of a
+    conversation in a kept language (a French tongue-twister that fastText calls English). An answer in
+    a language that a user turn before it asks for (« réponds en anglais », « traduis en allemand »,
+    "answer in Spanish", « Votre réponse doit être entièrement en coréen ») is kept (`allow_requested`,
+    counted), and so is a quote in the language a requested translation starts from; a language only
+    named ("I am learning Spanish") is not asked for, and an answer in a third language is rejected.
     """
 
     name: ClassVar[str] = "langid"
@@ -146,8 +180,8 @@ class LangId(Filter):
         )
         allow_requested: bool = Field(
             True,
-            description="keep an answer in another language when a user turn asks for that language by name "
-            "('réponds en anglais', 'translate it into Spanish')",
+            description="keep an answer in another language when a user turn before it asks for the answer in "
+            "that language ('réponds en anglais', 'translate it into Spanish'); naming a language is no request",
         )
 
         @field_validator("keep")
@@ -234,11 +268,19 @@ class LangId(Filter):
         lexicon = self.lexicon
         k, threshold = (TOP_K, MIN_KEPT) if lexicon is not None else (1, 0.0)
         keep_labels = self._keep_labels
+        unsure_short = self._limits[2]
         found = {}
-        unsure = []  # (text, the line given to fastText) for the lexicon
+        # (text, the line given to fastText, the least probability the kept languages are weighed with)
+        unsure = []
         for text in texts:
             line = text + "\n"
             top = predict(line, k, threshold, "replace")
+            if top and top[0][0] < SURE and capitals(text):
+                # mostly capitals with a few small letters: fastText reads the lower-cased text better
+                lowered = text.lower() + "\n"
+                top_lowered = predict(lowered, k, threshold, "replace")
+                if top_lowered and top_lowered[0][0] > top[0][0]:
+                    top, line = top_lowered, lowered
             if not top:
                 # no label of MIN_KEPT (or no word at all): the top one, which no lexicon can help
                 top = predict(line, 1, 0.0, "replace") if lexicon is not None else top
@@ -248,29 +290,64 @@ class LangId(Filter):
             score, label = top[0]
             found[text] = (codes[label], score if score < 1.0 else 1.0)
             if score < SURE and lexicon is not None:
+                kept_candidate = False
                 for p, candidate in top:  # most unsure texts have no kept language among their candidates
                     if p < MIN_KEPT:
                         break
                     if candidate in keep_labels:
-                        unsure.append((text, line))
+                        kept_candidate = True
                         break
+                if kept_candidate:
+                    unsure.append((text, line, 0.0))
+                elif len(text) < unsure_short and lexicon.few_words(text):
+                    # "Oui D'accord." (en 0.62, French below 0.1): a few words that fastText guesses at
+                    unsure.append((text, line, MIN_CANDIDATE))
         # weighed after the loop, which then keeps to fastText's model in the CPU caches
-        for text, line in unsure:
-            self._second_opinion(text, predict(line, TOP_K, MIN_CANDIDATE, "replace"), found)
+        for text, line, floor in unsure:
+            judged = self._second_opinion(text, predict(line, TOP_K, MIN_CANDIDATE, "replace"), floor)
+            if judged is not None:
+                found[text] = judged
         return found
 
-    def _second_opinion(self, text: str, top: list[tuple[float, str]], found: dict[str, tuple[str, float]]) -> None:
+    def _weigh_in_context(self, plans, found: dict[str, tuple[str, float]]) -> None:
+        """The lexicon's judgement on the turns fastText is unsure of in a foreign language, in a
+        conversation in a kept language: the kept languages are among the candidates with at least
+        MIN_KEPT, as the conversation around makes them likely, whatever fastText gave them. A French
+        tongue-twister is English 0.43 to lid.176, French below 1% ("si six scies scient six
+        cigares..."), and "Mille neuf cent seize" Dutch 0.61. Conversations of one turn (and so the
+        benchmark's sentences) have none."""
+        keep, min_score = self.keep, self.config.min_score
+        texts: dict[str, None] = {}
+        for turns, chat, _ in plans:
+            code, score = found.get(chat, NO_LANGUAGE)
+            if code not in keep or score < min_score:
+                continue
+            for line, _, judged, _ in turns:
+                if judged and line in found:  # (a turn of several paragraphs is judged by them)
+                    code, score = found[line]
+                    if code not in keep and score < SURE:
+                        texts[line] = None
+        predict = self.model.f.predict
+        for text in texts:
+            # the words may only bring the turn back to a kept language: another language's verdict
+            # stays fastText's (onomatopoeia, "Miauuu ! Wooofffff woof", are no Estonian)
+            judged = self._second_opinion(text, predict(text + "\n", TOP_K, MIN_CANDIDATE, "replace"), MIN_KEPT)
+            if judged is not None and judged[0] in keep:
+                found[text] = judged
+
+    def _second_opinion(self, text: str, top: list[tuple[float, str]], floor: float) -> tuple[str, float] | None:
         """The lexicon's judgement on a text fastText is unsure of, when a kept language is among its
-        candidates (langid_lexicon)."""
+        candidates (langid_lexicon), or, with a `floor`, among them with at least that probability
+        whatever fastText gave it; None when it has none."""
         codes = self._codes
         candidates: dict[str, float] = {}
         for score, label in top:
             code = codes[label]
             candidates[code] = candidates.get(code, 0.0) + min(score, 1.0)  # sh and sr are both sr
-        if self.lexicon.checks(candidates):
-            judged = self.lexicon.judge(text, candidates)
-            if judged is not None:
-                found[text] = judged
+        if floor:
+            for code in self.keep:
+                candidates[code] = max(candidates.get(code, 0.0), floor)
+        return self.lexicon.judge(text, candidates) if self.lexicon.checks(candidates) else None
 
     def keep_batch(self, records: list[dict[str, Any]]) -> list[bool | Reject]:
         """Two rounds of prediction per batch: turns, conversations and the paragraphs of assistant
@@ -282,8 +359,6 @@ class LangId(Filter):
     def _judge(self, records: list[dict[str, Any]]) -> list[bool | Reject]:
         cfg = self.config
         min_chars, sentence_min, allow_requested = cfg.min_chars, cfg.sentence_min_chars, cfg.allow_requested
-        # called once per turn: bound once per batch
-        letter = LETTER.search
         split_min = 2 * sentence_min  # a shorter turn cannot hold two sentences to judge apart
         plans = []  # (turns, the conversation's text, whether a user turn may ask for a language)
         wanted: dict[str, None] = {}  # distinct texts of the batch, in a stable order
@@ -295,9 +370,13 @@ class LangId(Filter):
             has_user = False
             for m in record["messages"]:
                 role = m["role"]
-                masked = set_aside(m["content"])
+                masked = set_aside(without_code(m["content"]))
+                if "\n" in masked:
+                    masked = without_symbols(masked)
                 line = head(one_line(masked))
-                judged = len(line) >= min_chars and (line[0].isalpha() or letter(line) is not None)
+                if line and not prose(line):
+                    line = ""  # ASCII art, a table of symbols: nothing to judge, nothing to count
+                judged = len(line) >= min_chars
                 entry = [line, None, judged, role]  # the units of the foreign share come in the second round
                 turns.append(entry)
                 if role == "user":
@@ -310,7 +389,7 @@ class LangId(Filter):
                     # its sentences are looked at if fastText is unsure of it (or of one of its paragraphs)
                     pending.append((entry, masked))
                     paragraphs = (
-                        [t for t in map(one_line, PARAGRAPH.split(masked)) if len(t) >= sentence_min]
+                        [t for t in map(one_line, PARAGRAPH.split(masked)) if len(t) >= sentence_min and prose(t)]
                         if "\n" in masked
                         else ()
                     )
@@ -323,10 +402,12 @@ class LangId(Filter):
                 wanted[line] = None
             # the parts are cut at HEAD_CHARS already: one part is its own head
             chat = parts[0] if len(parts) == 1 else head(" ".join(parts))
-            if chat in wanted or letter(chat):
+            if chat:
                 wanted[chat] = None
             plans.append((turns, chat, has_user and allow_requested))
         found = self.predict(list(wanted)) if wanted else {}
+        if self.lexicon is not None:
+            self._weigh_in_context(plans, found)
         more: dict[str, None] = {}
         for line, paragraphs in from_paragraphs:
             if line not in found:
@@ -361,9 +442,8 @@ class LangId(Filter):
             entry[1] = split if len(split) > 1 else None
         if more:
             found.update(self.predict(list(more)))
-        no_language = (UNDETERMINED, 0.0)
         return [
-            self._decide(record, turns, found.get(chat, no_language), found, can_ask)
+            self._decide(record, turns, found.get(chat, NO_LANGUAGE), found, can_ask)
             for record, (turns, chat, can_ask) in zip(records, plans, strict=True)
         ]
 
@@ -372,17 +452,20 @@ class LangId(Filter):
         source = masked if units == 1 else unit
         if MAY_SPLIT.search(source) is None:  # one sentence (the search costs half the split)
             return []
-        return [t for t in map(one_line, SENTENCE_END.split(source)) if len(t) >= self.config.sentence_min_chars]
+        sentence_min = self.config.sentence_min_chars
+        return [t for t in map(one_line, SENTENCE_END.split(source)) if len(t) >= sentence_min and prose(t)]
 
     def _decide(self, record, turns, conversation, found, can_ask: bool) -> bool | Reject:
         """Annotate one record and judge it: wrong_language for the first confidently foreign unit the
         config requires, else mixed for too much foreign text, else low_score for the first unsure unit.
+        A language a user turn asked for (`_requests`) is let through in the turns after the request.
         Runs once per record, so it allocates only what it returns (no closure, no generator) and reads
         its settings from one tuple (measured on lingua_sentences: about 2.7 us a record against 3.5 us)."""
         keep, required = self.keep, self.required
         min_score, sentence_min_score, unsure_short = self._limits
-        # language -> a user turn asks for it, looked up once per record; None: no turn can ask
-        asked: dict[str, bool] | None = {} if can_ask else None
+        # per turn, the languages asked for before it (`_requests`), worked out when a foreign language
+        # first needs them; `excused`: the foreign text in a language asked for, by language
+        requests = excused = None
         langs = []
         foreign: dict[str, int] = {}
         kept_chars = total_chars = 0
@@ -398,33 +481,47 @@ class LangId(Filter):
                 if code == UNDETERMINED or score < min_score:
                     if low is None:
                         low = (i, code, score)
-                elif code not in keep and not (asked is not None and self._asked(record, code, asked)):
-                    wrong = (i, code, score)
+                elif code not in keep:
+                    if can_ask and requests is None:
+                        requests = self._requests(record)
+                    if not can_ask or code not in requests[i][0]:
+                        wrong = (i, code, score)
+                    elif excused is None:
+                        excused = {code: 0}
+                    else:
+                        excused.setdefault(code, 0)
             if role != "assistant":
                 continue
             # the foreign share of the assistant text, from its sentences (the whole turn if it has one)
-            if group is None:
-                if not line:  # nothing but code or numbers: no prose to share out
+            units = (line,) if group is None else group
+            for text in units:
+                if not text:  # nothing but code or numbers: no prose to share out
                     continue
-                total_chars += len(line)
-                if code in keep:
-                    kept_chars += len(line)
-                elif code != UNDETERMINED and score >= sentence_min_score:
-                    foreign[code] = foreign.get(code, 0) + len(line)
-                continue
-            for text in group:
-                unit_code, unit_score = found[text]
+                unit_code, unit_score = (code, score) if group is None else found[text]
                 total_chars += len(text)
                 if unit_code in keep:
                     kept_chars += len(text)
                 elif unit_code != UNDETERMINED and unit_score >= sentence_min_score:
                     foreign[unit_code] = foreign.get(unit_code, 0) + len(text)
+                    if can_ask:
+                        if requests is None:
+                            requests = self._requests(record)
+                        if unit_code in requests[i][0] or unit_code in requests[i][1]:
+                            # asked for, or quoted from the text a translation starts from
+                            excused = excused or {}
+                            excused[unit_code] = excused.get(unit_code, 0) + len(text)
         if self._judge_conversation:
             code, score = conversation
             if code == UNDETERMINED or score < min_score:
                 low = (-1, code, score)
-            elif code not in keep and not (asked is not None and self._asked(record, code, asked)):
-                wrong = (-1, code, score)
+            elif code not in keep:
+                if can_ask and requests is None:
+                    requests = self._requests(record)
+                if not can_ask or code not in requests[-1][0]:
+                    wrong = (-1, code, score)
+                else:
+                    excused = excused or {}
+                    excused.setdefault(code, 0)
         record["lang"] = langs
         # the language with the most foreign text (`max` costs more than all the rest for one language)
         mixed_with = (
@@ -436,13 +533,11 @@ class LangId(Filter):
             "keep_share": kept_chars / total_chars if total_chars else None,
             "mixed_with": mixed_with,
         }
-        if asked is not None:
+        if excused:
             # a half-French, half-English answer is unsure as a whole: `mixed` says more than `low_score`
-            if foreign:
-                foreign = {code: n for code, n in foreign.items() if not self._asked(record, code, asked)}
-            for code, hit in asked.items():
-                if hit:
-                    self.count(f"kept_requested_language.{code}")
+            foreign = {code: n - excused.get(code, 0) for code, n in foreign.items() if n > excused.get(code, 0)}
+            for code in excused:
+                self.count(f"kept_requested_language.{code}")
         share = sum(foreign.values()) / total_chars if foreign else 0.0
         if wrong is not None and wrong[0] >= 0 and turns[wrong[0]][3] == "assistant":
             # an answer with a real part in a kept language is judged by its foreign share (mixed), not
@@ -462,21 +557,23 @@ class LangId(Filter):
             return True
         return Reject(reason, detail)
 
-    def _asked(self, record, code: str, asked: dict[str, bool]) -> bool:
-        """`_requested`, remembered in `asked` for the rest of the record."""
-        hit = asked.get(code)
-        if hit is None:
-            hit = asked[code] = self._requested(record, code)
-        return hit
-
-    def _requested(self, record, code: str) -> bool:
-        """A user turn names this language (in French or English): answering in it is what was asked."""
-        if not self.config.allow_requested:
-            return False
-        pattern = language_name_pattern(code)
-        return pattern is not None and any(
-            m["role"] == "user" and pattern.search(m["content"]) for m in record["messages"]
-        )
+    @staticmethod
+    def _requests(record) -> list[tuple[frozenset[str], frozenset[str]]]:
+        """Per turn, and once more after the last: the languages the user and system turns before it
+        asked the answer to be in (« réponds en anglais », "translate it into Spanish"), and those a
+        translation they asked for starts from (text/language_requests). A language named without a
+        request ("I am learning Spanish") is not asked for, nor is the language a user writes in."""
+        asked: set[str] = set()
+        translated_from: set[str] = set()
+        requests = []
+        for m in record["messages"]:
+            requests.append((frozenset(asked), frozenset(translated_from)))
+            if m["role"] in ("user", "system"):
+                request = language_request(m["content"])
+                asked.update(request.targets)
+                translated_from.update(request.sources)
+        requests.append((frozenset(asked), frozenset(translated_from)))
+        return requests
 
     @staticmethod
     def _where(turns, i: int) -> str:

@@ -1,5 +1,5 @@
-"""Languages in text: the ISO code of a language-id label, the names of a language, and a prompt
-that asks for a translation."""
+"""Languages in text: the ISO code of a language-id label, and a prompt that asks for a translation
+(the languages a prompt asks its answer to be in: `language_requests`)."""
 
 from __future__ import annotations
 
@@ -22,17 +22,3 @@ def iso_code(label: str) -> str:
     except (ValueError, LookupError):
         language = None
     return language or tag.split("-")[0].lower()
-
-
-@cache
-def language_name_pattern(code: str) -> re.Pattern | None:
-    """The names of a language in French and English ('anglais', 'English'), as a regex."""
-    import langcodes
-
-    try:
-        language = langcodes.Language.get(code)
-        names = {language.display_name("fr").lower(), language.display_name("en").lower()}
-    except (LookupError, ValueError, ImportError):
-        return None
-    names = {n for n in names if n and not n.startswith("unknown")}
-    return re.compile(r"\b(?:" + "|".join(map(re.escape, sorted(names))) + r")\b", re.I) if names else None
