@@ -288,10 +288,9 @@ class Heuristics(Filter):
     600-word one: there is no minimum length. Of the 27 answers of Qwen2.5-0.5B (M-IFEval) that loop
     among the 71 the 200-word rules kept, 15 are caught; the other 12 reword their sentences as they
     repeat them (left to a quality scorer). On good answers: 1 of 1,913 OASST turns (a walkthrough
-    that repeats one line six times), 1 of the 1,175 M-IFEval answers of gpt-4o, gpt-4o-mini,
-    o1-preview, Claude 3 Opus and Claude 3.5 Sonnet and 1 of 999 Alpaca answers (both code written
-    without a fence, JSON and CSS, read as prose), none of 160 MT-Bench reference answers, 1 of 541
-    English IFEval answers of gpt-4o (a real loop).
+    that repeats one line six times), none of the 1,175 M-IFEval answers of gpt-4o, gpt-4o-mini,
+    o1-preview, Claude 3 Opus and Claude 3.5 Sonnet, of 999 Alpaca answers or of 160 MT-Bench
+    reference answers, 1 of 541 English IFEval answers of gpt-4o (a real loop).
 
     Which web-page rules carry over to chat answers, measured on 1,913 human answers (vigogne OASST)
     and the M-IFEval answers of gpt-4o and Qwen2.5-7B: Gopher's and FineWeb-2's repetition thresholds
