@@ -79,9 +79,10 @@ def without_symbols(text: str) -> str:
 
 
 def capitals(text: str) -> bool:
-    """Whether most of a text's letters are capitals (« CHOISISsez UN LIEU ENSOLEILLÉ... »), which
-    fastText reads as no language in particular; `one_line` lower-cases only texts all in capitals."""
-    return 2 * sum(map(str.isupper, text)) > sum(map(str.isalpha, text))
+    """Whether most of a text's letters are capitals (« ENTRETIEN DES GÉRANIUMS : - CHOISISsez UN LIEU
+    ENSOLEILLÉ... »), which fastText reads as no language in particular; `one_line` lower-cases only
+    texts all in capitals. Such a text starts with capitals: the others are not counted (16 us a text)."""
+    return text[:2].isupper() and 2 * sum(map(str.isupper, text)) > sum(map(str.isalpha, text))
 
 
 @contextmanager
@@ -268,7 +269,7 @@ class LangId(Filter):
         lexicon = self.lexicon
         k, threshold = (TOP_K, MIN_KEPT) if lexicon is not None else (1, 0.0)
         keep_labels = self._keep_labels
-        unsure_short = self._limits[2]
+        few_chars = 2 * self.config.min_chars  # a few words of two short turns, at the most
         found = {}
         # (text, the line given to fastText, the least probability the kept languages are weighed with)
         unsure = []
@@ -299,7 +300,7 @@ class LangId(Filter):
                         break
                 if kept_candidate:
                     unsure.append((text, line, 0.0))
-                elif len(text) < unsure_short and lexicon.few_words(text):
+                elif len(text) < few_chars and lexicon.few_words(text):
                     # "Oui D'accord." (en 0.62, French below 0.1): a few words that fastText guesses at
                     unsure.append((text, line, MIN_CANDIDATE))
         # weighed after the loop, which then keeps to fastText's model in the CPU caches

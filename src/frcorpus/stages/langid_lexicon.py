@@ -106,12 +106,12 @@ class Lexicon:
 
     @staticmethod
     def few_words(text: str) -> bool:
-        """Whether a text has at most SHORT_WORDS distinct words (of two letters or more), at least one
+        """Whether a text has at most SHORT_WORDS distinct words, one of two letters or more at least
         (judged by its words alone when fastText guesses)."""
         if text.count(" ") > 4 * SHORT_WORDS:
             return False
-        words = {word for word in WORD.findall(text.lower()) if len(word) > 1}  # "c c c c" says nothing
-        return 0 < len(words) <= SHORT_WORDS
+        words = set(WORD.findall(text.lower()))
+        return len(words) <= SHORT_WORDS and any(len(word) > 1 for word in words)  # "c c c c" says nothing
 
     def judge(self, text: str, candidates: dict[str, float]) -> tuple[str, float] | None:
         """The language of `text` among fastText's candidates (code -> probability) and another
@@ -121,10 +121,10 @@ class Lexicon:
         words = WORD.findall(text.lower().replace("’", "'"))
         if not words:
             return None
-        distinct = len({word for word in words if len(word) > 1})
-        if not distinct:  # letters alone ("c c c c"): no word to weigh
+        distinct = set(words)
+        if not any(len(word) > 1 for word in distinct):  # letters alone ("c c c c"): no word to weigh
             return None
-        short = distinct <= SHORT_WORDS and max(candidates.values()) < GUESS
+        short = len(distinct) <= SHORT_WORDS and max(candidates.values()) < GUESS
         weight = 1.0 if short else WEIGHT
         elided = [i for i, word in enumerate(words) if "'" in word] if "'" in text or "’" in text else []
         # languages without a list are "another language", with what fastText left to unlisted labels
