@@ -179,7 +179,7 @@ def test_exact_dedup_signature_table_equals_signature(cfg):
     records = tricky_records()
     stage = ExactDedup(ExactDedup.Config(type="exact_dedup", **cfg), "exact_dedup")
     table = Batch(work_schema([]), records=copy.deepcopy(records)).table()
-    assert stage.signature_table(table) == [stage.signature(r) for r in records]
+    assert stage.signature_table(table).to_pylist() == [stage.signature(r) for r in records]
 
 
 @pytest.mark.parametrize("cfg", [{}, {"view": "prompt", "n_grams": 2}, {"keep": "longest_answer"}])

@@ -1,4 +1,5 @@
-"""`exact_dedup` views and `minhash_dedup` (signatures, clusters, keep rules, stats, engine run)."""
+"""`exact_dedup` views and `minhash_dedup` (signatures, clusters, keep rules, stats, engine run). The
+keep rules in detail, the checked answers and the cases from real data: test_dedup_keep.py."""
 
 from __future__ import annotations
 
@@ -54,29 +55,41 @@ def decide(stage, records):
 def test_exact_dedup_ignores_what_it_is_told_and_nothing_else(ignore, same, different):
     stage = exact(ignore=ignore, view="response")
     base = record(0, "Bonjour le monde !")
-    assert stage.signature(record(1, same)) == stage.signature(base)
-    assert stage.signature(record(2, different)) != stage.signature(base)
+    assert stage.signature(record(1, same))["hash"] == stage.signature(base)["hash"]
+    assert stage.signature(record(2, different))["hash"] != stage.signature(base)["hash"]
 
 
-def test_minhash_signature_is_datatrove_s():
-    stage = minhash()
-    dt = stage.datatrove
-    sigs, valid = stage.minhashes([FR, EN, OTHER])
+def test_minhash_signature_is_datatrove_s_with_its_normalisation():
+    """`ignore: [case, accents, numbers]` is datatrove's default normalisation: the same signatures as its
+    own signature step at its defaults."""
+    from datatrove.pipeline.dedup.minhash import MinhashConfig, MinhashDedupSignature
+    from datatrove.utils.hashing import HashConfig
+
+    from frcorpus.stages.dedup.minhash import RegexWordTokenizer
+
+    dt = MinhashDedupSignature(
+        "/nonexistent", MinhashConfig(hash_config=HashConfig(64, "xxhash")), RegexWordTokenizer()
+    )
+    stage = minhash(ignore=["case", "accents", "numbers"])
+    texts = [FR, EN, OTHER, "En 1919, à Versailles : 28 juin."]
+    sigs, valid = stage.minhashes(texts)
     assert valid.all()
-    for text, sig in zip([FR, EN, OTHER], sigs, strict=True):
+    for text, sig in zip(texts, sigs, strict=True):
         assert np.array_equal(np.concatenate(dt.get_signature(dt.get_shingles(text))), sig)
+    # by default accents and numbers count: the last text's signature is another one
+    assert not np.array_equal(minhash().minhashes(texts[3:])[0][0], sigs[3])
 
 
 def test_near_duplicates_in_french_and_english_are_clustered_and_the_first_is_kept():
     records = [
         record(0, FR),
         record(1, OTHER),
-        record(2, FR.replace("grâce à", "à l'aide de") + " Voilà !"),  # a few words changed
+        record(2, FR + " Voilà !"),  # a word added
         record(3, EN),
-        record(4, EN.upper().replace("WATER", "Water")),  # case and punctuation do not count
+        record(4, EN.upper().replace("WATER", "Water")),  # case (by default) and punctuation do not count
         record(5, FR.replace(".", " !")),
     ]
-    stage = minhash()
+    stage = minhash(keep="first")
     assert decide(stage, records) == {
         2: Reject("near_duplicate", "dup_of=r0 cluster=r0 size=3"),
         4: Reject("near_duplicate", "dup_of=r3 cluster=r3 size=2"),
@@ -87,9 +100,12 @@ def test_near_duplicates_in_french_and_english_are_clustered_and_the_first_is_ke
 
 def test_views_look_at_different_turns():
     records = [record(0, FR, "Question A ?"), record(1, OTHER, "Question A ?"), record(2, FR, "Autre chose ?")]
-    assert decide(minhash(view="prompt"), records) == {1: Reject("near_duplicate", "dup_of=r0 cluster=r0 size=2")}
+    assert decide(minhash(view="prompt"), records) == {
+        1: Reject("near_duplicate", "dup_of=r0 cluster=r0 size=2 kept_by=answer_length:167>81")
+    }
     assert decide(minhash(view="response"), records) == {2: Reject("near_duplicate", "dup_of=r0 cluster=r0 size=2")}
     # the whole conversation is mostly the answer: a new question on the same answer is still a near duplicate
+    # (a light answer is checked, a heavy one is not: test_dedup_keep.py)
     assert decide(minhash(view="conversation"), records) == {2: Reject("near_duplicate", "dup_of=r0 cluster=r0 size=2")}
 
 
@@ -97,20 +113,22 @@ def test_keep_rules_choose_the_kept_record_of_a_cluster():
     short = record(0, FR, source="web")
     longer = record(1, FR + " Elle produit aussi de l'oxygène.", source="curated")
     scored = [dict(short, langid={"keep_share": 0.7}), dict(longer, langid={"keep_share": 0.9})]
-    assert decide(minhash(keep="longest_answer"), [short, longer]) == {
-        0: Reject("near_duplicate", "dup_of=r1 cluster=r0 size=2")
-    }
+    longer_kept = {0: Reject("near_duplicate", "dup_of=r1 cluster=r0 size=2 kept_by=answer_length:195>167")}
+    assert decide(minhash(keep="longest_answer"), [short, longer]) == longer_kept
+    assert decide(minhash(), [short, longer]) == longer_kept  # best: no score, no pass rate, the longer answer
     assert decide(minhash(keep="source_priority", source_priority=["curated"]), [short, longer]) == {
-        0: Reject("near_duplicate", "dup_of=r1 cluster=r0 size=2")
+        0: Reject("near_duplicate", "dup_of=r1 cluster=r0 size=2 kept_by=source_priority:curated>other")
     }
     assert decide(minhash(keep="score", score="langid.keep_share"), scored) == {
-        0: Reject("near_duplicate", "dup_of=r1 cluster=r0 size=2")
+        0: Reject("near_duplicate", "dup_of=r1 cluster=r0 size=2 kept_by=langid.keep_share:0.9>0.7")
     }
-    assert decide(minhash(), [short, longer]) == {1: Reject("near_duplicate", "dup_of=r0 cluster=r0 size=2")}
+    assert decide(minhash(keep="first"), [short, longer]) == {
+        1: Reject("near_duplicate", "dup_of=r0 cluster=r0 size=2")
+    }
     # a missing score loses to any score; the column itself must exist
     unscored = [dict(short, langid={"keep_share": None}), dict(longer, langid={"keep_share": 0.1})]
     assert decide(minhash(keep="score", score="langid.keep_share"), unscored) == {
-        0: Reject("near_duplicate", "dup_of=r1 cluster=r0 size=2")
+        0: Reject("near_duplicate", "dup_of=r1 cluster=r0 size=2 kept_by=langid.keep_share:0.1>none")
     }
     with pytest.raises(ValueError, match=r"records have no `scores` \(they have: id, messages, source\)"):
         minhash(keep="score", score="scores.quality").signature(short)
@@ -155,7 +173,7 @@ def test_config_errors(cfg, message):
 
 def test_minhash_dedup_in_a_pipeline_rejects_with_reasons_and_counts(tmp_path):
     rows = [chat("Explique-moi la photosynthèse.", FR), chat("Et le chat ?", OTHER)]
-    rows += [chat("Explique-moi la photosynthèse !", FR.replace("grâce à", "avec")), chat("q", "Merci !")]
+    rows += [chat("Explique-moi la photosynthèse !", FR.replace(".", " !")), chat("q", "Merci !")]
     write_jsonl(tmp_path / "a.jsonl", rows)
     write_jsonl(tmp_path / "b.jsonl", [chat("Explique moi la photosynthèse", FR + " Voilà.")])
     path = write_pipeline(
@@ -175,4 +193,4 @@ def test_minhash_dedup_in_a_pipeline_rejects_with_reasons_and_counts(tmp_path):
     rejects = pl.read_parquet(result.version_dir / "rejects" / "*.parquet").sort("id")
     assert set(rejects["source"].struct.field("location")) == {"a.jsonl:1", "a.jsonl:3"}
     first = rejects.filter(pl.col("source").struct.field("location") == "a.jsonl:1")["id"].item()
-    assert set(rejects["detail"]) == {f"dup_of={kept_b} cluster={first} size=3"}
+    assert set(rejects["detail"]) == {f"dup_of={kept_b} cluster={first} size=3 kept_by=source_priority:b>other"}

@@ -26,10 +26,16 @@ def test_views_and_first_seen_is_kept():
     ]
     conv = dedup()
     assert conv.decide(items(conv, records)) == {1: Reject("duplicate", "dup_of=id0")}  # whitespace-normalised
-    prompt = dedup(view="prompt")
+    prompt = dedup(view="prompt", keep="first")
     assert prompt.decide(items(prompt, records)) == {
         1: Reject("duplicate", "dup_of=id0"),
         2: Reject("duplicate", "dup_of=id0"),
+    }
+    # by default the best answer to the prompt is kept (here the longest), ties going to the first seen
+    best = dedup(view="prompt")
+    assert best.decide(items(best, records)) == {
+        0: Reject("duplicate", "dup_of=id2 kept_by=answer_length:6>5"),
+        1: Reject("duplicate", "dup_of=id2 kept_by=answer_length:6>5"),
     }
     response = dedup(view="response", ignore=["whitespace", "case"])
     assert response.decide(items(response, records)) == {

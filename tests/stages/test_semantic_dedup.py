@@ -48,6 +48,7 @@ def test_paraphrases_and_translations_are_found_and_the_french_record_is_kept():
     assert sorted(rejects) == [0, 2]
     assert rejects[0].reason == "cross_lingual_duplicate"
     assert rejects[0].detail.startswith("dup_of=r1 cluster=r0 size=3 cosine=0.")
+    assert rejects[0].detail.endswith(" kept_by=prefer_language:fr")  # the English one was seen first
     assert rejects[2].reason == "near_duplicate"
     assert rejects[2].detail.startswith("dup_of=r1 cluster=r0 size=3 cosine=0.9")
     assert s.stats.counters["cross_lingual_pairs"] >= 1
@@ -134,3 +135,17 @@ def test_semantic_dedup_in_a_pipeline_after_langid(tmp_path):
     rejects = pl.read_parquet(result.version_dir / "rejects" / "*.parquet")
     assert rejects["source"].struct.field("location").to_list() == ["d.jsonl:2"]
     assert rejects["langid"].struct.field("lang").to_list() == ["en"]
+
+
+def test_yes_and_no_to_one_long_prompt_are_not_duplicates_in_the_conversation_view(shared_data):
+    """M-IFEval 44: the 0.5B's "Oui." and the 7B's and gpt-4o's "Non." after one prompt: the conversations
+    embed their prompt (cosine 0.987), their last answers are checked too."""
+    from tests.stages.test_dedup_keep import GPT4O, QWEN05, QWEN7B, mifeval
+
+    records = [mifeval(shared_data, m, 44) for m in (QWEN05, QWEN7B, GPT4O)]
+    s = stage(view="conversation")
+    rejects = decide(s, records)
+    assert list(rejects) == [2]
+    assert rejects[2].detail == f"dup_of={QWEN7B}:44 cluster={QWEN7B}:44 size=2 cosine=1.000"
+    assert s.stats.counters["pairs_with_different_answers"] == 2
+    assert sorted(decide(stage(view="conversation", answer_share=0), records)) == [1, 2]

@@ -1,10 +1,23 @@
-"""What the near-duplicate stages share: which record of a cluster is kept, and clusters -> rejects.
+"""What the dedup stages share: which copy of a group of duplicates is kept (`keep`), and groups ->
+rejects.
 
-Clusters are connected components of the duplicate pairs (scipy). The kept record of a cluster
-follows `keep`: `first` (global order), `longest_answer` (the last assistant turn), `score` (a
-numeric annotation named by a dotted path, e.g. `langid.keep_share` or `scores.quality`; missing
-values lose, ties go to the first seen) or `source_priority`. The cluster id is the id of its
-first-seen member.
+The kept record of a group follows `keep`, a list of criteria compared in order, higher preferred, a
+missing value never preferred, ties going to the first seen (global order):
+- `best` (the default): the quality score (`score:`, by default `scores.quality_classifier`, which
+  the `quality_classifier` stage writes under its default id), then `instructions_pass_rate` (the
+  share of its checkable instructions the answer follows, from `verify_instructions`), then the
+  length of the last answer. A criterion no record carries (no scorer ran) decides nothing, so the
+  next one does;
+- `first`: none (the first seen);
+- `longest_answer`: the length of the last answer (characters but spaces, tabs and line breaks);
+- `score`: the numeric annotation at `score:`, a dotted path (`langid.keep_share`, `scores.quality`);
+- `source_priority`: the rank of the source in `source_priority:`.
+
+A reject says which copy was kept and, when a criterion chose it over this one, which and with what
+values: `dup_of=<kept id> [cluster=<first id> size=<n>] kept_by=<criterion>:<kept value>><its value>`
+(`none` for a missing value); no `kept_by` when the two tie on every criterion (the first seen is kept).
+Clusters (near duplicates) are connected components of the duplicate pairs (scipy); the cluster id is
+the id of its first-seen member.
 """
 
 from __future__ import annotations
@@ -20,14 +33,24 @@ from frcorpus.record import record_scores
 from frcorpus.stages.base import GlobalStage, Reject, SignatureItem, StageConfig
 
 SIZE_BUCKETS = ((2, "2"), (3, "3"), (4, "4"), (5, "5"), (10, "6-10"), (100, "11-100"))
+DEFAULT_SCORE = "scores.quality_classifier"  # where quality_classifier writes at its default id
+INSTRUCTIONS = "instructions_pass_rate"  # verify_instructions' annotation
+ANSWER_LENGTH = "answer_length"
+SOURCE_PRIORITY = "source_priority"
+#: what `keep` ranks a signature's records by, as the signature's `rank` field
+RANK_TYPE = pa.list_(pa.float64())
 
 
-class ClusterConfig(StageConfig):
-    keep: Literal["first", "longest_answer", "score", "source_priority"] = Field(
-        "first", description="which record of a cluster is kept"
+class KeepConfig(StageConfig):
+    keep: Literal["best", "first", "longest_answer", "score", "source_priority"] = Field(
+        "best",
+        description="which copy is kept: best (quality score, then instructions_pass_rate, then the longest "
+        "answer), first, longest_answer, score or source_priority; ties go to the first seen",
     )
     score: str | None = Field(
-        None, description="with keep: score, the numeric annotation to maximise, as a dotted path"
+        None,
+        description="keep: score: the numeric annotation to maximise, as a dotted path (scores.quality); "
+        f"keep: best: the quality score compared first (default: {DEFAULT_SCORE})",
     )
     source_priority: list[str] = Field(
         default_factory=list, description="with keep: source_priority, source names, preferred first"
@@ -40,6 +63,17 @@ class ClusterConfig(StageConfig):
         if self.keep == "source_priority" and not self.source_priority:
             raise ValueError("keep: source_priority needs `source_priority:`, a list of source names")
         return self
+
+    def criteria(self) -> list[str]:
+        """The criteria of the keep rule, compared in this order."""
+        if self.keep == "best":
+            return [self.score or DEFAULT_SCORE, INSTRUCTIONS, ANSWER_LENGTH]
+        return {
+            "first": [],
+            "longest_answer": [ANSWER_LENGTH],
+            "score": [self.score],
+            "source_priority": [SOURCE_PRIORITY],
+        }[self.keep]
 
 
 class NearDuplicateStage(GlobalStage):
@@ -56,33 +90,48 @@ class NearDuplicateStage(GlobalStage):
         )
 
 
-def rank_columns(config: ClusterConfig) -> list[str]:
-    """The record columns the keep rule reads, besides id, messages and source."""
-    return [config.score.split(".")[0]] if config.keep == "score" else []
+def rank_columns(config: KeepConfig, available: list[str]) -> list[str]:
+    """The record columns the keep rule reads besides messages and source, among `available`;
+    `keep: score` needs its column (`keep_ranks` says so when it is missing)."""
+    roots = [name.split(".")[0] for name in config.criteria() if name not in (ANSWER_LENGTH, SOURCE_PRIORITY)]
+    return [c for c in dict.fromkeys(roots) if c in available]
 
 
-def keep_ranks(records: list[dict[str, Any]], config: ClusterConfig, stage_id: str) -> np.ndarray:
-    """One number per record, higher is preferred (NaN: never preferred)."""
-    if config.keep == "first":
-        return np.zeros(len(records))
-    if config.keep == "longest_answer":
-        return np.array(
-            [
-                next((len(m["content"]) for m in reversed(r["messages"]) if m["role"] == "assistant"), 0)
-                for r in records
-            ],
-            dtype=np.float64,
-        )
-    if config.keep == "source_priority":
-        order = {name: i for i, name in enumerate(config.source_priority)}
-        return np.array([-order.get(r["source"]["name"], len(order)) for r in records], dtype=np.float64)
-    return np.array([_score(r, config.score, stage_id) for r in records], dtype=np.float64)
+def answer_length(turns: list[tuple[str, str]]) -> int:
+    """Characters of the last assistant turn of (role, content) turns but spaces, tabs and line breaks
+    (a copy with more blank lines is no longer); 0 without one."""
+    answer = next((content for role, content in reversed(turns) if role == "assistant"), "")
+    # four C-level counts: no list of words per record
+    return len(answer) - answer.count(" ") - answer.count("\n") - answer.count("\t") - answer.count("\r")
 
 
-def _score(record: dict[str, Any], path: str, stage_id: str) -> float:
+def keep_ranks(
+    records: list[dict[str, Any]], config: KeepConfig, stage_id: str, lengths: list[int] | None = None
+) -> np.ndarray:
+    """(records, criteria) values, higher preferred, NaN never preferred. `lengths`: the answer lengths
+    when the caller has them (the records then need no `messages`)."""
+    columns = []
+    for name in config.criteria():
+        if name == ANSWER_LENGTH:
+            values = lengths
+            if values is None:
+                values = [answer_length([(m["role"], m["content"]) for m in r["messages"]]) for r in records]
+        elif name == SOURCE_PRIORITY:
+            order = {source: i for i, source in enumerate(config.source_priority)}
+            values = [-order.get(r["source"]["name"], len(order)) for r in records]
+        else:
+            required = config.keep == "score"
+            values = [_annotation(r, name, stage_id, required) for r in records]
+        columns.append(np.array(values, dtype=np.float64))
+    return np.stack(columns, axis=1) if columns else np.zeros((len(records), 0))
+
+
+def _annotation(record: dict[str, Any], path: str, stage_id: str, required: bool) -> float:
     value: Any = record
     for i, key in enumerate(path.split(".")):
         if i == 0 and key not in record:
+            if not required:
+                return float("nan")
             raise ValueError(
                 f"{stage_id}: keep: score reads `{path}`, but records have no `{key}` "
                 f"(they have: {', '.join(sorted(k for k in record if not k.startswith('_')))}); "
@@ -94,6 +143,86 @@ def _score(record: dict[str, Any], path: str, stage_id: str) -> float:
             break
         value = value.get(key) if isinstance(value, dict) else None
     return float("nan") if value is None else float(value)
+
+
+def rank_array(ranks: np.ndarray) -> pa.Array:
+    """Per-record rank lists, the `rank` field of a signature (NaN as null)."""
+    flat = pa.array(ranks.reshape(-1), pa.float64(), from_pandas=True)
+    offsets = pa.array(np.arange(len(ranks) + 1, dtype=np.int32) * ranks.shape[1])
+    return pa.ListArray.from_arrays(offsets, flat)
+
+
+def ranks_of(column: pa.Array, criteria: int) -> np.ndarray:
+    """The (records, criteria) values of a signature's `rank` field (nulls as NaN)."""
+    flat = column.flatten().to_numpy(zero_copy_only=False).astype(np.float64)
+    return flat.reshape(len(column), criteria)
+
+
+class KeepChoice:
+    """The kept member of each group: a `preferred` one first, then the criteria in order, then the
+    first seen; and why it beat another member."""
+
+    def __init__(
+        self,
+        config: KeepConfig,
+        ranks: np.ndarray,
+        preferred: np.ndarray | None = None,
+        preference: Callable[[int], str] | None = None,
+    ):
+        self.config = config
+        self.names = config.criteria()
+        self.ranks = ranks
+        self.preferred = preferred
+        self.preference = preference  # position -> what made it preferred (`prefer_language:fr`)
+
+    def kept(self, labels: np.ndarray, n_groups: int) -> np.ndarray:
+        """The position kept for each group label (groups are labels 0..n_groups-1)."""
+        n = len(labels)
+        if n == 0:
+            return np.zeros(n_groups, dtype=np.int64)
+        position = np.arange(n)
+        not_preferred = np.zeros(n, dtype=bool) if self.preferred is None else ~self.preferred
+        # np.lexsort: the last key sorts first; NaN sorts last, so a missing value is never preferred
+        keys = [position, *(-self.ranks[:, c] for c in reversed(range(self.ranks.shape[1]))), not_preferred, labels]
+        best = np.lexsort(keys)
+        starts = np.r_[True, labels[best][1:] != labels[best][:-1]]
+        kept = np.empty(n_groups, dtype=np.int64)
+        kept[labels[best][starts]] = best[starts]
+        return kept
+
+    def why(self, kept: int, member: int) -> str:
+        """` kept_by=<criterion>:<kept value>><member value>` for the first criterion that tells them
+        apart; "" when they tie on all (the kept one was seen first)."""
+        if self.preferred is not None and self.preferred[kept] != self.preferred[member]:
+            return f" kept_by={self.preference(kept)}" if self.preference else " kept_by=preferred"
+        for c, name in enumerate(self.names):
+            a, b = self.ranks[kept, c], self.ranks[member, c]
+            if a == b or (np.isnan(a) and np.isnan(b)):
+                continue
+            return f" kept_by={name}:{self._show(name, a)}>{self._show(name, b)}"
+        return ""
+
+    def _show(self, name: str, value: float) -> str:
+        if np.isnan(value):
+            return "none"
+        if name == SOURCE_PRIORITY:
+            rank = int(-value)
+            return self.config.source_priority[rank] if rank < len(self.config.source_priority) else "other"
+        return f"{value:.4g}"
+
+
+def checked_turns(roles: list[str], words: list[int], share: float) -> tuple[bool, int | None, int | None]:
+    """The answer check of a conversation, from its turns' roles and word counts: whether its last
+    answer holds less than `share` of its words (or it has none), and the turns the check compares: the
+    user turn before that answer when it is under the share too (else None), and the answer."""
+    answer = next((i for i in range(len(roles) - 1, -1, -1) if roles[i] == "assistant"), None)
+    before = len(roles) if answer is None else answer
+    question = next((i for i in range(before - 1, -1, -1) if roles[i] == "user"), None)
+    cut = share * sum(words)
+    checked = answer is None or words[answer] < cut
+    # a short input after a long shared context counts too: two phrases to classify, both answered "1"
+    light_question = checked and question is not None and words[question] < cut
+    return checked, question if light_question else None, answer
 
 
 def present_rows(signatures: pa.Array, count: Callable[[str, int], None], key: str) -> np.ndarray:
@@ -109,19 +238,17 @@ def cluster_rejects(
     src: np.ndarray,
     dst: np.ndarray,
     rows: np.ndarray,
-    rank: np.ndarray,
+    choice: KeepChoice,
     ids: list[str],
     reason: str | Callable[[int, int], str],
     count: Callable[[str, int], None],
-    preferred: np.ndarray | None = None,
     detail: Callable[[int, int], str] | None = None,
 ) -> dict[int, Reject]:
     """Rejects, by table row, for the pairs (src[i], dst[i]) of positions in `rows` (table rows in
-    global order; `rank` and `preferred` are per position, `ids` per table row): every member of a
-    cluster but its kept one, with `dup_of=<kept id> cluster=<first id> size=<n>`; cluster sizes go
-    to `count` (the stage's counter). The kept record is a `preferred` one if the cluster has any,
-    then the highest `rank`, then the first seen. `reason` and `detail` take the (member, kept)
-    positions."""
+    global order; `choice` is per position, `ids` per table row): every member of a cluster but its
+    kept one, with `dup_of=<kept id> cluster=<first id> size=<n>`, the stage's `detail` and why the
+    kept one was kept; cluster sizes go to `count` (the stage's counter). `reason` and `detail` take
+    the (member, kept) positions."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
@@ -132,22 +259,16 @@ def cluster_rejects(
     graph = coo_matrix((np.ones(len(src), dtype=np.int8), (src, dst)), shape=(n, n))
     n_clusters, labels = connected_components(graph, directed=False)
     sizes = np.bincount(labels, minlength=n_clusters)
-    position = np.arange(n)
-    # kept: preferred first, then the highest rank, then the first seen (NaN ranks sort last)
-    not_preferred = np.zeros(n, dtype=bool) if preferred is None else ~preferred
-    best = np.lexsort((position, -rank, not_preferred, labels))
-    starts = np.r_[True, labels[best][1:] != labels[best][:-1]]
-    kept = np.empty(n_clusters, dtype=np.int64)
-    kept[labels[best][starts]] = best[starts]
+    kept = choice.kept(labels, n_clusters)
     _, first = np.unique(labels, return_index=True)
     rejects = {}
-    for j in np.flatnonzero((sizes[labels] > 1) & (position != kept[labels])).tolist():
+    for j in np.flatnonzero((sizes[labels] > 1) & (np.arange(n) != kept[labels])).tolist():
         label = labels[j]
         k = int(kept[label])
         text = f"dup_of={ids[rows[k]]} cluster={ids[rows[first[label]]]} size={sizes[label]}"
-        rejects[int(rows[j])] = Reject(
-            reason if isinstance(reason, str) else reason(j, k), f"{text} {detail(j, k)}" if detail else text
-        )
+        if detail:
+            text = f"{text} {detail(j, k)}"
+        rejects[int(rows[j])] = Reject(reason if isinstance(reason, str) else reason(j, k), text + choice.why(k, j))
     count_clusters(sizes, count)
     return rejects
 

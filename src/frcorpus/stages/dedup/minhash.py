@@ -21,6 +21,21 @@ A text with fewer words than `n_grams` gets one shingle made of all its words (d
 no signature, so it could never be found): short prompts that differ only in case or punctuation
 are still found. A text with no word at all is not hashed and is kept (counted `not_hashed`).
 
+What the normalisation folds is `ignore` (datatrove folds case, accents and numbers; the default here
+folds case only, see the class docstring for the measurement). With `ignore` set to datatrove's three,
+a signature is datatrove's exactly.
+
+The conversation view and light answers: a conversation whose last answer is a small share of its
+words is mostly what comes before it, so two answers to one long prompt ("Oui." and "Non."), or two
+OASST branches after a long shared prefix, look alike whatever they say. So a conversation whose last
+answer holds less than `answer_share` of its words is a near duplicate of another only if their last
+answers are near duplicates too, and the user turns before them when those are under the share as well
+(two phrases to classify after one long instruction, both answered "1"). The signature also holds the
+bands of this check, whose minhashes are taken from the same n-gram hashes (a turn's n-grams are a
+slice of the conversation's: the words of the turns concatenated are those of the joined text), so the
+check costs a `reduceat` and no hashing. With two turns checked, each band folds the rows of both, so
+that a band matches only where both turns match. The pairs are found in `lsh.py`.
+
 Which record of a cluster is kept follows `keep` (see `clusters.py`).
 """
 
@@ -35,19 +50,25 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datatrove.pipeline.dedup.minhash import MinhashConfig, MinhashDedupSignature
 from datatrove.utils.hashing import HashConfig
-from datatrove.utils.text import simplify_text
+from datatrove.utils.text import TextNormConfig, simplify_text
 from datatrove.utils.word_tokenizers import WordTokenizer
 from pydantic import Field, model_validator
 
 from frcorpus.stages.base import Reject
 from frcorpus.stages.dedup.clusters import (
-    ClusterConfig,
+    RANK_TYPE,
+    KeepChoice,
+    KeepConfig,
     NearDuplicateStage,
+    checked_turns,
     cluster_rejects,
     keep_ranks,
     present_rows,
+    rank_array,
     rank_columns,
+    ranks_of,
 )
+from frcorpus.stages.dedup.lsh import band_pairs
 from frcorpus.text.views import View, view_text
 
 logger = logging.getLogger(__name__)
@@ -55,6 +76,9 @@ logger = logging.getLogger(__name__)
 WORD = re.compile(r"\w+")
 DEFAULT_BANDS, DEFAULT_ROWS = 14, 8  # datatrove's defaults: a Jaccard threshold of about 0.72
 CHUNK_SHINGLES = 32_768  # n-grams per numpy pass: 32k x 112 hashes x 8 bytes = 29 MB
+Fold = Literal["case", "accents", "numbers"]
+Part = int | tuple[int, int]  # a part of a conversation: one hash of its own, or a slice of its n-gram hashes
+DEFAULT_IGNORE: list[Fold] = ["case"]
 
 
 class RegexWordTokenizer(WordTokenizer):
@@ -105,20 +129,34 @@ def fold_bands(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
 class MinhashDedup(NearDuplicateStage):
     """Reject near duplicates found by MinHash LSH, with datatrove's signatures.
 
-    The signatures are datatrove's, with its normalisation (case, punctuation, accents and numbers
-    folded) over word n-grams (`n_grams`, 5 by default) from a regex tokenizer. `bands` x `rows` (14 x 8
-    by default, a Jaccard threshold of about 0.72) set the LSH, or a target `threshold` picks them.
-    `view` chooses the text compared: `prompt`, `response` or `conversation`. The record kept of each
-    cluster follows `keep`: `first`, `longest_answer`, `score` or `source_priority`. Rejections carry
-    `dup_of=<kept id> cluster=<first id> size=<n>`; `stats.json` counts the cluster sizes
-    (`cluster_size.<n>`, `clusters`, `largest_cluster`).
+    Word n-grams (`n_grams`, 5 by default, from a regex tokenizer) of the compared text (`view`:
+    `prompt`, `response` or `conversation`) are hashed as datatrove does; `bands` x `rows` (14 x 8 by
+    default, a Jaccard threshold of about 0.72) set the LSH, or a target `threshold` picks them.
+    Punctuation and whitespace never count; `ignore` adds what else does not: `case` (the default),
+    `accents`, `numbers` (datatrove ignores all three: `ignore: [case, accents, numbers]` gives its
+    signatures exactly). Accents and numbers count by default: on the M-IFEval answers and vigogne
+    OASST, every pair that folding them joined was two different answers (an accent-restoration task
+    answered with and without the accents, "100" and "1100" to 11+1 in binary, the labels "1" and "0").
+    Folding case joins "oui." and "Oui." under a lower-case instruction, which `keep: best` settles
+    when `verify_instructions` ran; it finds copies re-typed in another case.
+
+    With `view: conversation`, a conversation whose last answer holds less than `answer_share` (0.5) of
+    its words is a near duplicate of another only if their last answers are near duplicates too (and
+    the user turns before them, when those are under the share as well): two answers to one long
+    prompt, or two OASST branches after a long shared prefix, are no longer joined by what they share;
+    copies, whose final turns match, still are. The record kept of each cluster follows `keep`
+    (`best` by default: the quality score, then `instructions_pass_rate`, then the longest last answer;
+    or `first`, `longest_answer`, `score`, `source_priority`). Rejections carry `dup_of=<kept id>
+    cluster=<first id> size=<n>`, and `kept_by=<criterion>:<kept value>><its value>` when a criterion
+    chose the kept record; `stats.json` counts the cluster sizes (`cluster_size.<n>`, `clusters`,
+    `largest_cluster`) and `pairs_with_different_answers`, the candidate pairs the check cut.
     """
 
     name: ClassVar[str] = "minhash_dedup"
     family: ClassVar[str] = "dedup"
     reasons: ClassVar[tuple[str, ...]] = ("near_duplicate",)
 
-    class Config(ClusterConfig):
+    class Config(KeepConfig):
         type: Literal["minhash_dedup"]
         view: View = Field(
             "conversation", description="prompt (first user turn) | response (last answer) | conversation"
@@ -131,6 +169,19 @@ class MinhashDedup(NearDuplicateStage):
         )
         num_perm: int = Field(112, ge=2, le=4096, description="hashes available when choosing bands x rows")
         seed: int = Field(1, description="seed of the permutations (datatrove's default)")
+        ignore: list[Fold] = Field(
+            DEFAULT_IGNORE,
+            description="differences that do not count besides punctuation and whitespace: case, accents "
+            '("deja" = "déjà"), numbers (every number is 0); datatrove folds all three',
+        )
+        answer_share: float = Field(
+            0.5,
+            ge=0,
+            le=1,
+            description="view: conversation: a conversation whose last answer holds less than this share of its "
+            "words is a near duplicate only if its last answer is one too (and the user turn before it, when "
+            "that is under the share too); 0: never checked",
+        )
 
         @model_validator(mode="after")
         def _consistent(self):
@@ -148,13 +199,25 @@ class MinhashDedup(NearDuplicateStage):
             self.bands, self.rows = optimal_bands_rows(config.threshold, config.num_perm)
         else:
             self.bands, self.rows = DEFAULT_BANDS, DEFAULT_ROWS
-        self.signature_type = pa.struct([("bands", pa.list_(pa.uint64(), self.bands)), ("rank", pa.float64())])
+        band_type = pa.list_(pa.uint64(), self.bands)
+        self.signature_type = pa.struct(
+            [("bands", band_type), ("check", band_type), ("checked", pa.bool_()), ("rank", RANK_TYPE)]
+        )
+        # the final exchange is checked only where the conversation is compared
+        self.check = config.view == "conversation" and config.answer_share > 0
+        self.light_cut = config.answer_share
+        ignore = set(config.ignore)
         self.minhash = MinhashConfig(
             n_grams=config.n_grams,
             num_buckets=self.bands,
             hashes_per_bucket=self.rows,
             seed=config.seed,
             hash_config=HashConfig(precision=64, hash_fc="xxhash"),
+            norm_config=TextNormConfig(
+                lowercase="case" in ignore,
+                norm_unicode_diacritics="accents" in ignore,
+                norm_numbers="numbers" in ignore,
+            ),
         )
         self.datatrove = None
 
@@ -167,18 +230,22 @@ class MinhashDedup(NearDuplicateStage):
         a, b = self.datatrove.parameters
         self.a, self.b = a, b
         logger.info(
-            "%s: %d bands x %d rows (Jaccard threshold about %.2f)",
+            "%s: %d bands x %d rows (Jaccard threshold about %.2f), folding %s; %s",
             self.id,
             self.bands,
             self.rows,
             (1 / self.bands) ** (1 / self.rows),
+            ", ".join(self.config.ignore) or "nothing",
+            f"answers under {self.light_cut:g} of a conversation checked" if self.check else "no answer check",
         )
 
     # ------------------------------------------------------------------ signatures (parallel phase)
 
-    def shingles(self, text: str) -> list[int]:
-        """datatrove's `get_shingles`, plus one shingle for a text shorter than n_grams."""
-        words = WORD.findall(simplify_text(text, self.minhash.norm_config))
+    def words(self, text: str) -> list[str]:
+        return WORD.findall(simplify_text(text, self.minhash.norm_config))
+
+    def hashes(self, words: list[str]) -> list[int]:
+        """datatrove's `get_shingles` hashed, plus one shingle for a text shorter than n_grams."""
         n = self.config.n_grams
         h = self.datatrove._hash_func
         # UTF-8 bytes: what xxhash 3 hashes for a str (datatrove passes str), and all that xxhash 4 takes
@@ -186,13 +253,53 @@ class MinhashDedup(NearDuplicateStage):
             return [h(" ".join(words[i : i + n]).encode()) for i in range(len(words) - n + 1)]
         return [h(" ".join(words).encode())] if words else []
 
+    def shingles(self, text: str) -> list[int]:
+        return self.hashes(self.words(text))
+
+    def conversation_shingles(self, messages: list[dict[str, str]]) -> tuple[list[int], list[Part], bool]:
+        """The conversation's n-gram hashes; the parts its check compares (its last answer, and the user turn
+        before it when both are under `answer_share` of its words), each a (start, stop) slice of the
+        hashes or one hash of its own (fewer words than n_grams: of its words, or of its stripped text when
+        it has none); and whether the answer is light (the pairs of such a record are checked)."""
+        contents = [m["content"] for m in messages]
+        # the words of each turn: concatenated, those of the joined text (simplify_text works per character
+        # but for numbers, which a line break ends), so the conversation's hashes are datatrove's
+        per_turn = [self.words(c) for c in contents]
+        starts = np.cumsum([0] + [len(w) for w in per_turn]).tolist()
+        words = [w for turn in per_turn for w in turn]
+        roles = [m["role"] for m in messages]
+        checked, question, answer = checked_turns(roles, [len(w) for w in per_turn], self.light_cut)
+        hashes = self.hashes(words)
+        n = self.config.n_grams
+        parts = []
+        for turn in [answer] if question is None else [question, answer]:
+            if turn is None:  # no answer at all: nothing, the same for every such record
+                parts.append(self.datatrove._hash_func(b""))
+            elif len(per_turn[turn]) >= n:  # the n-grams that start and end inside the turn
+                parts.append((starts[turn], starts[turn + 1] - n + 1))
+            else:
+                parts.append(
+                    (self.hashes(per_turn[turn]) or [self.datatrove._hash_func(contents[turn].strip().encode())])[0]
+                )
+        return hashes, parts, checked
+
     def minhashes(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """(n, bands x rows) minhash signatures of the texts (what datatrove's `get_signature` gives,
         one batch at a time) and the mask of texts that had words."""
-        per_text = [self.shingles(t) for t in texts]
+        sigs, _, valid = self.minhash_lists([self.shingles(t) for t in texts])
+        return sigs, valid
+
+    def minhash_lists(
+        self, per_text: list[list[int]], parts: list[list[Part]] | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """Minhash signatures of hash lists, (n, bands x rows), zeros where a list is empty; with `parts`,
+        also the signature of each text's check, (n, bands x rows x 2): its first part's, then its second's
+        (zeros where there is none); and the mask of the lists that are not empty."""
         counts = np.fromiter(map(len, per_text), dtype=np.int64, count=len(per_text))
         valid = counts > 0
-        out = np.zeros((len(texts), self.bands * self.rows), dtype=np.uint64)
+        width = self.bands * self.rows
+        out = np.zeros((len(per_text), width), dtype=np.uint64)
+        part_out = None if parts is None else np.zeros((len(per_text), 2, width), dtype=np.uint64)
         prime = np.uint64((1 << 61) - 1)
         start = 0
         rows = np.flatnonzero(valid)
@@ -209,22 +316,57 @@ class MinhashDedup(NearDuplicateStage):
             phv = (flat * self.a + self.b) % prime
             offsets = np.concatenate([[0], np.cumsum(counts[chunk])[:-1]])
             out[chunk] = np.minimum.reduceat(phv, offsets, axis=0)
+            if parts is not None:
+                for slot in (0, 1):
+                    specs = [parts[i][slot] if slot < len(parts[i]) else None for i in chunk]
+                    part_out[chunk, slot] = self._part_minhashes(phv, offsets, specs)
             start = stop
-        return out, valid
+        return out, part_out, valid
+
+    def _part_minhashes(self, phv: np.ndarray, offsets: np.ndarray, specs: list[Part | None]) -> np.ndarray:
+        """The parts' signatures from the permuted hashes of their conversations (`phv`, each
+        conversation's rows from `offsets`): the min over a slice, the permuted hash of their own, or
+        zeros for no part."""
+        out = np.zeros((len(specs), phv.shape[1]), dtype=np.uint64)
+        sliced = [k for k, spec in enumerate(specs) if isinstance(spec, tuple)]
+        if sliced:
+            bounds = np.array([specs[k] for k in sliced], dtype=np.int64) + offsets[sliced, None]
+            # reduceat over [start, stop) pairs; the odd results (from a stop to the next start) are not used
+            padded = np.vstack([phv, np.zeros((1, phv.shape[1]), dtype=np.uint64)])
+            out[sliced] = np.minimum.reduceat(padded, bounds.reshape(-1), axis=0)[::2]
+        own = [k for k, spec in enumerate(specs) if isinstance(spec, int)]
+        if own:
+            hashes = np.array([specs[k] for k in own], dtype=np.uint64).reshape(-1, 1)
+            out[own] = (hashes * self.a + self.b) % np.uint64((1 << 61) - 1)
+        return out
 
     def signature_records(self, records: list[dict[str, Any]]) -> pa.Array:
-        sigs, valid = self.minhashes([view_text(r["messages"], self.config.view) for r in records])
-        digests = fold_bands(sigs, self.bands, self.rows)
+        if self.check:
+            found = [self.conversation_shingles(r["messages"]) for r in records]
+            sigs, part_sigs, valid = self.minhash_lists([f[0] for f in found], [f[1] for f in found])
+            checked = pa.array([f[2] for f in found], pa.bool_())
+            # the check's bands fold the rows of both parts (the second part's rows are zeros when there is one
+            # part), so that a band matches only where each checked turn matches
+            cube = part_sigs.reshape(len(records), 2, self.bands, self.rows).transpose(0, 2, 1, 3)
+            check_sigs = cube.reshape(len(records), self.bands * 2 * self.rows)
+        else:
+            texts = [view_text(r["messages"], self.config.view) for r in records]
+            sigs, _, valid = self.minhash_lists([self.shingles(t) for t in texts])
+            checked = pa.nulls(len(records), pa.bool_())
+        valid = pa.array(valid)
+        bands = self._bands(sigs, valid, self.rows)
+        check = self._bands(check_sigs, valid, 2 * self.rows) if self.check else pa.nulls(len(records), bands.type)
+        ranks = rank_array(keep_ranks(records, self.config, self.id))
+        return pa.StructArray.from_arrays([bands, check, checked, ranks], fields=list(self.signature_type))
+
+    def _bands(self, sigs: np.ndarray, valid: pa.Array, rows: int) -> pa.Array:
+        digests = fold_bands(sigs, self.bands, rows)
         bands = pa.FixedSizeListArray.from_arrays(pa.array(digests.reshape(-1), pa.uint64()), self.bands)
-        bands = pc.if_else(pa.array(valid), bands, pa.scalar(None, bands.type))
-        return pa.StructArray.from_arrays(
-            [bands, pa.array(keep_ranks(records, self.config, self.id))], fields=list(self.signature_type)
-        )
+        return pc.if_else(valid, bands, pa.scalar(None, bands.type))
 
     def signature_table(self, table: pa.Table) -> pa.Array:
-        return self.signature_records(
-            table.select(["id", "messages", "source", *rank_columns(self.config)]).to_pylist()
-        )
+        columns = ["id", "messages", "source", *rank_columns(self.config, table.column_names)]
+        return self.signature_records(table.select(columns).to_pylist())
 
     # ------------------------------------------------------------------ the barrier
 
@@ -234,14 +376,15 @@ class MinhashDedup(NearDuplicateStage):
         hashed = present_rows(bands_col, self.count, "not_hashed")
         if len(hashed) < 2:
             return {}
-        digests = bands_col.take(pa.array(hashed)).flatten().to_numpy().reshape(-1, self.bands)
-        src, dst = [], []
-        for band in range(self.bands):
-            column = digests[:, band]
-            order = np.argsort(column, kind="stable")
-            same = column[order[1:]] == column[order[:-1]]
-            src.append(order[1:][same])
-            dst.append(order[:-1][same])
-        src, dst = np.concatenate(src), np.concatenate(dst)
-        rank = sig.field("rank").to_numpy(zero_copy_only=False)[hashed]
-        return cluster_rejects(src, dst, hashed, rank, table["id"].to_pylist(), "near_duplicate", self.count)
+        take = pa.array(hashed)
+        digests = bands_col.take(take).flatten().to_numpy().reshape(-1, self.bands)
+        check, checked = None, None
+        if self.check:
+            check = sig.field("check").take(take).flatten().to_numpy().reshape(-1, self.bands)
+            checked = sig.field("checked").take(take).to_numpy(zero_copy_only=False)
+        src, dst, split = band_pairs(digests, check, checked)
+        if split:
+            self.count("pairs_with_different_answers", split)
+        rank_col = sig.field("rank").take(take)
+        choice = KeepChoice(self.config, ranks_of(rank_col, len(self.config.criteria())))
+        return cluster_rejects(src, dst, hashed, choice, table["id"].to_pylist(), "near_duplicate", self.count)
