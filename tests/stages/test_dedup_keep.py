@@ -109,6 +109,14 @@ def test_exact_dedup_keep_rules():
     }
     with pytest.raises(ValueError, match=r"exact_dedup: keep: score reads `langid.keep_share`, but records have no"):
         exact(keep="score", score="langid.keep_share").signature(record(0))
+    table = Batch(work_schema(ANNOTATIONS), records=[record(0)]).table()
+    for stage in (exact(keep="score", score="langid.keep_share"), minhash(keep="score", score="langid.keep_share")):
+        with pytest.raises(ValueError) as error:
+            stage.signature_table(table)
+        assert str(error.value) == (
+            f"{stage.id}: keep: score reads `langid.keep_share`, but records have no `langid` (they have: id, "
+            "instructions_pass_rate, messages, scores, source); put the stage that writes it before this one"
+        )
 
 
 def test_no_record_no_reject():

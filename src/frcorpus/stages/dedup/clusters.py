@@ -90,11 +90,26 @@ class NearDuplicateStage(GlobalStage):
         )
 
 
-def rank_columns(config: KeepConfig, available: list[str]) -> list[str]:
-    """The record columns the keep rule reads besides messages and source, among `available`;
-    `keep: score` needs its column (`keep_ranks` says so when it is missing)."""
-    roots = [name.split(".")[0] for name in config.criteria() if name not in (ANSWER_LENGTH, SOURCE_PRIORITY)]
-    return [c for c in dict.fromkeys(roots) if c in available]
+def rank_columns(config: KeepConfig, available: list[str], stage_id: str) -> list[str]:
+    """The record columns the keep rule reads besides messages, among `available` (`source` for
+    `source_priority`); `keep: score` needs its column."""
+    columns = ["source"] if config.keep == "source_priority" else []
+    for name in config.criteria():
+        root = name.split(".")[0]
+        if name in (ANSWER_LENGTH, SOURCE_PRIORITY) or root in columns:
+            continue
+        if root in available:
+            columns.append(root)
+        elif config.keep == "score":
+            raise ValueError(_missing(stage_id, name, [c for c in available if not c.startswith("_")]))
+    return columns
+
+
+def _missing(stage_id: str, path: str, have: list[str]) -> str:
+    return (
+        f"{stage_id}: keep: score reads `{path}`, but records have no `{path.split('.')[0]}` "
+        f"(they have: {', '.join(sorted(have))}); put the stage that writes it before this one"
+    )
 
 
 def answer_length(turns: list[tuple[str, str]]) -> int:
@@ -132,11 +147,7 @@ def _annotation(record: dict[str, Any], path: str, stage_id: str, required: bool
         if i == 0 and key not in record:
             if not required:
                 return float("nan")
-            raise ValueError(
-                f"{stage_id}: keep: score reads `{path}`, but records have no `{key}` "
-                f"(they have: {', '.join(sorted(k for k in record if not k.startswith('_')))}); "
-                "put the stage that writes it before this one"
-            )
+            raise ValueError(_missing(stage_id, path, [k for k in record if not k.startswith("_")]))
         if i == 0 and key == "scores":
             # a map: its keys are stage ids or names, which may hold dots (`scores.judge.v2`)
             value = record_scores(record).get(path.removeprefix("scores."))

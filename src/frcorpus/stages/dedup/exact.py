@@ -143,7 +143,7 @@ class ExactDedup(NearDuplicateStage):
         lengths = None
         if ANSWER_LENGTH in criteria:  # from the turns already in hand, not from the records
             lengths = [answer_length(pairs[bounds[i] : bounds[i + 1]]) for i in range(turns.rows)]
-        light = table.select(["source", *rank_columns(self.config, table.column_names)]).to_pylist() if criteria else []
+        light = table.select(rank_columns(self.config, table.column_names, self.id)).to_pylist() if criteria else []
         ranks = keep_ranks(light, self.config, self.id, lengths) if criteria else np.zeros((turns.rows, 0))
         return self._signatures(hashes, ranks)
 

@@ -365,8 +365,8 @@ class MinhashDedup(NearDuplicateStage):
         return pc.if_else(valid, bands, pa.scalar(None, bands.type))
 
     def signature_table(self, table: pa.Table) -> pa.Array:
-        columns = ["id", "messages", "source", *rank_columns(self.config, table.column_names)]
-        return self.signature_records(table.select(columns).to_pylist())
+        columns = ["id", "messages", "source", *rank_columns(self.config, table.column_names, self.id)]
+        return self.signature_records(table.select(list(dict.fromkeys(columns))).to_pylist())
 
     # ------------------------------------------------------------------ the barrier
 

@@ -212,7 +212,7 @@ class SemanticDedup(EmbeddingStageMixin, NearDuplicateStage):
         return contents[answer], None if question is None else contents[question] or None
 
     def signature_table(self, table: pa.Table) -> pa.Array:
-        columns = ["id", "messages", "source", *rank_columns(self.config, table.column_names)]
+        columns = ["id", "messages", "source", *rank_columns(self.config, table.column_names, self.id)]
         if "langid" in table.column_names:
             columns.append("langid")
         return self.signature_records(table.select(list(dict.fromkeys(columns))).to_pylist())
