@@ -21,6 +21,10 @@ record. Records the audit needs that carry no verdict yet are written to `<out>/
 answer, decision) and counted as unread: the figures are only final when nothing is left to read.
 
     .venv/bin/python benchmarks/quality_audit.py --chain pipelines/quickstart.yaml --out /tmp/audit-qs
+    .venv/bin/python benchmarks/quality_audit.py --chain benchmarks/audit/chain.yaml --out /tmp/audit-new
+
+(the first is the shipped quickstart's stages, the second the same plus M-IFEval's instruction ids and
+the answer-quality score; a stage's relative paths are read from the repository root).
 """
 
 from __future__ import annotations
@@ -54,10 +58,6 @@ LABELS = HERE / "audit" / "labels.jsonl"
 
 def audit_pipeline(chain: Path, out_dir: Path) -> dict:
     stages = yaml.safe_load(chain.read_text(encoding="utf-8"))["stages"]
-    for stage in stages:  # the chain's relative paths (instruction files...) stay relative to its folder
-        for key, value in stage.items():
-            if isinstance(value, str) and (value.startswith("./") or value.startswith("../")):
-                stage[key] = str((chain.parent / value).resolve())
     return {
         "name": "quality-audit",
         "version": "auto",
@@ -77,7 +77,8 @@ def run_chain(chain: Path, out_dir: Path) -> Path:
     pipeline = out_dir / "pipeline.yaml"
     pipeline.write_text(yaml.safe_dump(audit_pipeline(chain, out_dir), sort_keys=False), encoding="utf-8")
     frcorpus = Path(sys.executable).with_name("frcorpus")
-    subprocess.run([str(frcorpus), "run", "-q", str(pipeline)], check=True)
+    # from the repository root, as a stage's relative paths (instruction files...) are read by frcorpus
+    subprocess.run([str(frcorpus), "run", "-q", str(pipeline)], check=True, cwd=HERE.parent)
     versions = sorted(glob.glob(str(out_dir / "versions" / "quality-audit" / "20*")), key=os.path.getmtime)
     return Path(versions[-1])
 
