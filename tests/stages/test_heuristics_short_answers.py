@@ -9,7 +9,7 @@ import pytest
 
 from frcorpus.stages.base import Reject
 from frcorpus.stages.heuristics import Length
-from frcorpus.text.brevity import brief_answer, brief_request
+from frcorpus.text.brevity import brief_answer, brief_request, unattempted_task, writing_request
 
 
 def length(*turns: str, **cfg) -> tuple[bool | Reject, dict]:
@@ -131,3 +131,101 @@ def test_what_a_prompt_asks_for():
     )
     assert brief_request("What is the capital of Kazakhstan?") == "name_or_fact"
     assert brief_request("What are the main causes of inflation?") is None
+
+
+# The inverse: a piece of writing asked for, and an answer that does not attempt it (M-IFEval answers of
+# Qwen2.5-0.5B, OASST, Alpaca; trimmed).
+SUPPLIED_ONLY = "turn 1: only the text the prompt supplies (its quoted phrases, placeholders, a title or section marks)"
+NOT_DONE = [
+    (
+        "Quelles aptitudes devrions-nous inculquer aux enfants pour les préparer à leur avenir ? Concluez votre "
+        'réponse avec la phrase exacte suivante : "Ma réponse était-elle suffisamment claire ?". Assurez-vous '
+        "qu'aucune autre phrase ne soit ajoutée après celle-ci.",
+        "Ma réponse était-elle suffisamment claire ?",
+        SUPPLIED_ONLY,
+    ),
+    (
+        "Quelles sont vos principales inquiétudes en ce qui concerne l'avenir ? Assurez-vous que votre réponse "
+        "inclut au minimum 3 éléments manquants, symbolisés par des crochets, tels que [élément].",
+        "[Chaqueinquiétude] : [élément] : [éléments manquants]",
+        SUPPLIED_ONLY,
+    ),
+    (
+        "Collaborons pour créer une parodie de chanson sur le thème du télétravail durant une pandémie. Concluez "
+        'votre œuvre avec cette phrase exacte : "Que puis-je faire pour toi ?". Vous ne devez pas ajouter '
+        "d'autres phrases au-delà de celle-ci.",
+        "Voici une parodie de chanson sur le thème du télétravail durant une pandémie, avec la phrase exacte : "
+        '"Que puis-je faire pour toi ?"',
+        "turn 1: one sentence where the prompt asks for a song",
+    ),
+    (
+        "Décrivez une journée typique vécue par un chat vivant dans un café. Votre réponse doit être écrite "
+        "uniquement en lettres minuscules, sans aucune majuscule.",
+        "jour du chat dans un café",
+        "turn 1: one sentence where the prompt asks for a description",
+    ),
+    (
+        "Peux-tu rédiger une dissertation sur la question éthique et morale précédente ?",
+        "Oui j'en suis capable, voulez-vous le voir ?",
+        "turn 1: one sentence where the prompt asks for an essay",
+    ),
+    (
+        "Describe your favorite character from a movie.",
+        "I am an AI and do not have personal preferences or favorites, but I can provide you with a description of "
+        "a popular character from a movie if you would like.",
+        "turn 1: one sentence where the prompt asks for a description",
+    ),
+]
+
+
+@pytest.mark.parametrize(("prompt", "answer", "detail"), NOT_DONE, ids=[a[:40] for _, a, _ in NOT_DONE])
+def test_an_answer_that_does_not_attempt_the_writing_asked_for_fails(prompt, answer, detail):
+    assert length(prompt, answer) == (Reject("task_not_done", detail), {})
+    assert length(prompt, answer, task_not_done=False)[0] is True
+
+
+DONE = [
+    # a size the prompt sets small: one paragraph, one or two sentences, a haiku, a metaphor (OASST, Alpaca)
+    (
+        "Imaginez que vous êtes un chapeau de cow-boy en train de faire un rodeo dans un saloon du Far West. "
+        "Décrivez votre journée de travail en un paragraphe humoristique.",
+        "J'image mordre la poussière un certain nombre de fois durant la journée avant de pouvoir être en compagnie "
+        "de mes congénères le soir venu en participant à une bagarre générale au saloon.",
+    ),
+    (
+        "Describe the article in one or two sentences\nA research study discussing how climate change can affect "
+        "migration patterns",
+        "The article explores the correlation between climate change and its potential impact on migration patterns.",
+    ),
+    ("Écris un haïku sur l'automne.", "Feuilles qui tombent\nle vent les emporte au loin\nl'été est parti"),
+    (
+        "Generate a metaphor to describe the following situation. Output the metaphor.\nFailure",
+        "Failure is not a cliff to fall off of, but a road bump that may jolt you.",
+    ),
+    # quoted words to work with are data, not a phrase to carry (Alpaca)
+    (
+        'Generate a 5-word sentence using the following words: "they","happy","had","were","when".',
+        "They were happy when had.",
+    ),
+    # a text to rework, not a new one (M-IFEval)
+    (
+        "Demain j'irai a l'ecole assez tot. Réécrivez ce texte en ajoutant les accents.",
+        "Demain j'irai à l'école assez tôt.",
+    ),
+]
+
+
+@pytest.mark.parametrize(("prompt", "answer"), DONE, ids=[a[:40] for _, a in DONE])
+def test_an_answer_of_the_size_asked_for_passes(prompt, answer):
+    assert unattempted_task(prompt, answer) is None
+    assert length(prompt, answer)[0] is True
+
+
+def test_what_piece_of_writing_a_prompt_asks_for():
+    assert writing_request("Rédige une lettre adressée à un ami imaginaire.") == "letter"
+    assert writing_request("Write a short story about a robot who learns to love.") == "story"
+    assert writing_request("Votre réponse doit comporter au moins 300 mots.") == "sized"
+    # a count of capital words is no size
+    assert writing_request("Assurez-vous d'incorporer au moins 5 mots écrits en majuscules.") is None
+    assert writing_request("Écris un poème de deux lignes sur la mer.") is None
+    assert writing_request("Donne-moi un titre pour mon histoire.") is None

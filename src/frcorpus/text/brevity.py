@@ -11,6 +11,11 @@ code, or that asks it as a request ("peux-tu m'expliquer", "could you write"), i
 `brief_answer(prompt, answer)` says whether a short answer answers such a prompt: it must say
 something (not "...", "ok" or "je ne sais pas"), a number where a number is asked.
 
+The inverse, `unattempted_task(prompt, answer)`: a prompt that asks for a piece of writing (an essay, a
+song, a letter, a description, a stated minimum size) answered by a single sentence, or an answer with
+nothing of its own once the text the prompt supplies (its quoted closing phrase, placeholders, a title)
+is set aside.
+
 French and English wording; the patterns were read against the short answers of vigogne OASST
 (human) and of the M-IFEval prompts (docs/stages.md, `length`, gives the figures).
 """
@@ -196,3 +201,125 @@ def brief_answer(prompt: str, answer: str, earlier: str = "") -> str | None:
     if kind == "number" and not (any(c.isdigit() for c in plain) or NUMBER_WORD.search(plain)):
         return None
     return kind
+
+
+# ---------------------------------------------------------------- the inverse: a piece of writing asked for
+# An answer that does not attempt the task: a single sentence where an essay, a song or a letter is asked
+# ("Voici une parodie de chanson sur le thème du télétravail ..." and nothing else), or nothing once the text
+# the prompt itself supplies is set aside (only the required closing phrase, only "[élément]" placeholders).
+
+# a verb that asks for a text, then (a few words on) the kind of text: "Rédigez une courte histoire",
+# "écris-moi un poème", "Collaborons pour créer une parodie de chanson", "write a short essay"
+WRITING_KINDS = {
+    "essay": r"essai|dissertation|essay",
+    "letter": r"lettre|courriel|e-?mail|letter",
+    "song": r"chanson|parodie|couplets?|song|parody|lyrics",
+    "poem": r"po[èe]me|sonnet|ballade|poem|verses",
+    "story": r"histoire|r[ée]cit|conte|nouvelle|fable|story|tale",
+    "article": r"article|billet|blog(?:\s*post)?|chronique|editorial|[ée]ditorial|blog\s+post",
+    "review": r"critique|[ée]valuation|avis\s+d[ée]taill[ée]|review",
+    "speech": r"discours|plaidoyer|speech",
+    "dialogue": r"dialogue|sc[èe]ne|sc[ée]nario|script",
+    "description": r"description|portrait|description",
+    "summary": r"r[ée]sum[ée]|synth[èe]se|summary",
+    "report": r"rapport|compte[- ]rendu|report",
+    "guide": r"guide|tutoriel|tutorial",
+}
+WRITING_VERB = (
+    r"(?:[ée]cri[rstv]\w*|r[ée]dig\w*|compos\w*|cr[ée]\w*|imagin\w*|invent\w*|raconte\w*|produi\w*|pr[ée]par\w*"
+    r"|[ée]labor\w*|con[çc]\w*|write|compose|create|draft|tell|prepare|produce|design)"
+)
+WRITING_REQUEST = re.compile(
+    rf"\b{WRITING_VERB}(?:-(?:moi|nous|lui|leur))?\s+(?:\w+[\s']+){{0,3}}?"
+    rf"(?P<kind>{'|'.join(f'(?P<{k}>{v})' for k, v in WRITING_KINDS.items())})\b",
+    re.I,
+)
+# "Décrivez une expérience marquante", "describe your ideal day": a description of some size
+DESCRIBE = re.compile(r"(?:^|[.!?:]\s+|\n\s*)(?:d[ée]cri(?:s|vez)(?:-(?:moi|nous))?|describe)\s", re.I)
+# "au moins 300 mots", "en 4 paragraphes", "structurée en 4 parties", "at least 5 sentences"
+SIZE_STATED = re.compile(
+    r"\b(?:au\s+moins|au\s+minimum|minimum(?:\s+de)?|plus\s+de|at\s+least|more\s+than|no\s+fewer\s+than)\s+\d+\s+"
+    r"(?:mots|phrases|paragraphes|sections|parties|words|sentences|paragraphs|sections|parts)\b"
+    r"(?!\s+(?:[ée]crits\s+)?(?:en\s+(?:lettres\s+)?majuscules|in\s+(?:all\s+)?capital))"
+    r"|\b(?:[2-9]|\d\d)\s+(?:paragraphes|sections|parties|strophes|couplets|paragraphs|sections|parts|stanzas|verses)\b",
+    re.I,
+)
+# a limit that makes one sentence or one line a full answer: "en une phrase", "un haïku", "moins de 20 mots"
+SMALL_PIECE = re.compile(
+    r"\b(?:en|in|de|of)\s+(?:une?|one|a|deux|two|trois|three|\d+)(?:\s*(?:ou|or|à|to|-)\s*\w+)?\s+(?:seul\w*\s+|single\s+)?(?:phrases?|mots|lignes?"
+    r"|vers|sentences?|words|lines?)\b|\b(?:moins\s+de|au\s+plus|maximum(?:\s+de)?|pas\s+plus\s+de|ne\s+d[ée]passant"
+    r"\s+pas|less\s+than|fewer\s+than|at\s+most|no\s+more\s+than|under|maximum\s+of|up\s+to)\s+\d+\s+(?:mots|phrases"
+    r"|lignes|caract[èe]res|words|sentences|lines|characters)\b|\b(?:en|in)\s+(?:un|one|a|un\s+seul|a\s+single)\s+(?:\w+\s+)?(?:paragraphe|paragraph)\b|\b(?:one|two|three|[1-9])-(?:word|line|sentence)\b|\bha[ïi]ku|\btweet|\bslogan|\btitre\b|\btitle\b"
+    r"|\bdevise\b|\bmotto\b|\bl[ée]gende\b|\bcaption\b|\bone-liner\b|\bune\s+(?:seule\s+)?phrase\b"
+    r"|\b(?:a|one)\s+(?:single\s+)?sentence\b",
+    re.I,
+)
+# the prompt hands over a text to work on rather than asking for a new one
+REWORK = re.compile(
+    r"\b(?:r[ée][ée]cri\w*|reformul\w*|corrig\w*|r[ée]p[ée]t\w*|recopi\w*|rewrite|rephrase|paraphrase|correct|repeat"
+    r"|copy)\b|tradui|traduction|translat",
+    re.I,
+)
+# what the prompt supplies for the answer to carry: a quoted phrase (the required ending or title)
+SUPPLIED = re.compile(r"[\"«“]\s*([^\"»”\n]*?\w+\W+\w+\W+\w[^\"»”\n]*?)\s*[\"»”]")
+# text an answer writes to the prompt's form, not its own content: placeholders, a title, section marks
+SCAFFOLD = re.compile(
+    r"\[[^\]\n\"'«»,]{0,60}\]|<<[^>\n]{0,120}>>|^\s*#{1,6}\s[^\n]{0,80}$|^\s*\*\*[^*\n]{1,80}\*\*\s*$|\*{3,}|-{3,}"
+    r"|\b(?:section|paragraphe|partie|paragraph|part)\s+(?:\d+|[IVX]+|X)\b|\bP\.?-?S\.?",
+    re.I | re.M,
+)
+SENTENCE_END = re.compile(r"[.!?…]+[\"»”)]*\s+(?=\S)")
+# a piece of writing this short is not one: a single sentence, one line, under this many words
+PIECE_MIN_WORDS = 40
+
+
+def writing_request(prompt: str) -> str | None:
+    """The kind of text a prompt asks to be written at some size (`essay`, `letter`, `song`, `poem`, `story`,
+    `article`, `review`, `speech`, `dialogue`, `description`, `summary`, `report`, `guide`, or `sized` when it
+    states a minimum: "au moins 300 mots", "en 4 paragraphes"), or None: no text asked for, a text to
+    rework (rewrite, correct, translate, repeat), or one that a sentence or a line may be ("en une phrase",
+    "un haïku", "moins de 20 mots", a title, a slogan)."""
+    text = prompt.replace("’", "'")
+    if REWORK.search(text) or SMALL_PIECE.search(text):
+        return None
+    if m := WRITING_REQUEST.search(text):
+        return next(k for k in WRITING_KINDS if m.group(k))
+    if SIZE_STATED.search(text):
+        return "sized"
+    if DESCRIBE.search(text):
+        return "description"
+    return None
+
+
+def own_text(prompt: str, answer: str) -> str:
+    """What the answer says of its own: the phrases the prompt quotes for it to carry (a required ending,
+    a title) and the scaffolding of the prompt's form (placeholders, a `<<title>>`, headings, "Section 1",
+    separators) set aside."""
+    text = answer.replace("’", "'")
+    for phrase in {m.group(1).replace("’", "'").strip() for m in SUPPLIED.finditer(prompt)}:
+        text = re.sub(re.escape(phrase).replace(r"\ ", r"\s+"), " ", text, flags=re.I)
+    return SCAFFOLD.sub(" ", text)
+
+
+def unattempted_task(prompt: str, answer: str) -> str | None:
+    """Why `answer` does not attempt what `prompt` asks, or None: `required_text_only` when nothing of its
+    own is left once the text the prompt supplies is set aside (only the closing phrase the prompt
+    requires, only placeholders) and the prompt asks for more than a few words; `<kind>` (see
+    `writing_request`) when the prompt asks for a piece of writing and the answer is one sentence on one
+    line. Conservative: a prompt that sets a small size, reworks a text it gives, or asks for a few words
+    (`brief_request`) is left alone."""
+    if not WORD.search(answer):
+        return None  # an empty answer is the floor's to judge
+    text = prompt.replace("’", "'")
+    if brief_request(text) or EXPLICIT.search(text) or REWORK.search(text):
+        return None
+    own = own_text(text, answer)
+    words = len(WORD.findall(own))
+    kind = writing_request(text)
+    asks_more = kind or OPEN.search(SHORT_FORMS.sub(" ", text))
+    if asks_more and words < 2 and own.split() != answer.replace("’", "'").split():
+        return "required_text_only"
+    lines = [line for line in own.splitlines() if WORD.search(line)]
+    if kind and len(lines) <= 1 and words < PIECE_MIN_WORDS and not SENTENCE_END.search(own.strip()):
+        return kind
+    return None
