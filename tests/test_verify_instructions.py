@@ -195,22 +195,35 @@ def test_english_answers_from_ifeval(shared_data):
     assert detail.startswith("turn 1: en:change_case:capital_word_frequency {")
 
 
+# the gpt-4o answers that `reading: reader` keeps and M-IFEval's definitions reject, each read: "oui." in
+# the lower case the prompt asks for; five paragraphs and the requested "p.-s."; two all-capitals JSON
+# answers in French; 109 words (116 by `\w+`) for "un maximum de 116 mots"
+READER_KEEPS_GPT4O = [157, 177, 179, 182, 219]
+
+
 @pytest.mark.parametrize(
-    ("model", "lang", "answers"), [(GPT4O, "fr", FR_ANSWERS.format(GPT4O)), ("gpt-4o", "en", EN_GPT4O)]
+    ("model", "lang", "answers", "reading", "also_differ"),
+    [
+        (GPT4O, "fr", FR_ANSWERS.format(GPT4O), "benchmark", []),
+        (GPT4O, "fr", FR_ANSWERS.format(GPT4O), "reader", READER_KEEPS_GPT4O),
+        ("gpt-4o", "en", EN_GPT4O, "reader", []),
+    ],
 )
-def test_verdicts_are_the_ifeval_scores(shared_data, model, lang, answers):
-    """On every answer of a published file, the stage keeps exactly the answers `recipe score` counts as
-    following all their instructions (strict), but for the instructions a prompt does not state."""
+def test_verdicts_are_the_ifeval_scores(shared_data, model, lang, answers, reading, also_differ):
+    """On every answer of a published file, the stage with `reading: benchmark` keeps exactly the answers
+    `recipe score` counts as following all their instructions (strict), but for the instructions a prompt
+    does not state; with `reading: reader`, also the answers a reader's reading keeps."""
     items = load_ifeval_items(shared_data, lang)
     responses = read_responses(shared_data / answers, items)
-    stage = verifier([shared_data / MIFEVAL.format(lang)], detect=False)
+    stage = verifier([shared_data / MIFEVAL.format(lang)], detect=False, reading=reading)
     differ = []
     for item in items:
         record = conversation(item.prompt, responses[item.key] or " ")
         stage.run_batch([record])
         if (record["_reject"] is None) != all(score_response(item, responses[item.key]).strict):
             differ.append(item.key)
-    assert differ == ([19, 145] if lang == "fr" else [])  # items whose instruction the prompt does not state
+    unstated = [19, 145] if lang == "fr" else []  # items whose instruction the prompt does not state
+    assert differ == sorted(unstated + also_differ)
 
 
 def test_an_instruction_the_prompt_does_not_state_is_not_checked(tmp_path, shared_data, caplog):
@@ -482,3 +495,82 @@ def test_in_a_pipeline(tmp_path):
     ]
     stats = json.loads((result.version_dir / "stats.json").read_text())["stages"]["verify_instructions"]
     assert stats["counters"] == {"joined": 2, "checked.fr:punctuation:no_comma": 2, "failed.fr:punctuation:no_comma": 1}
+
+
+# ---------------------------------------------------------------------------------- reading: reader
+
+
+@pytest.mark.parametrize(
+    ("model", "key", "instruction_id"),
+    [
+        (GPT4O, 157, "fr:detectable_format:constrained_response"),  # "oui.", lower case asked for too
+        (QWEN7B, 157, "fr:detectable_format:constrained_response"),  # "peut-être."
+        (GPT4O, 177, "fr:length_constraints:nth_paragraph_first_word"),  # 5 paragraphs, then the "p.-s." asked for
+        (QWEN7B, 177, "fr:length_constraints:nth_paragraph_first_word"),
+        (GPT4O, 179, "fr:change_case:french_capital"),  # "L'ÉQUATION_N'A_PAS_DE_SOLUTION_RÉELLE"
+        (GPT4O, 182, "fr:change_case:french_capital"),  # "L'EAU DES OCÉANS, DES LACS ..." in a JSON object
+        (GPT4O, 219, "fr:length_constraints:number_words"),  # 109 words ("l'environnement" one) for "moins de 116"
+    ],
+)
+def test_the_reader_keeps_good_answers_the_benchmark_rejects(shared_data, model, key, instruction_id):
+    record = mifeval_record(shared_data, "fr", FR_ANSWERS.format(model), key)
+    benchmark = verifier([shared_data / MIFEVAL.format("fr")], detect=False, reading="benchmark")
+    assert judged(benchmark, dict(record, _reject=None))[0] == f"verify_instructions.failed({instruction_id})"
+    reader = verifier([shared_data / MIFEVAL.format("fr")], detect=False)  # reader is the default
+    assert judged(reader, record)[0] is None
+
+
+@pytest.mark.parametrize(
+    ("instruction_id", "kwargs", "follows", "does_not"),
+    [
+        ("fr:detectable_format:constrained_response", {}, "peut-être.", "je ne sais pas."),
+        (
+            "fr:length_constraints:nth_paragraph_first_word",
+            {"num_paragraphs": 2, "nth_paragraph": 2, "first_word": "solution"},
+            "Un.\n\nSolution : deux.\n\n**P.-S.** : merci.",
+            "Un.\n\nSolution : deux.\n\nTrois, qui n'est pas un post-scriptum.",
+        ),
+        (
+            "fr:change_case:french_capital",
+            {},
+            '{"ÉTAPE_1": "CALCULER_LE_DISCRIMINANT"}',
+            '{"STEP_1": "THE_WATER_CYCLE"}',
+        ),
+        ("fr:change_case:french_lowercase", {}, "l'eau des océans se transforme en vapeur.", "The water evaporates."),
+        (
+            "fr:length_constraints:number_words",
+            {"num_words": 3, "relation": "moins de"},
+            "l'environnement, aujourd'hui",
+            "le chat et le chien",
+        ),
+        (
+            "fr:length_constraints:number_words",
+            {"num_words": 4, "relation": "au moins"},
+            "l'environnement d'aujourd'hui",
+            "un chat",
+        ),
+        (
+            "length_constraints:number_words",
+            {"num_words": 3, "relation": "less than"},
+            "l'environnement, aujourd'hui",
+            "le chat et le chien",
+        ),
+    ],
+)
+def test_each_reader_check(instruction_id, kwargs, follows, does_not):
+    """A reader's reading keeps what it should and still rejects what does not follow the instruction;
+    `au moins` takes the larger count (M-IFEval's: "l'environnement d'aujourd'hui" is 4 words)."""
+    check = build_check(instruction_id, kwargs, "", "reader")
+    assert check(follows) is True
+    assert check(does_not) is False
+
+
+def test_the_benchmark_reading_is_ifeval_fr_s():
+    """`build_check`'s default is the benchmark's definitions, which the recipe scores with."""
+    assert build_check("fr:detectable_format:constrained_response", {}, "")("oui.") is False
+    assert (
+        build_check("fr:length_constraints:number_words", {"num_words": 3, "relation": "moins de"}, "")(
+            "l'environnement, aujourd'hui"
+        )
+        is False
+    )

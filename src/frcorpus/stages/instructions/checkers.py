@@ -208,11 +208,16 @@ def nth_paragraph_first_word(*, num_paragraphs: int, nth_paragraph: int, first_w
         paragraph = paragraphs[nth_paragraph - 1].strip()
         if not paragraph:
             return False
-        word = paragraph.split()[0].strip().lstrip("'").lstrip('"')
-        end = next((i for i, c in enumerate(word) if c in FIRST_WORD_END), len(word))
-        return counted == num_paragraphs and word[:end].lower() == expected
+        return counted == num_paragraphs and paragraph_first_word(paragraph) == expected
 
     return check
+
+
+def paragraph_first_word(paragraph: str) -> str:
+    """The first word of a non-blank paragraph, lower-cased, without opening quotes or what follows it."""
+    word = paragraph.split()[0].strip().lstrip("'").lstrip('"')
+    end = next((i for i, c in enumerate(word) if c in FIRST_WORD_END), len(word))
+    return word[:end].lower()
 
 
 # ------------------------------------------------------------------------------ content

@@ -21,6 +21,7 @@ import functools
 import random
 
 from frcorpus.stages.instructions.checkers import FR_CHECKERS, NEUTRAL_CHECKERS, NEUTRAL_IDS, Check
+from frcorpus.stages.instructions.reader import READER_CHECKERS, Reading
 from frcorpus.stages.instructions.text import CheckerDependencyMissing, use_offline_punkt
 
 ENGLISH_DRAW_SEED = 0
@@ -60,10 +61,14 @@ def known_instruction(lang: str, instruction_id: str) -> bool:
     return instruction_id.startswith("en:") and instruction_id.removeprefix("en:") in english_checkers()
 
 
-def build_check(instruction_id: str, kwargs: dict, prompt: str) -> Check:
+def build_check(instruction_id: str, kwargs: dict, prompt: str, reading: Reading = "benchmark") -> Check:
     """The check of one instruction (TypeError or ValueError for kwargs that do not fit, KeyError for an
     unknown `fr:` or bare id): `fr:` ids by frcorpus's French checkers, bare ids by its language-neutral
-    ones, `en:` ids by lm-eval's (which may read the prompt)."""
+    ones, `en:` ids by lm-eval's (which may read the prompt). `reading: reader` takes, for the ids whose
+    literal definition misjudges good answers, a careful reader's reading (`reader.READER_CHECKERS`);
+    `benchmark` (what `ifeval_fr` scores with) keeps the published definitions."""
+    if reading == "reader" and instruction_id in READER_CHECKERS:
+        return READER_CHECKERS[instruction_id](**kwargs)
     if instruction_id.startswith("fr:"):
         return FR_CHECKERS[instruction_id](**kwargs)
     if not instruction_id.startswith("en:"):

@@ -18,6 +18,7 @@ from frcorpus.stages.base import Filter, FilterConfig, Reject
 from frcorpus.stages.instructions.checkers import FR_CHECKERS, NEUTRAL_CHECKERS
 from frcorpus.stages.instructions.checks import LM_EVAL_HINT, Check, build_check, english_checkers, loose_versions
 from frcorpus.stages.instructions.detect import detect_instructions
+from frcorpus.stages.instructions.reader import Reading
 from frcorpus.stages.instructions.text import CheckerDependencyMissing
 
 # what the normalize and fix_text stages may change in a prompt, folded out of the join key: typographic
@@ -69,9 +70,10 @@ def known(instruction_id: str) -> bool:
     return instruction_id in FR_CHECKERS or instruction_id in NEUTRAL_CHECKERS
 
 
-def read_instructions_file(path: Path) -> dict[str, tuple[Instruction, ...]]:
+def read_instructions_file(path: Path, reading: Reading = "benchmark") -> dict[str, tuple[Instruction, ...]]:
     """The instructions of each prompt of a JSONL file (`prompt`, `instruction_id_list`, `kwargs`) by join
-    key; InstructionsError naming the file and line of a row that is not usable."""
+    key, checked with `reading`'s definitions; InstructionsError naming the file and line of a row that is
+    not usable."""
     found: dict[str, tuple[Instruction, ...]] = {}
     lines: dict[str, int] = {}
     with path.open("rb") as f:
@@ -83,7 +85,7 @@ def read_instructions_file(path: Path) -> dict[str, tuple[Instruction, ...]]:
                 row = orjson.loads(line)
             except orjson.JSONDecodeError as e:
                 raise InstructionsError(f"{where}: not valid JSON ({e})") from None
-            prompt, instructions = _row_instructions(row, where)
+            prompt, instructions = _row_instructions(row, where, reading)
             key = prompt_key(prompt)
             if key in found and found[key] != instructions:
                 raise InstructionsError(
@@ -93,7 +95,7 @@ def read_instructions_file(path: Path) -> dict[str, tuple[Instruction, ...]]:
     return found
 
 
-def _row_instructions(row: Any, where: str) -> tuple[str, tuple[Instruction, ...]]:
+def _row_instructions(row: Any, where: str, reading: Reading) -> tuple[str, tuple[Instruction, ...]]:
     if not isinstance(row, dict):
         raise InstructionsError(f"{where}: a row must be a JSON object with prompt, instruction_id_list and kwargs")
     prompt, ids, kwargs = row.get("prompt"), row.get("instruction_id_list"), row.get("kwargs")
@@ -115,7 +117,7 @@ def _row_instructions(row: Any, where: str) -> tuple[str, tuple[Instruction, ...
                 "IFEval, and the bare ids of frcorpus.stages.instructions.checkers.NEUTRAL_IDS)"
             )
         try:
-            check = build_check(instruction_id, arguments, prompt)
+            check = build_check(instruction_id, arguments, prompt, reading)
         except (TypeError, ValueError) as e:
             raise InstructionsError(f"{where}: {instruction_id} does not take kwargs {arguments}: {e}") from None
         why = unstated(instruction_id, arguments, prompt)
@@ -173,6 +175,13 @@ class VerifyInstructions(Filter):
     `stats.json` counts `checked.<id>`, `failed.<id>` and `unstated.<id>` per id, `joined` (records whose
     first prompt is in the file) and `detected` (user turns whose instructions were detected). The
     instructions file is hashed in the manifest and is part of the run key.
+
+    `reading: reader` (the default) reads an `fr:` instruction as a careful reader does where M-IFEval's
+    literal definition rejects a good answer (`reader.py`): the options of a constrained answer in any case
+    ("oui." when the prompt also asks for lower case), a closing postscript not counted as a paragraph, the
+    language of an answer in capitals judged lower-cased with underscores as spaces (JSON in capitals), and
+    "l'environnement" or "éco-responsables" one word (a length either count allows is followed); `benchmark`
+    keeps M-IFEval's definitions, which the recipe's `ifeval_fr` always scores with.
     """
 
     name: ClassVar[str] = "verify_instructions"
@@ -200,6 +209,12 @@ class VerifyInstructions(Filter):
         )
         mode: Literal["strict", "loose"] = Field(
             "strict", description="strict: the answer as written; loose: also without its first/last line or its *"
+        )
+        reading: Reading = Field(
+            "reader",
+            description="reader: where M-IFEval's literal definition rejects a good answer, read the instruction "
+            "as a careful reader does (options in any case, a postscript is not a paragraph, the language of "
+            "capitals and JSON, elided and hyphenated words as one); benchmark: the definitions ifeval_fr scores with",
         )
 
         @field_validator("instructions_file", mode="before")
@@ -238,7 +253,7 @@ class VerifyInstructions(Filter):
             return
         joined: dict[str, tuple[Instruction, ...]] = {}
         for path in self.files:
-            for key, instructions in read_instructions_file(path).items():
+            for key, instructions in read_instructions_file(path, self.config.reading).items():
                 if joined.setdefault(key, instructions) != instructions:
                     raise InstructionsError(f"{path}: a prompt of an earlier file again, with other instructions")
         self.joined = joined
@@ -292,7 +307,7 @@ class VerifyInstructions(Filter):
         key = f"{instruction_id} {json.dumps(kwargs, sort_keys=True)}"
         if key not in self.built:
             try:
-                self.built[key] = build_check(instruction_id, kwargs, "")
+                self.built[key] = build_check(instruction_id, kwargs, "", self.config.reading)
             except (KeyError, TypeError, ValueError) as e:  # detect.py and the neutral checkers disagree: a bug
                 raise InstructionsError(
                     f"detect_instructions found {instruction_id} {kwargs}, which no language-neutral checker takes "
