@@ -76,7 +76,7 @@ def test_minhash_signature_is_datatrove_s_with_its_normalisation():
     assert valid.all()
     for text, sig in zip(texts, sigs, strict=True):
         assert np.array_equal(np.concatenate(dt.get_signature(dt.get_shingles(text))), sig)
-    # by default accents and numbers count: the last text's signature is another one
+    # by default case, accents and numbers count: the last text's signature is another one
     assert not np.array_equal(minhash().minhashes(texts[3:])[0][0], sigs[3])
 
 
@@ -86,10 +86,11 @@ def test_near_duplicates_in_french_and_english_are_clustered_and_the_first_is_ke
         record(1, OTHER),
         record(2, FR + " Voilà !"),  # a word added
         record(3, EN),
-        record(4, EN.upper().replace("WATER", "Water")),  # case (by default) and punctuation do not count
-        record(5, FR.replace(".", " !")),
+        record(4, EN.upper().replace("WATER", "Water")),  # case does not count with ignore: [case]
+        record(5, FR.replace(".", " !")),  # punctuation never counts
     ]
-    stage = minhash(keep="first")
+    assert 4 not in decide(minhash(keep="first"), records)  # case counts by default
+    stage = minhash(keep="first", ignore=["case"])
     assert decide(stage, records) == {
         2: Reject("near_duplicate", "dup_of=r0 cluster=r0 size=3"),
         4: Reject("near_duplicate", "dup_of=r3 cluster=r3 size=2"),
@@ -137,10 +138,11 @@ def test_keep_rules_choose_the_kept_record_of_a_cluster():
 def test_short_texts_get_one_shingle_and_texts_without_words_are_kept():
     records = [
         record(0, "Merci !"),
-        record(1, "merci."),
+        record(1, "Merci."),
         record(2, "Merci beaucoup"),
         record(3, "???"),
         record(4, "!!"),
+        record(5, "merci"),  # case counts by default
     ]
     stage = minhash(view="response")
     assert decide(stage, records) == {1: Reject("near_duplicate", "dup_of=r0 cluster=r0 size=2")}

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
@@ -157,8 +158,10 @@ def test_short_answers_to_one_long_prompt_are_compared_on_the_answers():
     assert stage.stats.counters["pairs_with_different_answers"] >= 1
     # without the check, the prompt decides: the three are one cluster
     assert sorted(decide(minhash(keep="first", answer_share=0), records)) == [1, 2]
-    # the check is on the answers' words as the view folds them: case is folded by default
-    assert decide(minhash(keep="first"), [record(0, "Oui.", PROMPT), record(1, "oui", PROMPT)]) == {
+    # the check compares the answers' words as `ignore` folds them
+    case = [record(0, "Oui.", PROMPT), record(1, "oui", PROMPT)]
+    assert decide(minhash(keep="first"), case) == {}
+    assert decide(minhash(keep="first", ignore=["case"]), case) == {
         1: Reject("near_duplicate", "dup_of=r0 cluster=r0 size=2")
     }
 
@@ -261,27 +264,28 @@ def oasst(shared: Path) -> list[dict]:
     ]
 
 
-def test_the_lower_case_oui_is_kept_over_the_0_5b_s_capital_one(shared_data):
+def test_the_lower_case_oui_is_not_a_copy_of_the_0_5b_s_capital_one(shared_data):
     """M-IFEval 152 asks for lower case and one of ('oui.', 'non.', 'peut-être.'): the 0.5B, read first,
-    answers "Oui.", gpt-4o "oui.". Case is folded by default, so they are copies: the pass rates of
-    `verify_instructions` (the 0.5B fails french_lowercase) keep gpt-4o's; without them the first is
-    kept; with `ignore: []` they are not copies. The 7B's "peut-être." is another answer."""
-    rates = {QWEN05: 0.5, QWEN7B: 1.0, GPT4O: 1.0}
-    records = [mifeval(shared_data, m, 152, instructions_pass_rate=rates[m]) for m in (QWEN05, QWEN7B, GPT4O)]
+    answers "Oui.", gpt-4o "oui.", the 7B "peut-être.". Case counts by default: three answers. Folding
+    case joins the first two, and no keep rule can then tell them apart: `verify_instructions` rates
+    both 0.5 (M-IFEval's option check wants "Oui.", its case check "oui."), so the first, the 0.5B's,
+    was kept."""
+    records = [mifeval(shared_data, m, 152) for m in (QWEN05, QWEN7B, GPT4O)]
     assert [r["messages"][1]["content"] for r in records] == ["Oui.", "peut-être.", "oui."]
-    assert decide(minhash(), records) == {
+    assert decide(minhash(), records) == {}
+    assert decide(minhash(ignore=["case"]), records) == {
+        2: Reject("near_duplicate", f"dup_of={QWEN05}:152 cluster={QWEN05}:152 size=2")
+    }
+    # with a pass rate that does tell them apart, the compliant one is kept
+    rated = [dict(r, instructions_pass_rate=rate) for r, rate in zip(records, (0.5, 1.0, 1.0), strict=True)]
+    assert decide(minhash(ignore=["case"]), rated) == {
         0: Reject(
             "near_duplicate",
             f"dup_of={GPT4O}:152 cluster={QWEN05}:152 size=2 kept_by=instructions_pass_rate:1>0.5",
         )
     }
-    unrated = [dict(r, instructions_pass_rate=None) for r in records]
-    assert decide(minhash(), unrated) == {
-        2: Reject("near_duplicate", f"dup_of={QWEN05}:152 cluster={QWEN05}:152 size=2")
-    }
-    assert decide(minhash(ignore=[]), records) == {}
     # the old view: the prompt made all three one cluster, and the first was kept
-    assert sorted(decide(minhash(keep="first", answer_share=0), records)) == [1, 2]
+    assert sorted(decide(minhash(keep="first", answer_share=0, ignore=["case"]), records)) == [1, 2]
 
 
 def test_the_restored_accents_are_not_a_copy_of_the_unaccented_echo(shared_data):
@@ -338,3 +342,32 @@ def test_oasst_branches_are_kept_and_copies_are_not(shared_data):
     old = decide(minhash(keep="first", ignore=["case", "accents", "numbers"], answer_share=0), records)
     old_ids = {records[j]["id"] for j in old}
     assert len(old) == 111 and {"00001070", "00000145"} <= old_ids
+
+
+def test_in_a_run_verify_instructions_tells_minhash_dedup_which_copy_follows_them(tmp_path, shared_data):
+    """The chain of issue 20 through the engine, on M-IFEval 125 with accents folded: `verify_instructions`
+    (annotate only, M-IFEval's ids) rates the 0.5B's unaccented echo 0 and the 7B's "déjà" 1; read in this
+    order, `minhash_dedup` keeps the 7B's."""
+    from tests.conftest import run_pipeline, write_jsonl, write_pipeline
+
+    sources = []
+    for model in (QWEN05, QWEN7B):
+        row = mifeval(shared_data, model, 125)
+        write_jsonl(tmp_path / f"{model}.jsonl", [{"messages": row["messages"]}])
+        sources.append({"name": "small" if model == QWEN05 else "large", "path": str(tmp_path / f"{model}.jsonl")})
+    instructions = shared_data / "benchmarks_fr" / "mifeval" / "fr_input_data.jsonl"
+    path = write_pipeline(
+        tmp_path,
+        sources,
+        [
+            {"type": "verify_instructions", "instructions_file": str(instructions), "annotate_only": True},
+            {"type": "minhash_dedup", "ignore": ["case", "accents"]},
+        ],
+    )
+    result = run_pipeline(path)
+    (kept,) = pq.read_table(result.version_dir / "data").to_pylist()
+    (reject,) = pq.read_table(result.version_dir / "rejects").to_pylist()
+    assert kept["messages"][1]["content"] == "Tu as déjà sorti les couverts ?"
+    assert (kept["instructions_pass_rate"], reject["instructions_pass_rate"]) == (1.0, 0.0)
+    assert reject["reason"] == "minhash_dedup.near_duplicate"
+    assert reject["detail"] == f"dup_of={kept['id']} cluster={reject['id']} size=2 kept_by=instructions_pass_rate:1>0"

@@ -1,9 +1,10 @@
 """`minhash_dedup`: near-duplicate records by MinHash LSH, on datatrove's MinHash stages.
 
-The signature of a record is datatrove's: its text normalisation (`simplify_text`: lower case,
-punctuation and accents removed, numbers folded), word n-grams hashed with its xxhash64, and the
-permutations of `MinhashDedupSignature` with the same seed, so a record gets the signature it would
-get in datatrove's own pipeline (a test checks it). Words come from a regex tokenizer plugged into
+The signature of a record is datatrove's: its text normalisation (`simplify_text`: punctuation
+removed, and what `ignore` names folded: datatrove lower-cases, removes accents and folds numbers),
+word n-grams hashed with its xxhash64, and the permutations of `MinhashDedupSignature` with the same
+seed, so with `ignore: [case, accents, numbers]` a record gets the signature it would get in
+datatrove's own pipeline (a test checks it). Words come from a regex tokenizer plugged into
 datatrove's `WordTokenizer` interface (datatrove's own tokenizers need spaCy, 8x slower here).
 
 Where the work differs from datatrove's four dependent runs (signatures sorted into bucket files,
@@ -18,12 +19,11 @@ documents), and why:
   scipy's connected components: no Python object per record.
 
 A text with fewer words than `n_grams` gets one shingle made of all its words (datatrove gives it
-no signature, so it could never be found): short prompts that differ only in case or punctuation
-are still found. A text with no word at all is not hashed and is kept (counted `not_hashed`).
+no signature, so it could never be found): short prompts that differ only in punctuation are still
+found. A text with no word at all is not hashed and is kept (counted `not_hashed`).
 
-What the normalisation folds is `ignore` (datatrove folds case, accents and numbers; the default here
-folds case only, see the class docstring for the measurement). With `ignore` set to datatrove's three,
-a signature is datatrove's exactly.
+By default nothing is folded: case, accents and numbers count (the measurement is in the class
+docstring).
 
 The conversation view and light answers: a conversation whose last answer is a small share of its
 words is mostly what comes before it, so two answers to one long prompt ("Oui." and "Non."), or two
@@ -78,7 +78,7 @@ DEFAULT_BANDS, DEFAULT_ROWS = 14, 8  # datatrove's defaults: a Jaccard threshold
 CHUNK_SHINGLES = 32_768  # n-grams per numpy pass: 32k x 112 hashes x 8 bytes = 29 MB
 Fold = Literal["case", "accents", "numbers"]
 Part = int | tuple[int, int]  # a part of a conversation: one hash of its own, or a slice of its n-gram hashes
-DEFAULT_IGNORE: list[Fold] = ["case"]
+DEFAULT_IGNORE: list[Fold] = []
 
 
 class RegexWordTokenizer(WordTokenizer):
@@ -132,13 +132,15 @@ class MinhashDedup(NearDuplicateStage):
     Word n-grams (`n_grams`, 5 by default, from a regex tokenizer) of the compared text (`view`:
     `prompt`, `response` or `conversation`) are hashed as datatrove does; `bands` x `rows` (14 x 8 by
     default, a Jaccard threshold of about 0.72) set the LSH, or a target `threshold` picks them.
-    Punctuation and whitespace never count; `ignore` adds what else does not: `case` (the default),
-    `accents`, `numbers` (datatrove ignores all three: `ignore: [case, accents, numbers]` gives its
-    signatures exactly). Accents and numbers count by default: on the M-IFEval answers and vigogne
-    OASST, every pair that folding them joined was two different answers (an accent-restoration task
-    answered with and without the accents, "100" and "1100" to 11+1 in binary, the labels "1" and "0").
-    Folding case joins "oui." and "Oui." under a lower-case instruction, which `keep: best` settles
-    when `verify_instructions` ran; it finds copies re-typed in another case.
+    Punctuation and whitespace never count; `ignore` adds what else does not: `case`, `accents`,
+    `numbers` (datatrove ignores all three: `ignore: [case, accents, numbers]` gives its signatures
+    exactly). By default all three count: on the M-IFEval answers of 17 models and vigogne OASST, every
+    pair of answers to one prompt that folding joined was two different answers (case: 20 pairs, "oui."
+    and "Oui." where the prompt asks for lower case, which `verify_instructions` rates alike since
+    M-IFEval's option check wants "Oui."; accents: 42, an accent-restoration task answered with and
+    without them; numbers: 1, "100" and "1100" to 11+1 in binary). What folding would find besides, a
+    copy re-typed in capitals, is rare in chat data, and an answer of its own where a prompt asks for
+    capitals.
 
     With `view: conversation`, a conversation whose last answer holds less than `answer_share` (0.5) of
     its words is a near duplicate of another only if their last answers are near duplicates too (and
