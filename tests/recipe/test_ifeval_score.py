@@ -84,12 +84,12 @@ OUR_PROMPTS_FOLLOWED = {
     "claude-3-haiku-20240307": 168,
     "claude-3-opus-20240229": 193,
     "deepseek-ai__deepseek-llm-7b-chat": 80,
-    "gpt-4o-2024-08-06": 199,
-    "gpt-4o-mini-2024-07-18": 190,
+    "gpt-4o-2024-08-06": 197,
+    "gpt-4o-mini-2024-07-18": 189,
     "hugging-quants__Meta-Llama-3.1-8B-Instruct-AWQ-INT4": 152,
     "mistralai__Mistral-7B-Instruct-v0.3": 121,
-    "o1-mini-2024-09-12": 198,
-    "o1-preview-2024-09-12": 209,
+    "o1-mini-2024-09-12": 196,
+    "o1-preview-2024-09-12": 208,
 }
 TOLERANCE = 0.02
 
