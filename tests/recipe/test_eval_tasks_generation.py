@@ -46,8 +46,8 @@ def test_answers_are_judged_by_the_langid_and_heuristics_stages():
     assert (loop.french, loop.ok, loop.reason, loop.detail) == (
         True,
         False,
-        "repeated_ngram",
-        "turn 1 (assistant): 'je vous' x31",
+        "repeated_phrase",
+        "turn 1 (assistant): 'je vous aurexécéré' said 31.0 times in a row (3 words)",
     )
     # the same loop cut at the token limit (ending on a comma) is caught first as truncated, as the stage does
     assert judge_answer(PROMPT, LOOP[: -len(" je vous aurexécéré.")]).reason == "truncated"
@@ -159,9 +159,9 @@ def test_one_generation_pass_scores_instructions_language_and_quality(tmp_path, 
     assert [(s["fr_answer_rate"], s["fr_answer_ok"], s["answer_lang"], s["answer_reason"]) for s in samples] == [
         (True, True, "fr", None),
         (False, False, "en", "not_french"),
-        (True, False, "fr", "repeated_ngram"),
+        (True, False, "fr", "repeated_phrase"),
     ]
-    assert samples[2]["answer_detail"] == "turn 1 (assistant): 'je vous' x31"
+    assert samples[2]["answer_detail"] == "turn 1 (assistant): 'je vous aurexécéré' said 31.0 times in a row (3 words)"
     # the checkers' verdicts (key 238: no JSON, wrong ending, no forbidden word); prompt-level accuracy is the
     # mean over prompts, instruction-level over the six instructions (1/6), not a mean of per-prompt means (1/9)
     all_metrics = results["scores"]["ifeval_fr"]["base"]["all"]

@@ -31,7 +31,7 @@ NOT_FRENCH = "not_french"
 class AnswerVerdict:
     """`lang`: the language langid gives the answer; `french`: the langid stage keeps it (French, or the
     language the prompt asked for by name); `reason`/`detail`: the first check the answer fails
-    (`not_french`, then the heuristics stage's reason: `repeated_ngram`, `truncated`, ...), None if none."""
+    (`not_french`, then the heuristics stage's reason: `repeated_phrase`, `truncated`, ...), None if none."""
 
     lang: str
     french: bool
