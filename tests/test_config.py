@@ -56,7 +56,7 @@ def test_all_problems_reported_at_once_with_line_path_value_and_suggestion(tmp_p
         f"(stages: {', '.join(sorted(REGISTRY))}; see `frcorpus stages`)",
         "p.yaml:10: stages[1].min_char: unknown option 'min_char'; did you mean 'min_chars'? (options: "
         "annotate_only, id, max_chars, max_chars_per_turn, max_turns, min_assistant_chars, min_chars, "
-        "min_chars_per_turn, min_turns, preset, type)",
+        "min_chars_per_turn, min_turns, preset, short_answers, task_not_done, type)",
         "p.yaml:11: stages[1].min_turns: invalid value 0: Input should be greater than or equal to 1",
         "p.yaml:13: stages[2].view: invalid value 'answer'; expected 'prompt', 'response' or 'conversation'",
         "p.yaml:14: stages[3]: missing 'type:'; every stage needs one (see `frcorpus stages`)",
