@@ -117,7 +117,7 @@ def test_duplicate_keys_are_refused_at_any_depth_with_both_lines(tmp_path):
         "merge one",
         "p.yaml:8: stages[0].min_char: unknown option 'min_char'; did you mean 'min_chars'? (options: annotate_only, "
         "id, max_chars, max_chars_per_turn, max_turns, min_assistant_chars, min_chars, min_chars_per_turn, "
-        "min_turns, preset, type)",
+        "min_turns, preset, short_answers, task_not_done, type)",
         "p.yaml:9: stages[0].min_chars: duplicate key (first at line 7); a YAML mapping keeps only the last value, "
         "so remove or merge one",
         "p.yaml:10: stages[0].min_chars: duplicate key (first at line 7); a YAML mapping keeps only the last value, "
@@ -179,7 +179,7 @@ def test_schema_source_and_dependency_problems_in_one_pass(tmp_path, without_ftf
         "glob or Hub id org/name@revision\n"
         "  T/p.yaml:10: stages[1].min_char: unknown option 'min_char'; did you mean 'min_chars'? (options: "
         "annotate_only, id, max_chars, max_chars_per_turn, max_turns, min_assistant_chars, min_chars, "
-        "min_chars_per_turn, min_turns, preset, type)\n"
+        "min_chars_per_turn, min_turns, preset, short_answers, task_not_done, type)\n"
         f"  T/p.yaml:11: {FTFY_MISSING.format(i=2)}\n"
     )
     assert not (tmp_path / "out").exists()
