@@ -32,13 +32,14 @@ REPO_ID = "frcorpus-org/french-sft"
 
 
 def make_version(root: Path, n: int, tasks: int, answer: str) -> Path:
-    """A small version directory: `n` records, every fourth rejected by `length` (so rejects/ is not empty)."""
+    """A small version directory: `n` records, every fourth rejected by `length` (so rejects/ is not empty;
+    its "Oui." would pass as the short answer to a question without `short_answers: False`)."""
     rows = [chat(f"Question numéro {i} ?", f"{answer} numéro {i}." if i % 4 else "Oui.") for i in range(n)]
     write_jsonl(root / "src.jsonl", rows)
     pipeline = write_pipeline(
         root,
         [{"name": "s", "path": str(root / "src.jsonl"), "license": "cc-by-4.0", "language": "fr"}],
-        [{"type": "length", "min_assistant_chars": 10}],
+        [{"type": "length", "min_assistant_chars": 10, "short_answers": False}],
         executor={"type": "local", "tasks": tasks, "workers": 1},
         name="french-sft",
     )
