@@ -208,6 +208,38 @@ def test_the_conversation_signature_does_not_depend_on_the_check():
         assert checked.to_pylist() == plain.to_pylist()
 
 
+def test_the_checked_turns_signatures_are_those_of_the_turns_alone():
+    """A checked turn's minhashes, taken from its conversation's hashes, are those of the turn hashed alone
+    (the last answer, and the user turn before it when both are light; short ones, and several per batch)."""
+    stage = minhash()
+    long_prompt = ANSWER + " " + PROMPT
+    records = [
+        record(0, "Oui, elle en a besoin pour vivre et grandir.", long_prompt),
+        record(1, "Oui.", long_prompt),
+        {
+            **record(2),
+            "messages": chat(long_prompt, ANSWER)["messages"] + chat("Et la nuit ?", "Non, pas la nuit.")["messages"],
+        },
+        record(3, ANSWER + " " + ANSWER, "Q ?"),  # not checked: its signature is still the answer's
+    ]
+    found = [stage.conversation_shingles(r["messages"]) for r in records]
+    _, parts, _ = stage.minhash_lists([f[0] for f in found], [f[1] for f in found])
+    assert [f[2] for f in found] == [True, True, True, False]
+    alone, _ = stage.minhashes(
+        [
+            "Oui, elle en a besoin pour vivre et grandir.",
+            "Oui.",
+            "Et la nuit ?",
+            "Non, pas la nuit.",
+            ANSWER + " " + ANSWER,
+        ]
+    )
+    assert np.array_equal(parts[0, 0], alone[0]) and not parts[0, 1].any()
+    assert np.array_equal(parts[1, 0], alone[1])
+    assert np.array_equal(parts[2, 0], alone[2]) and np.array_equal(parts[2, 1], alone[3])
+    assert np.array_equal(parts[3, 0], alone[4])
+
+
 def test_band_pairs_join_exactly_the_records_that_share_a_band_and_a_check_band():
     """Against every pair: the components of `band_pairs` are those of the pairs that share a band and,
     when either record is checked, a band of the check too."""

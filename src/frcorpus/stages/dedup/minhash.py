@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import logging
 import re
+from itertools import accumulate, chain
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -76,6 +77,7 @@ logger = logging.getLogger(__name__)
 WORD = re.compile(r"\w+")
 DEFAULT_BANDS, DEFAULT_ROWS = 14, 8  # datatrove's defaults: a Jaccard threshold of about 0.72
 CHUNK_SHINGLES = 32_768  # n-grams per numpy pass: 32k x 112 hashes x 8 bytes = 29 MB
+PRIME = np.uint64((1 << 61) - 1)  # datatrove's Mersenne prime of the permutations
 Fold = Literal["case", "accents", "numbers"]
 Part = int | tuple[int, int]  # a part of a conversation: one hash of its own, or a slice of its n-gram hashes
 DEFAULT_IGNORE: list[Fold] = []
@@ -267,10 +269,10 @@ class MinhashDedup(NearDuplicateStage):
         # the words of each turn: concatenated, those of the joined text (simplify_text works per character
         # but for numbers, which a line break ends), so the conversation's hashes are datatrove's
         per_turn = [self.words(c) for c in contents]
-        starts = np.cumsum([0] + [len(w) for w in per_turn]).tolist()
-        words = [w for turn in per_turn for w in turn]
-        roles = [m["role"] for m in messages]
-        checked, question, answer = checked_turns(roles, [len(w) for w in per_turn], self.light_cut)
+        sizes = [len(w) for w in per_turn]
+        starts = [0, *accumulate(sizes)]  # not numpy: a few turns per record
+        words = list(chain.from_iterable(per_turn))
+        checked, question, answer = checked_turns([m["role"] for m in messages], sizes, self.light_cut)
         hashes = self.hashes(words)
         n = self.config.n_grams
         parts = []
@@ -302,7 +304,6 @@ class MinhashDedup(NearDuplicateStage):
         width = self.bands * self.rows
         out = np.zeros((len(per_text), width), dtype=np.uint64)
         part_out = None if parts is None else np.zeros((len(per_text), 2, width), dtype=np.uint64)
-        prime = np.uint64((1 << 61) - 1)
         start = 0
         rows = np.flatnonzero(valid)
         while start < len(rows):
@@ -315,32 +316,45 @@ class MinhashDedup(NearDuplicateStage):
             flat = np.fromiter(
                 (h for i in chunk for h in per_text[i]), dtype=np.uint64, count=int(counts[chunk].sum())
             ).reshape(-1, 1)
-            phv = (flat * self.a + self.b) % prime
+            phv = (flat * self.a + self.b) % PRIME
             offsets = np.concatenate([[0], np.cumsum(counts[chunk])[:-1]])
-            out[chunk] = np.minimum.reduceat(phv, offsets, axis=0)
-            if parts is not None:
-                for slot in (0, 1):
-                    specs = [parts[i][slot] if slot < len(parts[i]) else None for i in chunk]
-                    part_out[chunk, slot] = self._part_minhashes(phv, offsets, specs)
+            if parts is None:
+                out[chunk] = np.minimum.reduceat(phv, offsets, axis=0)
+            else:
+                out[chunk], part_out[chunk] = self._with_parts(phv, offsets, [parts[i] for i in chunk])
             start = stop
         return out, part_out, valid
 
-    def _part_minhashes(self, phv: np.ndarray, offsets: np.ndarray, specs: list[Part | None]) -> np.ndarray:
-        """The parts' signatures from the permuted hashes of their conversations (`phv`, each
-        conversation's rows from `offsets`): the min over a slice, the permuted hash of their own, or
-        zeros for no part."""
-        out = np.zeros((len(specs), phv.shape[1]), dtype=np.uint64)
-        sliced = [k for k, spec in enumerate(specs) if isinstance(spec, tuple)]
+    def _with_parts(
+        self, phv: np.ndarray, offsets: np.ndarray, parts: list[list[Part]]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The conversations' and their parts' signatures from one pass over their permuted hashes (`phv`,
+        each conversation's rows from `offsets`): the rows are cut where a conversation or a sliced part
+        starts and where a part stops (parts are disjoint: the user turn comes before the answer), the min
+        of each piece is taken once, a conversation's is the min of its pieces, a sliced part's is its
+        piece's; a part of its own hash is that hash permuted."""
+        ends = np.append(offsets[1:], len(phv))
+        cuts, sliced = [offsets], []
+        for k, record_parts in enumerate(parts):
+            for slot, spec in enumerate(record_parts):
+                if isinstance(spec, tuple):
+                    first, stop = offsets[k] + spec[0], offsets[k] + spec[1]
+                    sliced.append((k, slot, first))
+                    cuts.append([first] + ([stop] if stop < ends[k] else []))
+        starts = np.unique(np.concatenate([np.asarray(c, dtype=np.int64) for c in cuts]))
+        pieces = np.minimum.reduceat(phv, starts, axis=0)
+        conversations = np.minimum.reduceat(pieces, np.searchsorted(starts, offsets), axis=0)
+        part_out = np.zeros((len(parts), 2, phv.shape[1]), dtype=np.uint64)
         if sliced:
-            bounds = np.array([specs[k] for k in sliced], dtype=np.int64) + offsets[sliced, None]
-            # reduceat over [start, stop) pairs; the odd results (from a stop to the next start) are not used
-            padded = np.vstack([phv, np.zeros((1, phv.shape[1]), dtype=np.uint64)])
-            out[sliced] = np.minimum.reduceat(padded, bounds.reshape(-1), axis=0)[::2]
-        own = [k for k, spec in enumerate(specs) if isinstance(spec, int)]
+            k, slot, first = zip(*sliced, strict=True)
+            part_out[list(k), list(slot)] = pieces[np.searchsorted(starts, np.array(first))]
+        own = [
+            (k, slot, spec) for k, specs in enumerate(parts) for slot, spec in enumerate(specs) if isinstance(spec, int)
+        ]
         if own:
-            hashes = np.array([specs[k] for k in own], dtype=np.uint64).reshape(-1, 1)
-            out[own] = (hashes * self.a + self.b) % np.uint64((1 << 61) - 1)
-        return out
+            k, slot, hashes = zip(*own, strict=True)
+            part_out[list(k), list(slot)] = (np.array(hashes, dtype=np.uint64).reshape(-1, 1) * self.a + self.b) % PRIME
+        return conversations, part_out
 
     def signature_records(self, records: list[dict[str, Any]]) -> pa.Array:
         if self.check:
