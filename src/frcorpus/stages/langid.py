@@ -79,10 +79,11 @@ def without_symbols(text: str) -> str:
 
 
 def capitals(text: str) -> bool:
-    """Whether most of a text's letters are capitals (« ENTRETIEN DES GÉRANIUMS : - CHOISISsez UN LIEU
+    """Whether most of a text's words are in capitals (« ENTRETIEN DES GÉRANIUMS : - CHOISISsez UN LIEU
     ENSOLEILLÉ... »), which fastText reads as no language in particular; `one_line` lower-cases only
-    texts all in capitals. Such a text starts with capitals: the others are not counted (16 us a text)."""
-    return text[:2].isupper() and 2 * sum(map(str.isupper, text)) > sum(map(str.isalpha, text))
+    texts all in capitals. (Words, not letters, are counted: one test a word instead of two a letter.)"""
+    words = text.split()
+    return 2 * sum(map(str.isupper, words)) > len(words)
 
 
 @contextmanager
@@ -276,7 +277,7 @@ class LangId(Filter):
         for text in texts:
             line = text + "\n"
             top = predict(line, k, threshold, "replace")
-            if top and top[0][0] < SURE and capitals(text):
+            if top and top[0][0] < SURE and text[:2].isupper() and capitals(text):
                 # mostly capitals with a few small letters: fastText reads the lower-cased text better
                 lowered = text.lower() + "\n"
                 top_lowered = predict(lowered, k, threshold, "replace")
@@ -300,7 +301,7 @@ class LangId(Filter):
                         break
                 if kept_candidate:
                     unsure.append((text, line, 0.0))
-                elif len(text) < few_chars and lexicon.few_words(text):
+                elif len(text) < few_chars and lexicon.kept_words(text):
                     # "Oui D'accord." (en 0.62, French below 0.1): a few words that fastText guesses at
                     unsure.append((text, line, MIN_CANDIDATE))
         # weighed after the loop, which then keeps to fastText's model in the CPU caches
@@ -362,6 +363,7 @@ class LangId(Filter):
         min_chars, sentence_min, allow_requested = cfg.min_chars, cfg.sentence_min_chars, cfg.allow_requested
         split_min = 2 * sentence_min  # a shorter turn cannot hold two sentences to judge apart
         plans = []  # (turns, the conversation's text, whether a user turn may ask for a language)
+        conversations = []  # the plans of records with more than one turn of prose
         wanted: dict[str, None] = {}  # distinct texts of the batch, in a stable order
         pending = []  # (turn entry, the masked text) of judged assistant turns
         from_paragraphs = []  # (turn, its paragraphs): turns whose language comes from their paragraphs
@@ -375,7 +377,7 @@ class LangId(Filter):
                 if "\n" in masked:
                     masked = without_symbols(masked)
                 line = head(one_line(masked))
-                if line and not prose(line):
+                if line and not line[0].isalpha() and not wordy(line):
                     line = ""  # ASCII art, a table of symbols: nothing to judge, nothing to count
                 judged = len(line) >= min_chars
                 entry = [line, None, judged, role]  # the units of the foreign share come in the second round
@@ -406,9 +408,11 @@ class LangId(Filter):
             if chat:
                 wanted[chat] = None
             plans.append((turns, chat, has_user and allow_requested))
+            if len(parts) > 1:  # a turn of a one-turn conversation is its conversation
+                conversations.append(plans[-1])
         found = self.predict(list(wanted)) if wanted else {}
-        if self.lexicon is not None:
-            self._weigh_in_context(plans, found)
+        if self.lexicon is not None and conversations:
+            self._weigh_in_context(conversations, found)
         more: dict[str, None] = {}
         for line, paragraphs in from_paragraphs:
             if line not in found:
@@ -467,6 +471,7 @@ class LangId(Filter):
         # per turn, the languages asked for before it (`_requests`), worked out when a foreign language
         # first needs them; `excused`: the foreign text in a language asked for, by language
         requests = excused = None
+        foreign_units = [] if can_ask else None  # (turn, language, characters) of the foreign text
         langs = []
         foreign: dict[str, int] = {}
         kept_chars = total_chars = 0
@@ -494,23 +499,34 @@ class LangId(Filter):
             if role != "assistant":
                 continue
             # the foreign share of the assistant text, from its sentences (the whole turn if it has one)
-            units = (line,) if group is None else group
-            for text in units:
-                if not text:  # nothing but code or numbers: no prose to share out
+            if group is None:
+                if not line:  # nothing but code or numbers: no prose to share out
                     continue
-                unit_code, unit_score = (code, score) if group is None else found[text]
+                total_chars += len(line)
+                if code in keep:
+                    kept_chars += len(line)
+                elif code != UNDETERMINED and score >= sentence_min_score:
+                    foreign[code] = foreign.get(code, 0) + len(line)
+                    if can_ask:
+                        foreign_units.append((i, code, len(line)))
+                continue
+            for text in group:
+                unit_code, unit_score = found[text]
                 total_chars += len(text)
                 if unit_code in keep:
                     kept_chars += len(text)
                 elif unit_code != UNDETERMINED and unit_score >= sentence_min_score:
                     foreign[unit_code] = foreign.get(unit_code, 0) + len(text)
                     if can_ask:
-                        if requests is None:
-                            requests = self._requests(record)
-                        if unit_code in requests[i][0] or unit_code in requests[i][1]:
-                            # asked for, or quoted from the text a translation starts from
-                            excused = excused or {}
-                            excused[unit_code] = excused.get(unit_code, 0) + len(text)
+                        foreign_units.append((i, unit_code, len(text)))
+        if can_ask and foreign_units:
+            if requests is None:
+                requests = self._requests(record)
+            for i, code, n in foreign_units:
+                if code in requests[i][0] or code in requests[i][1]:
+                    # asked for, or quoted from the text a translation starts from
+                    excused = excused or {}
+                    excused[code] = excused.get(code, 0) + n
         if self._judge_conversation:
             code, score = conversation
             if code == UNDETERMINED or score < min_score:

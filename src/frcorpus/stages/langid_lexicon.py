@@ -104,14 +104,26 @@ class Lexicon:
                     values[i] = sum(parts) / len(parts)
         return values
 
-    @staticmethod
-    def few_words(text: str) -> bool:
-        """Whether a text has at most SHORT_WORDS distinct words, one of two letters or more at least
-        (judged by its words alone when fastText guesses)."""
+    def kept_words(self, text: str) -> bool:
+        """Whether a text is a few words (at most SHORT_WORDS distinct ones, one of two letters or more
+        at least) that the list of a kept language knows, every one: what fastText guesses at and the
+        words may settle ("Oui D'accord.": en 0.62), and not a short sentence of another language
+        (most are let go at their first word)."""
         if text.count(" ") > 4 * SHORT_WORDS:
             return False
-        words = set(WORD.findall(text.lower()))
-        return len(words) <= SHORT_WORDS and any(len(word) > 1 for word in words)  # "c c c c" says nothing
+        words = set(WORD.findall(text.lower().replace("’", "'")))
+        if len(words) > SHORT_WORDS or max(map(len, words), default=0) < 2:  # "c c c c" says nothing
+            return False
+        for code in self.keep:
+            table = self._table(code)
+            if table is not None and all(self._knows(table[0], word) for word in words):
+                return True
+        return False
+
+    @staticmethod
+    def _knows(table: dict[str, float], word: str) -> bool:
+        """Whether a list knows a word, or each part of an elision it keeps apart (l'heure)."""
+        return word in table or ("'" in word and all(part in table for part in word.split("'")))
 
     def judge(self, text: str, candidates: dict[str, float]) -> tuple[str, float] | None:
         """The language of `text` among fastText's candidates (code -> probability) and another
