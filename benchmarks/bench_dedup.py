@@ -5,7 +5,8 @@ GSM8K questions under ../shared/data): a user turn and an answer of 6-12 sentenc
 are exact copies of an earlier one and 10% near copies: 1 to 3 words replaced, plus noise in case,
 punctuation and whitespace. Then, in this process and on the same JSONL files, with the same MinHash
 parameters (5-grams, 14 bands x 8 rows, seed 1, the same regex word tokenizer):
-  frcorpus   a pipeline with one `minhash_dedup` stage (view: conversation), run by `frcorpus run`'s engine
+  frcorpus   a pipeline with one `minhash_dedup` stage (view: conversation, datatrove's normalisation:
+             ignore: [case, accents, numbers]), run by `frcorpus run`'s engine
   datatrove  JsonlReader -> MinhashDedupSignature -> MinhashDedupBuckets -> MinhashDedupCluster ->
              MinhashDedupFilter -> ParquetWriter, on LocalPipelineExecutor with the same tasks and workers
   datasketch MinHash + MinHashLSH in one process (query, then insert: first seen kept)
@@ -117,7 +118,14 @@ def run_frcorpus(data: Path, out: Path, tasks: int, workers: int, stage: dict | 
     from frcorpus.engine.plan import build_plan
     from frcorpus.engine.run import run_plan
 
-    minhash = {"type": "minhash_dedup", "n_grams": N_GRAMS, "bands": BANDS, "rows": ROWS, "seed": SEED}
+    minhash = {
+        "type": "minhash_dedup",
+        "n_grams": N_GRAMS,
+        "bands": BANDS,
+        "rows": ROWS,
+        "seed": SEED,
+        "ignore": ["case", "accents", "numbers"],  # datatrove's normalisation (frcorpus folds nothing by default)
+    }
     cfg = {
         "name": "bench",
         "version": "1.0.0",
