@@ -524,6 +524,20 @@ def test_the_reader_keeps_good_answers_the_benchmark_rejects(shared_data, model,
     ("instruction_id", "kwargs", "follows", "does_not"),
     [
         ("fr:detectable_format:constrained_response", {}, "peut-être.", "je ne sais pas."),
+        # the option alone: in bold, or after the question the prompt asks to repeat; not followed by a paragraph
+        ("fr:detectable_format:constrained_response", {}, "**Non**", "Oui. L'activité physique est essentielle."),
+        (
+            "fr:detectable_format:constrained_response",
+            {},
+            "Est-ce que Lyon est la capitale de la France ?\n\nNon.",
+            "Non. Lyon n'est pas la capitale ?",
+        ),
+        (
+            "fr:combination:two_responses",
+            {},
+            "Première réponse.\n******\nSeconde réponse.",
+            "******\n\n1. Une liste.\n2. Une seule réponse.\n\n**********",
+        ),
         (
             "fr:length_constraints:nth_paragraph_first_word",
             {"num_paragraphs": 2, "nth_paragraph": 2, "first_word": "solution"},
@@ -563,6 +577,40 @@ def test_each_reader_check(instruction_id, kwargs, follows, does_not):
     check = build_check(instruction_id, kwargs, "", "reader")
     assert check(follows) is True
     assert check(does_not) is False
+
+
+# Qwen2.5-0.5B's answers that M-IFEval's definitions keep and a reader does not: "Oui." and a paragraph
+# for "Votre réponse doit se limiter à l'une des options"; one list between "******" and "**********" for
+# two answers
+QWEN05 = "Qwen__Qwen2.5-0.5B-Instruct-GPTQ-Int4"
+
+
+@pytest.mark.parametrize(
+    ("key", "instruction_id"),
+    [
+        (46, "fr:detectable_format:constrained_response"),
+        (25, "fr:combination:two_responses"),
+    ],
+)
+def test_the_reader_rejects_what_the_benchmark_lets_through(shared_data, key, instruction_id):
+    record = mifeval_record(shared_data, "fr", FR_ANSWERS.format(QWEN05), key)
+    benchmark = verifier([shared_data / MIFEVAL.format("fr")], detect=False, reading="benchmark")
+    assert judged(benchmark, dict(record, _reject=None))[0] is None
+    reader = verifier([shared_data / MIFEVAL.format("fr")], detect=False)
+    assert judged(reader, record)[0] == f"verify_instructions.failed({instruction_id})"
+
+
+def test_an_option_asked_for_in_the_answer_may_be_justified():
+    """'Dans votre réponse, choisissez l'une des options' (M-IFEval 181): the option opens the answer and a
+    justification may follow (Qwen2.5-7B's answer); elsewhere the option is the whole answer."""
+    prompt = "Les festivals sont-ils importants ? Dans votre réponse, choisissez l'une des options suivantes : ..."
+    check = build_check("fr:detectable_format:constrained_response", {}, prompt, "reader")
+    assert check('"Oui. Les festivals culturels jouent un rôle crucial."') is True
+    assert check("Les festivals culturels jouent un rôle crucial. Oui.") is False
+    alone = build_check(
+        "fr:detectable_format:constrained_response", {}, "Répondez par l'une des options : ...", "reader"
+    )
+    assert alone('"Oui. Les festivals culturels jouent un rôle crucial."') is False
 
 
 def test_the_benchmark_reading_is_ifeval_fr_s():

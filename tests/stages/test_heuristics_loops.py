@@ -330,3 +330,68 @@ def test_web_page_repetition_rules_are_an_option():
         "heuristics.duplicated_ngrams",
         "turn 1 (assistant): 19% of the words are in repeated 5-grams",
     )
+
+
+# ------------------------------------------------------------ a phrase joined to itself: doubled_phrase
+
+
+@pytest.mark.parametrize(
+    ("answer", "detail"),
+    [
+        # Qwen2.5-0.5B (M-IFEval), each kept by the other loop rules
+        (
+            "Enceinte de perception, l'avenir serait une expérience privée et privée. Les individus auront la "
+            "capacité de percevoir l'avenir.",
+            "'privée et privée': a phrase joined to itself",
+        ),
+        (
+            "La méditation offre de nombreux avantages. Elle peut aider à réduire la pression, favorise la "
+            "concentration et la concentration, et peut également aider à améliorer la santé mentale.",
+            "'la concentration et la concentration': a phrase joined to itself",
+        ),
+        (
+            "Les stars peuvent créer des œuvres qui sont considérées comme inappropriées ou inappropriées.",
+            "'inappropriées ou inappropriées': a phrase joined to itself",
+        ),
+        (
+            "Je suis ravi de vous faire part de cette expérience, et je suis ravi de vous faire part de cette "
+            "expérience.\n\nP.-S. À bientôt.",
+            "'Je suis ravi de vous faire part de cette expérience, et je suis ravi de vous ...': "
+            "a phrase joined to itself",
+        ),
+        # the same degeneration in English
+        (
+            "Reading every day builds a rich vocabulary and a rich vocabulary.",
+            "'a rich vocabulary and a rich vocabulary': a phrase joined to itself",
+        ),
+    ],
+    ids=["word-fr", "phrase-fr", "ou-fr", "clause-fr", "phrase-en"],
+)
+def test_a_phrase_joined_to_itself_is_a_loop(answer, detail):
+    assert (find_loop(answer).code, find_loop(answer).detail) == ("doubled_phrase", detail)
+    assert judge("Réponds.", answer) == ("heuristics.doubled_phrase", f"turn 1 (assistant): {detail}")
+    assert judge("Réponds.", answer, repetition=False) == (None, "")
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        # intensifiers (Claude 3 Haiku, M-IFEval; English idioms)
+        "Intrigués, ils se penchèrent sur le phénomène, repassant encore et encore les résultats.",
+        "Ils ont marché des heures et des heures.",
+        "The crowd grew bigger and bigger, and the noise went on and on.",
+        # the next words tell the two apart (gpt-4o, Qwen2.5-7B, OASST)
+        "Les frontières entre la science et la science-fiction se sont estompées.",
+        "Le jazz peut être aussi puissant que le heavy metal, et le heavy metal peut être aussi complexe.",
+        "Un mélange de couleurs, ou couleurs à différents endroits.",
+        "Vous pourriez alors envisager de commencer avec C ou C++.",
+        # pronouns (Claude 3 Opus)
+        "Luc, abasourdi, s'approcha de lui et lui demanda ce qu'il faisait là.",
+        # verse: a poem may answer a line with itself (Qwen2.5-7B's song, its outro)
+        "Je suis la promesse de demain,\nEt demain, je serai ta promesse.\nL'amitié, c'est pour toujours,\n"
+        "Un trésor sans fin.\n\nJe chante, et je chante,\nLa vie est belle,\nSous le ciel,\nSans fin.",
+    ],
+    ids=["encore", "heures", "comparative-en", "science-fiction", "chiasmus", "continued", "c++", "pronoun", "verse"],
+)
+def test_phrases_said_twice_on_purpose_are_kept(answer):
+    assert find_loop(answer) is None

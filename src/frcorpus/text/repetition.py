@@ -9,12 +9,19 @@ short lines in verse), the parallel items of a list or a comparison (they share 
 sentences), the steps of a calculation (only their numbers change), the lines of a dialogue, the
 blanks of a letter template, tables and code (set aside before looking).
 
-Two rules, each with its reason:
+Three rules, each with its reason:
 
 - `repeated_phrase`: a run of words immediately repeated, at least three times in all and at least
   six repeated words ("les mains, les pieds, les mains, les pieds, les mains, ..."; one word: ten), or
   a span of at least 12 words said twice back to back (a sentence or a paragraph written again). A
   refrain of short lines sung twice in a row is not a loop; three times in a row is.
+- `doubled_phrase`: a phrase joined to itself by "et" / "ou" ("and" / "or"), the second copy closing
+  the clause: "efficace et efficace.", "la concentration et la concentration,", "je suis ravi de vous
+  faire part de cette expérience, et je suis ravi de vous faire part de cette expérience." A small model
+  that runs out of things to say writes this; people and good models do not, save in fixed intensifiers
+  ("encore et encore", "des heures et des heures", "more and more", "better and better"), which pass,
+  as does verse (a poem may say a line and itself) and a phrase the next words tell apart ("la science
+  et la science-fiction", "le heavy metal, et le heavy metal peut être ...").
 - `repeated_sentences`: sentences or lines of at least four words that occur again later in the
   answer: one said three times or more, or copies (the same words, or for a sentence of eight words
   or more nearly the same: one word changed in 15) that make up a fifth of the answer's words or
@@ -83,6 +90,26 @@ LINE_MARKER = re.compile(r"^[ \t]*(?:[-*+>#•]+|\d+[.)]|\(?[a-z]\))[ \t]*", re.
 PLACEHOLDER = re.compile(r"\[[^\]\n]{1,60}\]")
 SENTENCE_SPLIT = re.compile(r"(?<=[.!?…])\s+|(?<=[。！？])")
 JSON_STRING = re.compile(r'"((?:[^"\\\n]|\\.)*)"')
+# a phrase of 1 to 12 words, a comma perhaps, "et"/"ou"/"and"/"or", the same phrase, then the end of the
+# clause (punctuation or the line's end): on one line, as a word never continues either copy
+DOUBLED_PHRASE = re.compile(
+    r"(?<![\w'’-])((?:[\w'’-]+[ \t]+){0,11}[\w'’-]+)[ \t]*,?[ \t]+(?:et|ou|and|or)[ \t]+\1(?=[ \t]*(?:[.,;:!?)]|$))",
+    re.I | re.M,
+)
+# phrases said twice on purpose: intensifiers ("encore et encore", "over and over"); "des heures et des
+# heures"; English comparatives ("better and better") are matched by their ending below
+INTENSIFIERS = frozenset(
+    "encore toujours plus moins mille jamais bien beaucoup again over more less on round through by".split()
+)
+MEASURES = frozenset(
+    "secondes minutes heures jours nuits semaines mois années ans siècles pages kilomètres mètres lieues litres "
+    "seconds minutes hours days nights weeks months years centuries pages miles meters metres".split()
+)
+# words too common to make a doubled phrase a loop on their own ("elle s'approcha de lui et lui sourit")
+FUNCTION_WORDS = frozenset(
+    "elle elles nous vous leur leurs eux lui cela ceci celui celle ceux avec dans pour sans sous vers chez "
+    "this that they them then than with from into what when your their there here".split()
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,16 +168,37 @@ def _strings_of(value: object) -> list[str]:
 
 def find_loop(text: str) -> Loop | None:
     """The loop in a text (an assistant turn), or None: `repeated_phrase` first, then
-    `repeated_sentences`."""
+    `repeated_sentences`, then `doubled_phrase`."""
     prose, strings = _prose_and_json(text)
-    # every loop repeats MIN_LINE_WORDS words in a row (numbers aside): most answers repeat none
-    words = ["0" if DIGIT.search(w) else w for w in WORD.findall(" ".join([prose, *strings]).lower())]
-    if not _repeats_a_run(words, MIN_LINE_WORDS):
-        return None
-    lines = [LINE_MARKER.sub("", line) for line in [*prose.split("\n"), *strings]]
     # whether the text is verse is only asked when a repeat might be a refrain: most answers never ask
     verse = cache(lambda: is_verse(prose))
-    return _phrase_loop(lines, verse) or _sentence_loop(lines, verse)
+    # every loop repeats MIN_LINE_WORDS words in a row (numbers aside): most answers repeat none
+    words = ["0" if DIGIT.search(w) else w for w in WORD.findall(" ".join([prose, *strings]).lower())]
+    if _repeats_a_run(words, MIN_LINE_WORDS):
+        lines = [LINE_MARKER.sub("", line) for line in [*prose.split("\n"), *strings]]
+        if loop := _phrase_loop(lines, verse) or _sentence_loop(lines, verse):
+            return loop
+    return _doubled_phrase("\n".join([prose, *strings]), verse)
+
+
+def _doubled_phrase(text: str, verse: Callable[[], bool]) -> Loop | None:
+    if " et " not in text and " ou " not in text and " and " not in text and " or " not in text:
+        return None
+    for match in DOUBLED_PHRASE.finditer(text):
+        phrase = match.group(1)
+        words = WORD.findall(phrase.lower())
+        if not any(len(w) >= 4 and not w.isdigit() and w not in FUNCTION_WORDS for w in words):
+            continue  # "lui et lui", "C ou C++", "' et '"
+        if len(words) == 1 and (words[0] in INTENSIFIERS or (words[0].endswith("er") and " and " in match.group(0))):
+            continue
+        if len(words) == 2 and words[0] in ("des", "de") and words[1] in MEASURES:
+            continue
+        if verse():
+            return None
+        shown = " ".join(match.group(0).split())
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        return Loop("doubled_phrase", f"{shown!r}: a phrase joined to itself")
+    return None
 
 
 def is_verse(text: str) -> bool:

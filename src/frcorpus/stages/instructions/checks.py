@@ -18,6 +18,7 @@ without its first line, without its last line, without both, and each of those w
 from __future__ import annotations
 
 import functools
+import inspect
 import random
 
 from frcorpus.stages.instructions.checkers import FR_CHECKERS, NEUTRAL_CHECKERS, NEUTRAL_IDS, Check
@@ -68,7 +69,10 @@ def build_check(instruction_id: str, kwargs: dict, prompt: str, reading: Reading
     literal definition misjudges good answers, a careful reader's reading (`reader.READER_CHECKERS`);
     `benchmark` (what `ifeval_fr` scores with) keeps the published definitions."""
     if reading == "reader" and instruction_id in READER_CHECKERS:
-        return READER_CHECKERS[instruction_id](**kwargs)
+        reader = READER_CHECKERS[instruction_id]
+        # a reader's reading may depend on how the prompt words the instruction
+        wants_prompt = "prompt" in inspect.signature(reader).parameters
+        return reader(**kwargs, prompt=prompt) if wants_prompt else reader(**kwargs)
     if instruction_id.startswith("fr:"):
         return FR_CHECKERS[instruction_id](**kwargs)
     if not instruction_id.startswith("en:"):

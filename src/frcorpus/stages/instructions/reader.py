@@ -10,6 +10,13 @@ Each was found by a hand-read audit of the stage's rejects on M-IFEval's publish
 - `change_case:french_capital`, `change_case:french_lowercase`: the language is judged on the prose
   lower-cased, with underscores read as spaces (an all-capitals JSON answer,
   "L'ÉQUATION_N'A_PAS_DE_SOLUTION_RÉELLE", read as English);
+- `detectable_format:constrained_response`: the answer is one of the options, alone (in any case, in quotes
+  or bold, after the question when the prompt also asks to repeat it): "Votre réponse doit se limiter à
+  l'une des options" answered "Oui." and a paragraph is an answer that ignores its format, which the
+  benchmark's reading (an option anywhere in the text) lets through. Where the prompt asks for the option
+  "dans votre réponse", the option opens the answer and a justification may follow;
+- `combination:two_responses`: each of the two answers holds words ("******" then a list then
+  "**********" is one answer between stray asterisks, which the benchmark counts as two);
 - `length_constraints:number_words`: words as a reader counts them, an elided article or pronoun and
   its word one word ("l'environnement"), a hyphenated word one word ("éco-responsables"), where
   M-IFEval's `\\w+` counts two; as French counts differ on elisions, a length either count allows is
@@ -24,6 +31,7 @@ from typing import Literal
 
 from frcorpus.stages.instructions.checkers import (
     CONSTRAINED_ANSWERS,
+    TWO_RESPONSES_SEPARATOR,
     Check,
     comparison,
     neutral_relation,
@@ -39,6 +47,7 @@ READINGS: tuple[str, ...] = ("reader", "benchmark")
 # ("l'environnement", "aujourd'hui", "éco-responsables" are one word each)
 READER_WORD = re.compile(r"\w+(?:['’‐‑-]\w+)*")
 # a paragraph that opens with a postscript marker: "P.-S. :", "PS :", "P.S.", "p-s", "**P.S.**", "P.P.S"
+WORDS = re.compile(r"[^\W\d_]{2,}")
 POSTSCRIPT_PARAGRAPH = re.compile(r"^[\s*_#>]*(?:p\.?\s?-?\s?)+s(?:\.|\b)", re.I)
 
 
@@ -62,9 +71,41 @@ def _in_french(text: str) -> bool:
     return prose_language(text) in ("fr", None)
 
 
-def reader_constrained_response() -> Check:
-    options = [answer.casefold() for answer in CONSTRAINED_ANSWERS]
-    return lambda response: any(option in response.casefold() for option in options)
+# what may wrap an option that is the whole answer: spaces, quotes, emphasis
+OPTION_WRAPPING = " \t\n\"'«»“”*_`"
+
+
+# a prompt that asks for an option inside a longer answer ("Dans votre réponse, choisissez l'une des
+# options"): the option opens the answer, a justification may follow; otherwise the option is the answer
+OPTION_IN_ANSWER = re.compile(r"\b(?:dans (?:votre|ta) r[ée]ponse|in your (?:response|answer))\b", re.I)
+
+
+def reader_constrained_response(*, prompt: str = "") -> Check:
+    options = {answer.casefold().rstrip(".") for answer in CONSTRAINED_ANSWERS}
+    opening = bool(OPTION_IN_ANSWER.search(prompt))
+
+    def is_option(text: str) -> bool:
+        return text.strip(OPTION_WRAPPING).casefold().rstrip(".") in options
+
+    def check(response: str) -> bool:
+        text = response.strip(OPTION_WRAPPING)
+        if opening:
+            first = re.split(r"(?<=[.!?])\s|\n", text, maxsplit=1)[0]
+            return is_option(first)
+        # a question asked to be repeated first ends at its question mark: the answer is what follows
+        _, mark, after = text.rpartition("?")
+        return is_option(text) or (bool(mark) and is_option(after))
+
+    return check
+
+
+def reader_two_responses() -> Check:
+    def check(response: str) -> bool:
+        parts = [part.strip() for part in response.split(TWO_RESPONSES_SEPARATOR)]
+        answers = [part for part in parts if WORDS.search(part)]  # "****" left of a longer row is no answer
+        return len(answers) == 2 and answers[0] != answers[1]
+
+    return check
 
 
 def reader_nth_paragraph_first_word(*, num_paragraphs: int, nth_paragraph: int, first_word: str) -> Check:
@@ -103,6 +144,8 @@ def reader_neutral_number_words(*, num_words: int, relation: str) -> Check:
 # the ids whose reader's reading differs from the benchmark's, by id as a file or detect.py gives it
 READER_CHECKERS: dict[str, Callable[..., Check]] = {
     "fr:detectable_format:constrained_response": reader_constrained_response,
+    "fr:combination:two_responses": reader_two_responses,
+    "combination:two_responses": reader_two_responses,
     "fr:length_constraints:nth_paragraph_first_word": reader_nth_paragraph_first_word,
     "fr:change_case:french_capital": reader_french_capital,
     "fr:change_case:french_lowercase": reader_french_lowercase,
