@@ -497,6 +497,55 @@ def test_in_a_pipeline(tmp_path):
     assert stats["counters"] == {"joined": 2, "checked.fr:punctuation:no_comma": 2, "failed.fr:punctuation:no_comma": 1}
 
 
+def test_a_source_whose_rows_carry_their_instructions(tmp_path):
+    """Conversation data with IFEval-style fields (Nemotron-RL's instruction_following rows: the prompt in
+    `messages`, null kwargs) is its own instructions file; a row without instructions has none to check."""
+    data = write_jsonl(
+        tmp_path / "if_data.jsonl",
+        [
+            {
+                "messages": [
+                    {"role": "user", "content": "Décris Paris en deux paragraphes séparés par ***, sans virgule."},
+                    {"role": "assistant", "content": "Paris est belle.\n\n***\n\nElle est grande et ancienne."},
+                ],
+                "instruction_id_list": ["punctuation:no_comma", "length_constraints:number_paragraphs"],
+                "kwargs": [None, {"num_paragraphs": 2}],
+            },
+            {
+                "messages": [
+                    {"role": "user", "content": "Décris Lyon sans virgule."},
+                    {"role": "assistant", "content": "Lyon est belle, grande et ancienne."},
+                ],
+                "instruction_id_list": ["punctuation:no_comma"],
+                "kwargs": [None],
+            },
+            {
+                "messages": [
+                    {"role": "user", "content": "Décris Nice."},
+                    {"role": "assistant", "content": "Nice est au bord de la mer, au soleil."},
+                ]
+            },
+        ],
+    )
+    stages = [{"type": "verify_instructions", "instructions_file": str(data), "detect": False}]
+    result = run_pipeline(write_pipeline(tmp_path, [{"name": "s", "path": str(data)}], stages))
+    kept = pq.read_table(next((result.version_dir / "data").glob("*.parquet"))).to_pylist()
+    assert sorted((r["messages"][0]["content"], r["instructions_checked"]) for r in kept) == [
+        ("Décris Nice.", 0),
+        ("Décris Paris en deux paragraphes séparés par ***, sans virgule.", 2),
+    ]
+    rejects = pq.read_table(next((result.version_dir / "rejects").glob("*.parquet"))).to_pylist()
+    assert [(r["messages"][0]["content"], r["reason"]) for r in rejects] == [
+        ("Décris Lyon sans virgule.", "verify_instructions.failed(punctuation:no_comma)")
+    ]
+
+
+def test_a_file_without_instructions(tmp_path):
+    data = write_jsonl(tmp_path / "chat.jsonl", [{"messages": [{"role": "user", "content": "Bonjour"}]}])
+    with pytest.raises(InstructionsError, match=r"chat.jsonl: no row gives instructions \(`instruction_id_list`"):
+        verifier([data])
+
+
 # ---------------------------------------------------------------------------------- reading: reader
 
 

@@ -71,11 +71,15 @@ def known(instruction_id: str) -> bool:
 
 
 def read_instructions_file(path: Path, reading: Reading = "benchmark") -> dict[str, tuple[Instruction, ...]]:
-    """The instructions of each prompt of a JSONL file (`prompt`, `instruction_id_list`, `kwargs`) by join
-    key, checked with `reading`'s definitions; InstructionsError naming the file and line of a row that is
-    not usable."""
+    """The instructions of each prompt of a JSONL file by join key, checked with `reading`'s definitions;
+    InstructionsError naming the file and line of a row that is not usable. A row gives its prompt as
+    `prompt` or as the first user turn of `messages` (a row of conversation data, so that a source whose
+    rows carry their instructions is its own instructions file), and its instructions as
+    `instruction_id_list` and `kwargs` (a null kwargs is none); a row of conversation data without
+    instructions has none to check."""
     found: dict[str, tuple[Instruction, ...]] = {}
     lines: dict[str, int] = {}
+    without = 0
     with path.open("rb") as f:
         for line_no, line in enumerate(f, 1):
             if not line.strip():
@@ -85,6 +89,9 @@ def read_instructions_file(path: Path, reading: Reading = "benchmark") -> dict[s
                 row = orjson.loads(line)
             except orjson.JSONDecodeError as e:
                 raise InstructionsError(f"{where}: not valid JSON ({e})") from None
+            if isinstance(row, dict) and "messages" in row and not row.get("instruction_id_list"):
+                without += 1
+                continue
             prompt, instructions = _row_instructions(row, where, reading)
             key = prompt_key(prompt)
             if key in found and found[key] != instructions:
@@ -92,17 +99,37 @@ def read_instructions_file(path: Path, reading: Reading = "benchmark") -> dict[s
                     f"{where}: the prompt of line {lines[key]} again, with other instructions; give each prompt once"
                 )
             found[key], lines[key] = instructions, line_no
+    if not found:
+        raise InstructionsError(
+            f"{path}: no row gives instructions (`instruction_id_list` and `kwargs`, with `prompt` or `messages`)"
+        )
+    if without:
+        log.info("%s: %d rows of conversation data carry no instructions", path, without)
     return found
+
+
+def _row_prompt(row: dict, where: str) -> Any:
+    if "prompt" in row or "messages" not in row:
+        return row.get("prompt")
+    messages = row["messages"]
+    if not isinstance(messages, list):
+        raise InstructionsError(f"{where}: `messages` must be a list of {{role, content}} objects")
+    user = next((m for m in messages if isinstance(m, dict) and m.get("role") == "user"), None)
+    if user is None:
+        raise InstructionsError(f"{where}: `messages` has no user turn to take the prompt from")
+    return user.get("content")
 
 
 def _row_instructions(row: Any, where: str, reading: Reading) -> tuple[str, tuple[Instruction, ...]]:
     if not isinstance(row, dict):
         raise InstructionsError(f"{where}: a row must be a JSON object with prompt, instruction_id_list and kwargs")
-    prompt, ids, kwargs = row.get("prompt"), row.get("instruction_id_list"), row.get("kwargs")
+    prompt, ids, kwargs = _row_prompt(row, where), row.get("instruction_id_list"), row.get("kwargs")
     if not (isinstance(prompt, str) and prompt.strip()):
         raise InstructionsError(f"{where}: `prompt` must be a non-empty string")
     if not (isinstance(ids, list) and ids and all(isinstance(i, str) for i in ids)):
         raise InstructionsError(f"{where}: `instruction_id_list` must be a non-empty list of strings")
+    if isinstance(kwargs, list):
+        kwargs = [{} if k is None else k for k in kwargs]  # IFEval-style data writes null for no kwargs
     if not (isinstance(kwargs, list) and len(kwargs) == len(ids) and all(isinstance(k, dict) for k in kwargs)):
         raise InstructionsError(f"{where}: `kwargs` must be a list of {len(ids)} objects, one per instruction")
     instructions = []
@@ -152,20 +179,23 @@ def _english_ids_in(path: Path) -> bool:
 class VerifyInstructions(Filter):
     """Reject answers that do not follow the verifiable instructions of their prompt, as IFEval checks them.
 
-    Verifiable instructions are IFEval's and M-IFEval's: "in fewer than 50 words", "in capitals", "no
-    commas", "end with this phrase". A user turn's instructions come from `instructions_file` (JSONL rows
-    `prompt`, `instruction_id_list`, `kwargs`: M-IFEval's `fr_input_data.jsonl` and `en_input_data.jsonl`,
-    or IF data of the same shape; a JSONL source whose rows carry these fields can be its own instructions
-    file), joined on the record's first user turn by a key that survives `normalize` and `fix_text` (NFKC,
-    typographic quotes as plain ones, whitespace and invisible characters left out); else, with `detect`,
+    Verifiable instructions are IFEval's and M-IFEval's: "in fewer than 50 words", "in capitals", "no commas",
+    "end with this phrase". A user turn's instructions come from `instructions_file` (JSONL rows `prompt`,
+    `instruction_id_list`, `kwargs`: M-IFEval's `fr_input_data.jsonl` and `en_input_data.jsonl`, or IF data of
+    the same shape), joined on the record's first user turn by a key that survives `normalize` and `fix_text`
+    (NFKC, typographic quotes as plain ones, whitespace and invisible characters left out); else, with `detect`,
     from the constraints the prompt states in French or English (`detect.py`: word, sentence and paragraph
     counts, capitals, no commas, JSON, a title, an ending, bullets, sections, a postscript, placeholders,
-    quotation marks, highlights, two answers). Each user turn's instructions are checked against the
-    assistant turn that follows it. Ids: `fr:` by frcorpus's checkers of M-IFEval's French instructions
-    (shared with the recipe's `ifeval_fr`), `en:` by lm-evaluation-harness's IFEval checkers (the `train`
-    extra), bare (detected) ids by frcorpus's language-neutral checkers. An instruction of the file that its
-    prompt does not state (an ending, keywords or a marker that are not in the prompt, a text to repeat that
-    is the whole prompt) is a mistake of the file: it is not checked, and is logged and counted.
+    quotation marks, highlights, two answers). Each user turn's instructions are checked against the assistant
+    turn that follows it. Instructions carried by the records themselves: a JSONL source whose rows hold
+    `instruction_id_list` and `kwargs` beside their `messages` (IFEval-style IF data such as Nemotron-RL's
+    instruction_following; a null kwargs is none) is named as its own `instructions_file`, the prompt then read
+    from the row's first user turn; its rows without instructions have none to check. Ids: `fr:` by frcorpus's
+    checkers of M-IFEval's French instructions (shared with the recipe's `ifeval_fr`), `en:` by
+    lm-evaluation-harness's IFEval checkers (the `train` extra), bare (detected) ids by frcorpus's
+    language-neutral checkers. An instruction of the file that its prompt does not state (an ending, keywords or
+    a marker that are not in the prompt, a text to repeat that is the whole prompt) is a mistake of the file: it
+    is not checked, and is logged and counted.
 
     `mode: strict` (the default) checks the answer as written; `loose` also accepts it without its first
     or last line or its `*` (IFEval's loose accuracy). A record is rejected at the first instruction its
@@ -177,8 +207,11 @@ class VerifyInstructions(Filter):
     instructions file is hashed in the manifest and is part of the run key.
 
     `reading: reader` (the default) reads an `fr:` instruction as a careful reader does where M-IFEval's
-    literal definition rejects a good answer (`reader.py`): the options of a constrained answer in any case
-    ("oui." when the prompt also asks for lower case), a closing postscript not counted as a paragraph, the
+    literal definition rejects a good answer, or lets through one that ignores the instruction (`reader.py`):
+    a constrained answer is one of the options alone, in any case ("oui." when the prompt also asks for lower
+    case; "Oui." and a paragraph for "Votre réponse doit se limiter à l'une des options" is not followed),
+    or opens with it where the prompt asks for the option "dans votre réponse"; each of two answers asked
+    for holds words; a closing postscript not counted as a paragraph, the
     language of an answer in capitals judged lower-cased with underscores as spaces (JSON in capitals), and
     "l'environnement" or "éco-responsables" one word (a length either count allows is followed); `benchmark`
     keeps M-IFEval's definitions, which the recipe's `ifeval_fr` always scores with.
@@ -201,7 +234,8 @@ class VerifyInstructions(Filter):
         instructions_file: list[str] = Field(
             [],
             description="JSONL file(s) of {prompt, instruction_id_list, kwargs} (M-IFEval's "
-            "benchmarks_fr/mifeval/fr_input_data.jsonl, en_input_data.jsonl), joined on each record's first user "
+            "benchmarks_fr/mifeval/fr_input_data.jsonl, en_input_data.jsonl), or a source's own file whose rows "
+            "carry instruction_id_list and kwargs beside their messages, joined on each record's first user "
             "turn (relative paths are relative to the working directory); `en:` ids need the train extra",
         )
         detect: bool = Field(
