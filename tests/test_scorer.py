@@ -325,7 +325,7 @@ def test_cli_reports_a_single_class_and_unreadable_data(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"messages": []}\n{oops\n')
     result = cli(str(bad), "--label", "ok", "--out", str(tmp_path / "s"))
-    assert result.exit_code == 2 and f"error: {bad}:2: invalid JSON" in result.output
+    assert result.exit_code == 2 and f"error: {bad}:2: not valid JSON" in result.output
     result = cli(str(tmp_path), "--label", "ok", "--out", str(tmp_path / "s"))
     assert result.exit_code == 2
     assert f"error: {tmp_path} is a folder but not a version directory (no data/ folder)" in result.output

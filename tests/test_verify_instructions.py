@@ -390,7 +390,7 @@ def test_checker_fixes_on_real_answers(shared_data):
     ("line", "message"),
     [
         ("{not json", r"instructions.jsonl:2: not valid JSON"),
-        ("[1, 2]", r"instructions.jsonl:2: a row must be a JSON object with prompt, instruction_id_list and kwargs"),
+        ("[1, 2]", r"instructions.jsonl:2: expected a JSON object, got list"),
         (
             '{"instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]}',
             r":2: `prompt` must be a non-empty string",

@@ -15,8 +15,6 @@ records without one are skipped and counted.
 from __future__ import annotations
 
 import datetime as dt
-import gzip
-import json
 import logging
 import math
 import warnings
@@ -36,6 +34,7 @@ from frcorpus.embeddings.heads import (
     record_texts,
 )
 from frcorpus.embeddings.models import DEFAULT_MODEL
+from frcorpus.jsonl import jsonl_objects
 from frcorpus.record import record_scores
 from frcorpus.text.views import View
 from frcorpus.version.layout import VersionDir
@@ -72,20 +71,7 @@ def read_records(path: Path | str, include_rejects: bool = False) -> list[dict[s
     if name.endswith(".parquet"):
         return pq.read_table(path).to_pylist()
     if name.endswith((".jsonl", ".jsonl.gz")):
-        opener = gzip.open if name.endswith(".gz") else open
-        records = []
-        with opener(path, "rt", encoding="utf-8") as f:
-            for line_no, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ScorerError(f"{path}:{line_no}: invalid JSON: {e}") from None
-                if not isinstance(record, dict):
-                    raise ScorerError(f"{path}:{line_no}: expected a JSON object, got {type(record).__name__}")
-                records.append(record)
-        return records
+        return [record for _, record in jsonl_objects(path, ScorerError)]
     raise ScorerError(f"{path}: expected a version directory, a .parquet file or a .jsonl file")
 
 

@@ -120,7 +120,7 @@ def test_the_benchmark_items(shared_data):
 @pytest.mark.parametrize(
     ("rows", "message"),
     [
-        ([ROW, "{not json"], r"fr_input_data.jsonl:2: not JSON \(Expecting property name"),
+        ([ROW, "{not json"], r"fr_input_data.jsonl:2: not valid JSON \(unexpected character"),
         ([[1, 2]], r"fr_input_data.jsonl:1: expected a JSON object, got list"),
         (
             [{**ROW, "instruction_id_list": ["fr:punctuation:no_dash"]}],

@@ -17,7 +17,6 @@ with `num_fewshot: 0`.
 from __future__ import annotations
 
 import csv
-import json
 import random
 import re
 from collections.abc import Callable, Iterator
@@ -25,6 +24,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Literal
+
+from ..jsonl import jsonl_objects as read_jsonl
 
 BENCHMARKS = "benchmarks_fr"
 LETTERS = ("A", "B", "C", "D")
@@ -184,18 +185,7 @@ def read_mmlu(root: Path, lang: str, split: Literal["test", "dev"]) -> dict[str,
 def jsonl_objects(path: Path) -> Iterator[tuple[str, dict]]:
     """Each non-blank line of a JSONL file as (`file:line`, object); EvalDataError naming the line of one
     that is not a JSON object."""
-    with path.open(encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{line_no}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise EvalDataError(f"{where}: not JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise EvalDataError(f"{where}: expected a JSON object, got {type(row).__name__}")
-            yield where, row
+    return read_jsonl(path, EvalDataError)
 
 
 def read_mgsm(root: Path, lang: str) -> list[dict[str, str]]:

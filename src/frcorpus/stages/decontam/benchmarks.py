@@ -21,8 +21,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from frcorpus.jsonl import jsonl_objects
 
 SUFFIX_FORMATS = {".jsonl": "jsonl", ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet"}
 LANG_TAG = re.compile(r"(?:^|(?<=[._-]))(fr|en|fra|eng|french|english)(?:[._-]|$)", re.I)
@@ -238,19 +239,8 @@ class Item:
 def _rows(path: Path, fmt: str, header: bool) -> Iterator[tuple[int, str, dict[str, Any]]]:
     """(row index, location, row) of a benchmark file; the location is `file:line` or `file[row]`."""
     if fmt == "jsonl":
-        with path.open("rb") as f:
-            row = 0
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = orjson.loads(line)
-                except orjson.JSONDecodeError as e:
-                    raise BenchmarkError(f"{path}:{lineno}: not valid JSON ({e})") from None
-                if not isinstance(obj, dict):
-                    raise BenchmarkError(f"{path}:{lineno}: a row must be a JSON object")
-                yield row, f"{path}:{lineno}", obj
-                row += 1
+        for row, (where, obj) in enumerate(jsonl_objects(path, BenchmarkError)):
+            yield row, where, obj
     elif fmt in ("csv", "tsv"):
         with path.open(encoding="utf-8", newline="") as f:
             quoting = csv.QUOTE_MINIMAL if fmt == "csv" else csv.QUOTE_NONE

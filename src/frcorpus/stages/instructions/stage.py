@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-import orjson
 import pyarrow as pa
 from pydantic import Field, field_validator
 
+from frcorpus.jsonl import jsonl_objects
 from frcorpus.stages.base import Filter, FilterConfig, Reject
 from frcorpus.stages.instructions.checkers import FR_CHECKERS, NEUTRAL_CHECKERS
 from frcorpus.stages.instructions.checks import LM_EVAL_HINT, Check, build_check, english_checkers, loose_versions
@@ -78,27 +78,19 @@ def read_instructions_file(path: Path, reading: Reading = "benchmark") -> dict[s
     `instruction_id_list` and `kwargs` (a null kwargs is none); a row of conversation data without
     instructions has none to check."""
     found: dict[str, tuple[Instruction, ...]] = {}
-    lines: dict[str, int] = {}
+    lines: dict[str, str] = {}
     without = 0
-    with path.open("rb") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{line_no}"
-            try:
-                row = orjson.loads(line)
-            except orjson.JSONDecodeError as e:
-                raise InstructionsError(f"{where}: not valid JSON ({e})") from None
-            if isinstance(row, dict) and "messages" in row and not row.get("instruction_id_list"):
-                without += 1
-                continue
-            prompt, instructions = _row_instructions(row, where, reading)
-            key = prompt_key(prompt)
-            if key in found and found[key] != instructions:
-                raise InstructionsError(
-                    f"{where}: the prompt of line {lines[key]} again, with other instructions; give each prompt once"
-                )
-            found[key], lines[key] = instructions, line_no
+    for where, row in jsonl_objects(path, InstructionsError):
+        if "messages" in row and not row.get("instruction_id_list"):
+            without += 1
+            continue
+        prompt, instructions = _row_instructions(row, where, reading)
+        key = prompt_key(prompt)
+        if key in found and found[key] != instructions:
+            raise InstructionsError(
+                f"{where}: the prompt of line {lines[key]} again, with other instructions; give each prompt once"
+            )
+        found[key], lines[key] = instructions, where.rsplit(":", 1)[1]
     if not found:
         raise InstructionsError(
             f"{path}: no row gives instructions (`instruction_id_list` and `kwargs`, with `prompt` or `messages`)"
