@@ -47,7 +47,7 @@ def test_answers_are_judged_by_the_langid_and_heuristics_stages():
         True,
         False,
         "repeated_phrase",
-        "turn 1 (assistant): 'je vous aurexécéré' said 31.0 times in a row (3 words)",
+        "turn 1 (assistant): 'je vous aurexécéré' said 31 times in a row (3 words)",
     )
     # the same loop cut at the token limit (ending on a comma) is caught first as truncated, as the stage does
     assert judge_answer(PROMPT, LOOP[: -len(" je vous aurexécéré.")]).reason == "truncated"
@@ -161,7 +161,7 @@ def test_one_generation_pass_scores_instructions_language_and_quality(tmp_path, 
         (False, False, "en", "not_french"),
         (True, False, "fr", "repeated_phrase"),
     ]
-    assert samples[2]["answer_detail"] == "turn 1 (assistant): 'je vous aurexécéré' said 31.0 times in a row (3 words)"
+    assert samples[2]["answer_detail"] == "turn 1 (assistant): 'je vous aurexécéré' said 31 times in a row (3 words)"
     # the checkers' verdicts (key 238: no JSON, wrong ending, no forbidden word); prompt-level accuracy is the
     # mean over prompts, instruction-level over the six instructions (1/6), not a mean of per-prompt means (1/9)
     all_metrics = results["scores"]["ifeval_fr"]["base"]["all"]

@@ -73,9 +73,9 @@ JSON_LOOP_FR = """```json
             "repeated_phrase",
             "'pas une amie je suis ici pour vous aider mais je ne ...' said 2.2 times in a row (13 words)",
         ),
-        (STUTTER_EN, "repeated_phrase", "'bu' said 15.0 times in a row (1 words)"),
+        (STUTTER_EN, "repeated_phrase", "'bu' said 15 times in a row (1 word)"),
         (DANCE_FR, "repeated_phrase", "'il danse et chante' said 5.2 times in a row (4 words)"),
-        (LIST_LOOP_FR, "repeated_phrase", "'le meurtre de la femme d affaires' said 4.0 times in a row (7 words)"),
+        (LIST_LOOP_FR, "repeated_phrase", "'le meurtre de la femme d affaires' said 4 times in a row (7 words)"),
         (
             SECTIONS_FR,
             "repeated_sentences",
@@ -93,7 +93,7 @@ JSON_LOOP_FR = """```json
             "repeated_sentences",
             "'chapitre 0 le monde de l ordinateur' said 6 times, only its numbers changing",
         ),
-        (JSON_LOOP_FR, "repeated_phrase", "'les processus de production' said 3.0 times in a row (4 words)"),
+        (JSON_LOOP_FR, "repeated_phrase", "'les processus de production' said 3 times in a row (4 words)"),
     ],
     ids=[
         "short-fr",

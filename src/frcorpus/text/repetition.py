@@ -234,7 +234,9 @@ def _phrase_loop(lines: list[str], verse: Callable[[], bool]) -> Loop | None:
         ):
             continue  # a refrain sung twice
         phrase = " ".join(words[start : start + min(period, 12)]) + (" ..." if period > 12 else "")
-        return Loop("repeated_phrase", f"{phrase!r} said {copies:.1f} times in a row ({period} words)")
+        said = f"{copies:.0f}" if copies.is_integer() else f"{copies:.1f}"  # 3 times; 3.5 times when cut mid-copy
+        unit = "word" if period == 1 else "words"
+        return Loop("repeated_phrase", f"{phrase!r} said {said} times in a row ({period} {unit})")
     return None
 
 
