@@ -117,15 +117,15 @@ def test_stage_ids_default_to_type_and_are_numbered():
 
 
 def test_stages_command_lists_options_and_schema_is_json():
-    listing = runner.invoke(app, ["stages"], env={"COLUMNS": "200"})
+    listing = runner.invoke(app, ["stages", "exact_dedup", "llm_judge"], env={"COLUMNS": "200"})
     assert listing.exit_code == 0
-    assert "exact_dedup  (dedup, global)" in listing.output
-    assert "view: Literal['prompt', 'response', 'conversation'] (default 'conversation')" in listing.output
+    assert "exact_dedup  (family dedup, global)" in listing.output
+    assert "  view  Literal['prompt', 'response', 'conversation'], default 'conversation'" in listing.output
     # nested options are listed with the defaults each stage gives them
-    judge = listing.output[listing.output.index("llm_judge  (quality") :]
-    assert "    sampling: mapping (defaults below)" in judge
-    assert "        max_tokens: int (default 256) most tokens generated per request" in judge
-    assert "        base_url: str | None (default None) openai: the server" in judge
+    judge = listing.output[listing.output.index("llm_judge  (family quality") :]
+    assert "  sampling  mapping, defaults below" in judge
+    assert "    sampling.max_tokens  int, default 256\n        most tokens generated per request" in judge
+    assert "    llm.base_url  str | None, default None\n        openai: the server" in judge
     schema = json.loads(runner.invoke(app, ["stages", "--schema"]).output)
     stage_refs = {ref["$ref"].rsplit("/", 1)[-1] for ref in schema["properties"]["stages"]["items"]["oneOf"]}
     assert len(stage_refs) == len(REGISTRY)

@@ -1,6 +1,7 @@
 """The documentation generated from the code is current: docs/stages.md is what `frcorpus stages
---markdown` prints, every stage describes itself (its docstring, its rejection reasons), and the JSON
-Schemas in docs/version-dir.md are those of the `Stats` and `Manifest` models."""
+--markdown` prints, every stage describes itself (its docstring, its rejection reasons, a summary of whole
+sentences), every option of the pipeline's other blocks has a description, and the JSON Schemas in
+docs/version-dir.md are those of the `Stats` and `Manifest` models."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import sys
 from typer.testing import CliRunner
 
 from frcorpus.cli import app
-from frcorpus.stage_docs import REGENERATE, description
+from frcorpus.stage_docs import BLOCKS, REGENERATE, block_options, description, summary
 from frcorpus.stages import REGISTRY
 from tests.conftest import REPO
 
@@ -28,6 +29,31 @@ def test_every_stage_describes_itself():
     for name, cls in REGISTRY.items():
         assert description(cls), f"stage {name!r}: {cls.__qualname__} needs a docstring (what the stage does)"
         assert cls.reasons is not None, f"stage {name!r}: declare `reasons` (() when it rejects nothing)"
+
+
+def test_every_summary_is_the_docstrings_first_sentences():
+    for name, cls in REGISTRY.items():
+        text = summary(cls)
+        assert text.endswith((".", "?", "!")), f"stage {name!r}: its summary stops mid-sentence: {text!r}"
+        assert " ".join(description(cls).split()).startswith(text), name
+        assert "\n" not in text
+    # a docstring whose first sentence runs over two lines gives it whole
+    assert summary(Wrapped) == "Reject what is wrong, on two lines of the docstring."
+
+
+class Wrapped:
+    """Reject what is wrong,
+    on two lines of the docstring.
+
+    The rest."""
+
+
+def test_every_block_option_is_described():
+    for name, block in BLOCKS.items():
+        assert block.summary.endswith("."), name
+        for label, model in block.models:
+            for option in block_options(model):
+                assert option.description, f"{name} {label} {'.'.join(option.path)}: give the field a description"
 
 
 def test_markdown_and_schema_are_one_or_the_other():

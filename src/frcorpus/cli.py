@@ -90,29 +90,45 @@ def validate(
 
 @app.command()
 def stages(
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(help="stages or blocks of the pipeline file (pipeline, sources, executor, output, card)"),
+    ] = None,
     schema: Annotated[bool, typer.Option("--schema", help="print the pipeline JSON Schema")] = False,
     markdown: Annotated[
-        bool, typer.Option("--markdown", help="print the stage reference as Markdown (docs/stages.md)")
+        bool, typer.Option("--markdown", help="print the whole reference as Markdown (docs/stages.md)")
     ] = False,
 ) -> None:
-    """List the stages and their options (or print the JSON Schema for editors, or docs/stages.md)."""
+    """List the stages and the blocks of the pipeline file; with NAMEs, print their options, defaults and
+    rejection reasons (or print the JSON Schema for editors, or docs/stages.md)."""
     from frcorpus.config import PipelineConfig
-    from frcorpus.stage_docs import option_lines, stage_kind, stages_markdown, summary
+    from frcorpus.stage_docs import BLOCKS, closest, listing, sections, stages_markdown
     from frcorpus.stages import REGISTRY
 
-    if schema and markdown:
-        raise typer.BadParameter("give --schema or --markdown, not both")
+    if sum((bool(names), schema, markdown)) > 1:
+        raise typer.BadParameter("give stage names, --schema or --markdown, only one of them")
     if schema:
         print(json.dumps(PipelineConfig.model_json_schema(), indent=2))
         return
     if markdown:
         sys.stdout.write(stages_markdown(REGISTRY))
         return
-    for name, cls in REGISTRY.items():
-        out.print(f"[bold]{name}[/]  ({cls.family}, {stage_kind(cls)})  {summary(cls)}", highlight=False)
-        for line in option_lines(cls):
-            out.print(line, markup=False, highlight=False)
-        out.print()
+    known = [*REGISTRY, *BLOCKS]
+    unknown = [name for name in names or [] if name not in known]
+    for name in unknown:
+        near = closest(name, known)
+        hint = f"; did you mean {' or '.join(repr(n) for n in near)}?" if near else ""
+        console.print(
+            f"unknown stage or block {name!r}{hint} (stages: {', '.join(sorted(REGISTRY))}; "
+            f"blocks: {', '.join(BLOCKS)})",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    if unknown:
+        raise typer.Exit(2)
+    for part in sections(names, REGISTRY) if names else listing(REGISTRY):
+        out.print(part)
 
 
 def _gpu_time(hours: float) -> str:

@@ -37,34 +37,42 @@ from frcorpus.yamlconf import (
 
 class LocalExecutor(Strict):
     type: Literal["local"]
-    tasks: int = Field(1, ge=1, description="shards of the work")
+    tasks: int = Field(1, ge=1, description="tasks the work is split into (shards of the data)")
     workers: int = Field(1, ge=1, description="tasks run at the same time")
 
 
 class SlurmExecutor(Strict):
     type: Literal["slurm"]
-    tasks: int = Field(1, ge=1)
+    tasks: int = Field(
+        1, ge=1, description="tasks the work is split into (shards of the data), run as Slurm job arrays"
+    )
     workers: int = Field(-1, ge=-1, description="max concurrent array tasks (-1: no limit)")
-    partition: str
+    partition: str = Field(description="the Slurm partition the jobs are submitted to")
     time: str = Field("04:00:00", description="time limit per job (HH:MM:SS)")
-    cpus_per_task: int = Field(1, ge=1)
-    mem_per_cpu_gb: int = Field(2, ge=1)
-    gpus_per_task: int = Field(0, ge=0)
-    qos: str | None = None
+    cpus_per_task: int = Field(1, ge=1, description="CPUs for each task (sbatch --cpus-per-task)")
+    mem_per_cpu_gb: int = Field(2, ge=1, description="memory per CPU, in GB (sbatch --mem-per-cpu)")
+    gpus_per_task: int = Field(0, ge=0, description="GPUs for each task (sbatch --gpus; 0: none)")
+    qos: str | None = Field(None, description="Slurm quality of service (sbatch --qos); default: the cluster's")
     venv_path: str | None = Field(None, description="activate script sourced by each job")
-    env_command: str | None = None
-    sbatch_args: dict[str, str] = Field(default_factory=dict)
-    job_name: str = "frcorpus"
+    env_command: str | None = Field(
+        None, description="shell command each job runs first to set up its environment (replaces venv_path)"
+    )
+    sbatch_args: dict[str, str] = Field(
+        default_factory=dict, description="more sbatch options, e.g. {account: myproject, constraint: h100}"
+    )
+    job_name: str = Field(
+        "frcorpus", description="prefix of the Slurm job names (frcorpus-phase0, frcorpus-barrier0, ...)"
+    )
 
 
 class RayExecutor(Strict):
     type: Literal["ray"]
-    tasks: int = Field(1, ge=1)
+    tasks: int = Field(1, ge=1, description="tasks the work is split into (shards of the data)")
     workers: int = Field(-1, ge=-1, description="concurrent tasks (-1: as many as tasks)")
     address: str | None = Field(None, description="Ray cluster address; none starts a local instance")
-    cpus_per_task: int = Field(1, ge=1)
-    mem_per_cpu_gb: float = Field(2, gt=0)
-    gpus_per_task: int = Field(0, ge=0)
+    cpus_per_task: int = Field(1, ge=1, description="CPUs Ray reserves for each task")
+    mem_per_cpu_gb: float = Field(2, gt=0, description="memory Ray reserves per CPU of a task, in GB")
+    gpus_per_task: int = Field(0, ge=0, description="GPUs Ray reserves for each task")
 
 
 ExecutorConfig = Annotated[LocalExecutor | SlurmExecutor | RayExecutor, Field(discriminator="type")]
@@ -72,8 +80,12 @@ ExecutorConfig = Annotated[LocalExecutor | SlurmExecutor | RayExecutor, Field(di
 
 class OutputConfig(Strict):
     dir: str = Field("out", description="versions are written to <dir>/<name>/<version>/")
-    compression: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
-    row_group_size: int = Field(10_000, ge=100)
+    compression: Literal["zstd", "snappy", "gzip", "none"] = Field(
+        "zstd", description="codec of the Parquet files (none: uncompressed)"
+    )
+    row_group_size: int = Field(
+        10_000, ge=100, description="rows per Parquet row group (a file's last one holds fewer)"
+    )
 
 
 class CardConfig(Strict):
@@ -129,18 +141,32 @@ StageConfigUnion = Annotated[Union[tuple(cls.Config for cls in REGISTRY.values()
 
 
 class PipelineConfig(Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="dataset name")
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="the dataset's name: versions are written to <output.dir>/<name>/<version>/",
+    )
     version: str = Field(
         "auto",
         pattern=r"^(auto|[0-9A-Za-z][0-9A-Za-z_.+-]*)$",
         description="version string, or auto (run date + content fingerprint)",
     )
-    description: str | None = None
-    sources: list[SourceConfig] = Field(min_length=1)
-    stages: list[StageConfigUnion] = Field(default_factory=list)  # type: ignore[valid-type]
-    executor: ExecutorConfig = Field(default_factory=lambda: LocalExecutor(type="local"))  # type: ignore[valid-type]
-    output: OutputConfig = Field(default_factory=OutputConfig)
-    card: CardConfig = Field(default_factory=CardConfig)
+    description: str | None = Field(
+        None,
+        description="free text that opens the dataset card (default: A French instruction (SFT) dataset built "
+        "with frcorpus.)",
+    )
+    sources: list[SourceConfig] = Field(min_length=1, description="the datasets to read; at least one")
+    stages: list[StageConfigUnion] = Field(  # type: ignore[valid-type]
+        default_factory=list, description="the stages, run in the order written (default: none)"
+    )
+    executor: ExecutorConfig = Field(  # type: ignore[valid-type]
+        default_factory=lambda: LocalExecutor(type="local"),
+        description="where the work runs (default: this machine, 1 task, 1 worker)",
+    )
+    output: OutputConfig = Field(default_factory=OutputConfig, description="where versions are written, and how")
+    card: CardConfig = Field(
+        default_factory=CardConfig, description="what the dataset card declares beyond what the run measures"
+    )
 
     @field_validator("sources")
     @classmethod

@@ -13,9 +13,9 @@ FORMATS: tuple[str, ...] = get_args(Format)
 
 
 class PromptResponseFields(Strict):
-    prompt: str = "prompt"
-    response: str = "response"
-    system: str | None = None
+    prompt: str = Field("prompt", description="the field holding the prompt (the user turn)")
+    response: str = Field("response", description="the field holding the answer (the assistant turn)")
+    system: str | None = Field(None, description="the field holding a system prompt, if any")
 
 
 class SourceConfig(Strict):
@@ -24,7 +24,7 @@ class SourceConfig(Strict):
         description="file, glob, folder, local Hugging Face dataset folder, bundled sample "
         "(frcorpus://samples/...) or Hub id org/name@revision"
     )
-    format: Format = "auto"
+    format: Format = Field("auto", description="the records' format (auto: detected per file)")
     license: str | None = Field(None, description="SPDX-style licence id, e.g. apache-2.0, cc-by-nc-4.0")
     language: str | None = Field(None, pattern=r"^[a-z]{2,3}$", description="language hint (ISO 639)")
     limit: int | None = Field(None, ge=1, description="read at most this many records from the source")
