@@ -92,7 +92,9 @@ def validate(
 def stages(
     names: Annotated[
         list[str] | None,
-        typer.Argument(help="stages or blocks of the pipeline file (pipeline, sources, executor, output, card)"),
+        typer.Argument(
+            metavar="NAME", help="stages or blocks of the pipeline file (pipeline, sources, executor, output, card)"
+        ),
     ] = None,
     schema: Annotated[bool, typer.Option("--schema", help="print the pipeline JSON Schema")] = False,
     markdown: Annotated[
