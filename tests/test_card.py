@@ -141,12 +141,22 @@ def test_sections_carry_the_run_numbers(built):
     assert (t["read"], t["kept"], t["rejected"]) == (13, 9, 4)
     assert f"- **Records:** {t['kept']} conversations kept of {t['read']} read; {t['rejected']} rejected" in text
     headings = re.findall(r"^## (.+)$", text, re.M)
-    assert headings == ["Sources", "Pipeline", "Plots", "Decontamination", "How to load", "Provenance"]
+    assert headings == [
+        "Sources",
+        "Example record",
+        "Pipeline",
+        "Plots",
+        "Decontamination",
+        "Limitations",
+        "How to load",
+        "Provenance",
+    ]
     conv_sha = manifest["inputs"][0]["files"][0]["sha256"][:12]
+    # the file's name, not the path it had on this machine
     assert (
-        f"| conv-fr | `{manifest['inputs'][0]['uri']}` | sha256 `{conv_sha}` | cc-by-4.0 (attribution) | 11 | 7 | 4 |"
-        in text
+        f"| conv-fr | `conv.jsonl` (local file) | sha256 `{conv_sha}` | cc-by-4.0 (attribution) | 11 | 7 | 4 |" in text
     )
+    assert str(built.parents[2]) not in text.split("## Provenance")[0]
     assert "| alpaca-fr |" in text and "| apache-2.0 (permissive) | 2 | 2 | 0 | alpaca |" in text
     assert "the dataset takes the most restrictive of them, which respects them all: **cc-by-4.0**" in text
     assert "| read | 13 | 12 | 1 | read.invalid_json: 1 |" in text

@@ -50,8 +50,8 @@ def test_all_problems_reported_at_once_with_line_path_value_and_suggestion(tmp_p
         "or digit",
         "p.yaml:5: sources[0].format: invalid value 'alpacca'; expected 'auto', 'messages', 'sharegpt', 'alpaca' "
         "or 'prompt_response'; did you mean 'alpaca'?",
-        "p.yaml:6: sources[0].licence: unknown option 'licence'; did you mean 'license'? (options: fields, format, "
-        "id_field, language, license, limit, name, path)",
+        "p.yaml:6: sources[0].licence: unknown option 'licence'; did you mean 'license'? (options: citation, "
+        "description, fields, format, homepage, id_field, language, license, limit, name, path)",
         "p.yaml:8: stages[0]: unknown stage 'normalise'; did you mean 'normalize'? "
         f"(stages: {', '.join(sorted(REGISTRY))}; see `frcorpus stages`)",
         "p.yaml:10: stages[1].min_char: unknown option 'min_char'; did you mean 'min_chars'? (options: "

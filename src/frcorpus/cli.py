@@ -64,6 +64,9 @@ def validate(
 ) -> None:
     """Check a pipeline without running it: schema, paths, formats, optional dependencies, and damaged
     files (a truncated .gz, a corrupt Parquet page), which the run would reject as read.corrupt_file."""
+    from rich.markup import escape
+
+    from frcorpus.config import licence_warnings
     from frcorpus.sources.reader import find_damage, peek_format
     from frcorpus.stages import REGISTRY
 
@@ -75,6 +78,8 @@ def validate(
     for src in plan.sources:
         table.add_row(src.config.name, str(len(src.files)), peek_format(src), src.config.license or "-")
     out.print(table)
+    for warning in licence_warnings(loaded):
+        console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
     for src in [] if quick else plan.sources:
         for path in src.files:
             damage = find_damage(path)

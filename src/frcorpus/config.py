@@ -295,6 +295,7 @@ def _pattern_hint(path: tuple) -> str:
         "name": "use letters, digits, '.', '_' and '-', starting with a letter or digit",
         "version": "use 'auto' or a version like 0.1.0",
         "language": "use an ISO 639 code such as 'fr' or 'en'",
+        "homepage": "give the web page as a URL starting with https://",
         "id": "use letters, digits, '.', '_' and '-'",
     }.get(last, "does not match the expected pattern")
 
@@ -374,7 +375,38 @@ def _read_pipeline(path: Path) -> tuple[LoadedPipeline | None, dict, dict[tuple,
             (i, s.name, s.license, line) for i, (s, line) in enumerate(zip(config.sources, licence_lines, strict=True))
         ]
         problems += conflict_problems(sources, card.license, where, loaded.line_of("card", "license"))
+    if card.license is not None:
+        problems += [f"{where}:{line}: {text}" for line, text in _undeclared_licences(loaded, card.license)]
     return loaded, raw, lines, _by_line(problems, where)
+
+
+def _undeclared_licences(loaded: LoadedPipeline, card_licence: str | None) -> list[tuple[int, str]]:
+    """(line, text) per source without `license:`: the card cannot attribute it, nor check that `card.license`
+    respects it."""
+    found = []
+    for i, source in enumerate(loaded.config.sources):
+        if source.license is None:
+            if card_licence is None:
+                consequence = "the dataset card's licence will be `unknown`"
+            else:
+                line = loaded.line_of("card", "license")
+                consequence = f"card.license {card_licence} (line {line}) cannot be checked against it"
+            found.append(
+                (
+                    loaded.line_of("sources", i),
+                    f"sources[{i}]: source {source.name!r} declares no licence, so {consequence}; add "
+                    "`license:` with the licence its upstream publishes it under (e.g. cc-by-4.0, apache-2.0)",
+                )
+            )
+    return found
+
+
+def licence_warnings(loaded: LoadedPipeline) -> list[str]:
+    """`validate`'s warnings (`file:line: ...`) for sources without a licence when no `card.license` is set
+    (with one, they are errors)."""
+    if loaded.config.card.license is not None:
+        return []
+    return [f"{loaded.path}:{line}: {text}" for line, text in _undeclared_licences(loaded, None)]
 
 
 def load_pipeline(path: str | Path) -> LoadedPipeline:

@@ -27,6 +27,12 @@ class SourceConfig(Strict):
     format: Format = Field("auto", description="the records' format (auto: detected per file)")
     license: str | None = Field(None, description="SPDX-style licence id, e.g. apache-2.0, cc-by-nc-4.0")
     language: str | None = Field(None, pattern=r"^[a-z]{2,3}$", description="language hint (ISO 639)")
+    # attribution of the upstream dataset, for the card (CC BY and most licences ask for credit)
+    homepage: str | None = Field(
+        None, pattern=r"^https?://\S+$", description="the upstream dataset's web page (https://...), for the card"
+    )
+    citation: str | None = Field(None, description="how the upstream asks to be cited (BibTeX or a sentence)")
+    description: str | None = Field(None, description="what the source is, in a sentence, for the card")
     limit: int | None = Field(None, ge=1, description="read at most this many records from the source")
     fields: PromptResponseFields = Field(
         default_factory=PromptResponseFields, description="field names for format prompt_response"

@@ -4,7 +4,9 @@ Everything comes from the version's own files (stats.json, manifest.json, pipeli
 pipeline.resolved.yaml, data/ and rejects/ Parquet), so that the run's finalize step and
 `frcorpus card VERSION_DIR` give the same bytes. The Markdown comes from the Jinja template
 `cards/dataset_card.md.j2` with the header written by huggingface_hub's `DatasetCardData` and parsed
-back by `DatasetCard`; any failure is an error. The facts come from `facts`, the plots from `plots`.
+back by `DatasetCard`; any failure is an error. The facts come from `facts`, the plots from `plots`,
+the sections that explain (attribution, example record, rejections by source, languages, limitations)
+from `card_sections`.
 
 The card knows no stage class: the models come from manifest.json, the rest from the stats and the
 resolved pipeline. What is particular to one stage type is read from those files by type name: the
@@ -23,6 +25,17 @@ import numpy as np
 from frcorpus.card_templates import CardError, card_environment, code_fence
 from frcorpus.licenses import OutputLicence, output_licence, parse
 from frcorpus.resources import resource_dir
+from frcorpus.version.card_sections import (
+    attribution_notes,
+    corpus_languages,
+    example_record,
+    licence_cell,
+    limitations,
+    rejections_by_source,
+    requested_languages,
+    source_attribution,
+    upstream,
+)
 from frcorpus.version.facts import DataFacts, LengthCounter, scan_data
 from frcorpus.version.layout import (
     CARD,
@@ -76,6 +89,7 @@ def open_version(version_dir: Path) -> VersionDir:
 
 def _source_rows(version: VersionDir) -> list[dict[str, Any]]:
     inputs = {i.name: i for i in version.manifest.inputs}
+    attribution = source_attribution(version)
     rows = []
     for name, s in version.stats.sources.items():
         info = inputs.get(name)
@@ -87,12 +101,15 @@ def _source_rows(version: VersionDir) -> list[dict[str, Any]]:
         else:
             revision = f"{len(files)} files (sha256 in manifest.json)" if files else "-"
         licence = s.license or (info.license if info else None)
+        credit = attribution.get(name, {"homepage": None, "citation": None, "description": None})
         rows.append(
             {
                 "name": name,
-                "origin": info.uri if info else "-",
+                "upstream": upstream(info.uri, credit["homepage"]) if info else "-",
+                **credit,
                 "revision": revision,
-                "license": f"{licence} ({parse(licence).label})" if licence else "not declared",
+                "license": licence_cell(licence),
+                "license_id": licence,
                 "read": s.read,
                 "kept": s.kept,
                 "rejected": s.rejected,
@@ -224,7 +241,12 @@ def context(
             {"stage": "lineage", "role": f"translated {n} kept records", "model": model, "revision": revision}
         )
     name = manifest.name or version.config.get("name")
-    data = header(version, chosen, [lang["code"] for lang in languages], has_rejects)
+    declared = corpus_languages(version, facts.languages)
+    requested = requested_languages(version)
+    data = header(version, chosen, declared, has_rejects)
+    sources = _source_rows(version)
+    split_counts = {k: split_rows.get(k, 0) for k in splits}
+    translated = sum(facts.lineage_models.values())
     return data, {
         "name": name,
         "version": manifest.version,
@@ -241,13 +263,18 @@ def context(
             "unit": length_label.split(" ")[0],
         },
         "licence": _licence_context(version, chosen),
-        "sources": _source_rows(version),
+        "sources": sources,
+        "attribution": attribution_notes(sources),
+        "requested_languages": requested,
         "stages": _stage_rows(version),
+        "rejections": rejections_by_source(version),
+        "example": example_record(version),
+        "limitations": limitations(version, declared, requested, translated, split_counts.get("test", 0)),
         "plots": plots,
         "decontamination": _decontamination(version),
         "has_rejects": has_rejects,
-        "splits": {k: split_rows.get(k, 0) for k in splits},
-        "train_files": next(iter(splits.values())),
+        "splits": split_counts,
+        "split_files": splits,
         "repo_id": repo_id or f"your-namespace/{name}",
         "frcorpus_version": manifest.frcorpus,
         "dependencies": manifest.dependencies,
