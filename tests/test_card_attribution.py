@@ -218,7 +218,7 @@ def test_header_declares_the_kept_languages_not_the_requested_ones(version):
 def test_example_record(version):
     assert section(card(version), "Example record") == (
         "A kept record of the train split, from `vigogne-fr` (id `vigogne-fr:e13befd9124bc700`), of median "
-        "answer length among the first records of its file; long messages are cut, long lines wrapped:\n\n"
+        "answer length among the first records of its file:\n\n"
         "**user**\n\n```text\nComment faire une pâte à crêpes ?\n```\n\n"
         "**assistant**\n\n```text\nMélangez la farine, les œufs et le lait, puis laissez reposer une heure.\n```\n"
     )
@@ -232,6 +232,15 @@ def test_example_message_is_cut_and_wrapped():
     lines = shown["text"].split("\n")
     assert lines[-1] == "[… 600 more characters]"  # cut at the last space before 600
     assert all(len(line) <= 100 for line in lines[:-1]) and " ".join(lines[:-1]) == words[:599]
+    assert shown["cut"] and shown["wrapped"]
+    code = "def f():\n\treturn 1  " + "x" * 120  # a line without spaces to break at stays whole
+    assert _shown_message("user", code) == {
+        "role": "user",
+        "text": "def f():\n\treturn 1\n" + "x" * 120,
+        "fence": "```",
+        "cut": False,
+        "wrapped": True,
+    }
     assert _shown_message("user", "a ``` b")["fence"] == "````"
 
 

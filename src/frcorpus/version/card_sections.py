@@ -185,12 +185,19 @@ def example_record(version: VersionDir) -> dict[str, Any] | None:
     row = rows[ranked[(len(ranked) - 1) // 2]]
     messages = row["messages"]
     shown = [_shown_message(m["role"], m["content"] or "") for m in messages[:EXAMPLE_MESSAGES]]
+    # say how it is shown only when it is not shown whole, as it is
+    notes = []
+    if any(m["cut"] for m in shown):
+        notes.append(f"messages cut after about {EXAMPLE_CHARS} characters")
+    if any(m["wrapped"] for m in shown):
+        notes.append(f"lines wrapped at {EXAMPLE_WIDTH} columns")
     return {
         "id": row.get("id"),
         "source": (row.get("source") or {}).get("name"),
         "split": split,
         "messages": shown,
         "more_messages": max(0, len(messages) - EXAMPLE_MESSAGES),
+        "notes": notes,
     }
 
 
@@ -200,14 +207,20 @@ def _shown_message(role: str, content: str) -> dict[str, Any]:
         cut = content[:EXAMPLE_CHARS]
         space = cut.rfind(" ", EXAMPLE_CHARS // 2)
         cut = cut[:space] if space > 0 else cut
-    lines = []
+    lines, wrapped = [], False
     for line in cut.rstrip().split("\n"):
-        lines.extend(textwrap.wrap(line, EXAMPLE_WIDTH, break_long_words=False, replace_whitespace=False) or [""])
+        if len(line) <= EXAMPLE_WIDTH:
+            lines.append(line)  # as it is (tabs, indentation)
+        else:
+            lines.extend(
+                textwrap.wrap(line, EXAMPLE_WIDTH, break_long_words=False, replace_whitespace=False, expand_tabs=False)
+            )
+            wrapped = True
     text = "\n".join(lines)
     omitted = len(content) - len(cut)
     if omitted > 0:
         text += f"\n[… {omitted:,} more characters]"
-    return {"role": role, "text": text, "fence": code_fence(text)}
+    return {"role": role, "text": text, "fence": code_fence(text), "cut": omitted > 0, "wrapped": wrapped}
 
 
 # ----------------------------------------------------------------------------------- limitations
