@@ -42,7 +42,7 @@ class EchoBackend(Backend):
                 seed = sampling.for_attempt(r.attempt).seed + r.attempt
                 out.append(Generation(f"echo:{text}:{seed}", "stop", prompt_tokens=3, completion_tokens=2))
         if progress:
-            progress(len(requests))
+            progress(list(enumerate(out)))
         return out
 
 
@@ -55,7 +55,7 @@ class CountingBackend(Backend):
         self.calls = 0
         self.requests = 0
 
-    def generate(self, requests, sampling, progress: Callable[[int], None] | None = None):
+    def generate(self, requests, sampling, progress: Callable[[list[tuple[int, Generation]]], None] | None = None):
         self.calls += 1
         self.requests += len(requests)
         return self.inner.generate(requests, sampling, progress)

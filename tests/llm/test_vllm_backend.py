@@ -98,7 +98,7 @@ def test_engine_and_request_mapping(fake_vllm, model_folder):
     progress: list[int] = []
     gens = backend.generate(requests, sampling, progress=progress.append)
 
-    assert progress == [2, 2]
+    assert [[i for i, _ in done] for done in progress] == [[0, 1], [2, 3]]
     assert [call["use_tqdm"] for call in llm.calls] == [False, False]
     assert [call["messages"] for call in llm.calls] == [
         [[{"role": "user", "content": "hello"}], [{"role": "user", "content": "judge"}]],

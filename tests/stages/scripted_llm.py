@@ -34,7 +34,7 @@ def use_scripted(monkeypatch, answer, json_schema=False) -> list[ScriptedBackend
     """Make every LLM stage load a ScriptedBackend; returns the list of backends created."""
     made: list[ScriptedBackend] = []
 
-    def load(config):
+    def load(config, on_status=None):
         backend = ScriptedBackend(config, answer, json_schema)
         made.append(backend)
         return backend

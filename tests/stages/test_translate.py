@@ -149,7 +149,7 @@ def test_french_records_pass_through_untouched(monkeypatch):
     fr = {"id": "f", "_reject": None, "source": {"name": "s", "language": "fr"}, **chat("Bonjour ?", "Salut !")}
     stage.run_batch([fr])
     assert fr["id"] == "f" and fr["messages"][1]["content"] == "Salut !" and "lineage" not in fr
-    assert made[-1].calls == [] and stage.stats.counters["passed_through"] == 1
+    assert made == [] and stage.stats.counters["passed_through"] == 1  # the model is not even loaded
 
 
 def test_regenerate_translates_the_prompt_and_answers_it_in_french(monkeypatch):

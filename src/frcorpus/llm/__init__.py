@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from frcorpus.llm.base import (
     Backend,
     BackendError,
@@ -25,21 +27,30 @@ from frcorpus.llm.cache import GenerationCache, cache_key
 from frcorpus.llm.generator import Generator
 
 
-def load_backend(config: LLMConfig) -> Backend:
-    """Build the backend that `config.backend` names (loads the model or opens the client)."""
-    if config.backend == "transformers":
+def backend_class(name: str) -> type[Backend]:
+    """The class of a backend, without its heavy dependencies (each imports them when built)."""
+    if name == "transformers":
         from frcorpus.llm.transformers_backend import TransformersBackend
 
-        return TransformersBackend(config)
-    if config.backend == "openai":
+        return TransformersBackend
+    if name == "openai":
         from frcorpus.llm.openai_backend import OpenAIBackend
 
-        return OpenAIBackend(config)
-    if config.backend == "vllm":
+        return OpenAIBackend
+    if name == "vllm":
         from frcorpus.llm.vllm_backend import VLLMBackend
 
-        return VLLMBackend(config)
-    raise ValueError(f"unknown backend {config.backend!r}; expected transformers, openai or vllm")
+        return VLLMBackend
+    raise ValueError(f"unknown backend {name!r}; expected transformers, openai or vllm")
+
+
+def load_backend(config: LLMConfig, on_status: Callable[[str], None] | None = None) -> Backend:
+    """Build the backend that `config.backend` names (loads the model or opens the client). `on_status`
+    hears of the long steps (a GGUF converted once) as they start and end."""
+    cls = backend_class(config.backend)
+    if config.backend == "openai":
+        return cls(config)
+    return cls(config, on_status=on_status)
 
 
 __all__ = [
@@ -52,6 +63,7 @@ __all__ = [
     "Generator",
     "LLMConfig",
     "SamplingConfig",
+    "backend_class",
     "cache_key",
     "load_backend",
     "template_hash",

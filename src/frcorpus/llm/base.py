@@ -176,9 +176,11 @@ class Backend(ABC):
         self,
         requests: list[ChatRequest],
         sampling: SamplingConfig,
-        progress: Callable[[int], None] | None = None,
+        progress: Callable[[list[tuple[int, Generation]]], None] | None = None,
     ) -> list[Generation]:
-        """One Generation per request, in order; `progress(n)` after every n finished requests."""
+        """One Generation per request, in order. `progress(done)` as soon as some requests finish, with
+        them as (index in `requests`, Generation) pairs: the generation cache stores them at once, so a
+        run killed in the middle of a long call keeps what was generated."""
 
     def count_tokens(self, text: str) -> int:
         """Tokens in a text under the model's tokenizer (dry-run estimates); ~4 characters a token

@@ -7,6 +7,9 @@ system (not NFS or Lustre): on a cluster, point FRCORPUS_CACHE_DIR at node-local
 A key covers everything that decides the text: the model and its revision, the prompt templates, the
 sampling parameters of the attempt, the messages, the constraint and the attempt. Failed generations
 are never stored (the next run tries them again).
+
+Beside them, `calls` keeps one row per backend call (model, device, requests, retries, outputs that ran
+to their token limit, tokens, seconds): the history `frcorpus run --dry-run` estimates from.
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable
+from dataclasses import astuple, dataclass
 from pathlib import Path
+from typing import Any
 
 from frcorpus.llm.base import ChatRequest, Generation, SamplingConfig
 from frcorpus.settings import cache_root
@@ -37,8 +42,72 @@ CREATE TABLE IF NOT EXISTS generations (
     prompt_tokens INTEGER NOT NULL,
     completion_tokens INTEGER NOT NULL,
     created REAL NOT NULL
-) WITHOUT ROWID
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS calls (
+    model TEXT NOT NULL,
+    revision TEXT,
+    template TEXT NOT NULL,
+    device TEXT NOT NULL,
+    requests INTEGER NOT NULL,
+    retries INTEGER NOT NULL,
+    length_stops INTEGER NOT NULL,
+    errors INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    token_limit INTEGER NOT NULL,
+    seconds REAL NOT NULL,
+    created REAL NOT NULL
+)
 """
+HISTORY_CALLS = 200  # the most recent backend calls an estimate reads
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One backend call: what it generated and how long it took (the `calls` table, one row each)."""
+
+    model: str
+    revision: str | None
+    template: str
+    device: str  # cpu, cuda, or server (an OpenAI-compatible one)
+    requests: int
+    retries: int  # requests that were a retry (attempt > 0)
+    length_stops: int  # outputs that ran to their token limit
+    errors: int
+    completion_tokens: int
+    token_limit: int  # the token limits of the requests, summed
+    seconds: float
+
+    @classmethod
+    def of(
+        cls,
+        backend: Any,
+        template: str,
+        requests: list[ChatRequest],
+        generations: list[Generation],
+        sampling: SamplingConfig,
+        seconds: float,
+    ) -> CallRecord:
+        return cls(
+            backend.model_id,
+            backend.revision,
+            template,
+            backend_device(backend),
+            len(requests),
+            sum(r.attempt > 0 for r in requests),
+            sum(g.finish_reason == "length" for g in generations),
+            sum(g.error is not None for g in generations),
+            sum(g.completion_tokens for g in generations),
+            sum(r.token_limit(sampling.for_attempt(r.attempt)) for r in requests),
+            seconds,
+        )
+
+
+def backend_device(backend: Any) -> str:
+    """Where a backend generates: its torch device (transformers), cuda (vLLM), or server (openai)."""
+    name = backend.config.backend
+    if name == "openai":
+        return "server"
+    return getattr(backend, "device", None) or "cuda"
 
 
 def cache_key(
@@ -106,11 +175,12 @@ class GenerationCache:
         while True:
             try:
                 mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-                exists = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'generations'").fetchone()
-                if not exists:
+                tables = conn.execute("SELECT COUNT(*) FROM sqlite_master WHERE name IN ('generations', 'calls')")
+                if tables.fetchone()[0] < 2:
                     conn.execute("BEGIN IMMEDIATE")
                     try:
-                        conn.execute(SCHEMA)
+                        for statement in SCHEMA.split(";"):
+                            conn.execute(statement)
                     except BaseException:
                         conn.execute("ROLLBACK")
                         raise
@@ -161,6 +231,29 @@ class GenerationCache:
             raise
         conn.execute("COMMIT")
         return len(rows)
+
+    def record_call(self, call: CallRecord) -> None:
+        conn = self._connection()
+        conn.execute("INSERT INTO calls VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (*astuple(call), time.time()))
+
+    def history(self, model: str, revision: str | None, device: str, template: str | None = None) -> CallRecord | None:
+        """The recent backend calls of this model on this device (of this prompt template when given),
+        summed; None when there are none."""
+        where = "model = ? AND revision IS ? AND device = ?" + (" AND template = ?" if template else "")
+        args = [model, revision, device] + ([template] if template else [])
+        row = (
+            self._connection()
+            .execute(
+                "SELECT COUNT(*), SUM(requests), SUM(retries), SUM(length_stops), SUM(errors), SUM(completion_tokens), "
+                f"SUM(token_limit), SUM(seconds) FROM (SELECT * FROM calls WHERE {where} "
+                f"ORDER BY created DESC LIMIT {HISTORY_CALLS})",
+                args,
+            )
+            .fetchone()
+        )
+        if not row[0]:
+            return None
+        return CallRecord(model, revision, template or "*", device, *row[1:])
 
     def __len__(self) -> int:
         return self._connection().execute("SELECT COUNT(*) FROM generations").fetchone()[0]

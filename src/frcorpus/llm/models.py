@@ -23,14 +23,18 @@ import shutil
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from frcorpus.llm.base import BackendError
 from frcorpus.resources import package_version
 from frcorpus.settings import cache_root
+
+if TYPE_CHECKING:
+    from frcorpus.llm.base import LLMConfig
 
 logger = logging.getLogger(__name__)
 
@@ -155,7 +159,7 @@ def converted_dir(gguf: Path) -> Path:
     return cache_root() / "models" / content_hash(gguf)[:16]
 
 
-def gguf_to_folder(gguf: Path) -> Path:
+def gguf_to_folder(gguf: Path, on_status: Callable[[str], None] | None = None) -> Path:
     """The safetensors folder of a GGUF, converted on first use. The folder is written under a temporary
     name and renamed into place, so a folder that exists is complete (a concurrent converter's copy is
     dropped); the conversion is checked by generating the same greedy text from both models."""
@@ -168,7 +172,7 @@ def gguf_to_folder(gguf: Path) -> Path:
     except ImportError as e:
         raise BackendError(f"loading the GGUF {gguf} needs {e.name}; install it with: {LLM_HINT}") from None
     started = time.perf_counter()
-    logger.info("converting %s to safetensors in %s (once)", gguf, target)
+    _status(on_status, f"converting {gguf.name} to safetensors in {target} (once: later runs load the copy) ...")
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
@@ -200,8 +204,14 @@ def gguf_to_folder(gguf: Path) -> Path:
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    logger.info("converted %s in %.1f s", gguf.name, time.perf_counter() - started)
+    _status(on_status, f"converted {gguf.name} in {time.perf_counter() - started:.1f} s")
     return target
+
+
+def _status(on_status: Callable[[str], None] | None, message: str) -> None:
+    logger.info("%s", message)
+    if on_status is not None:
+        on_status(message)
 
 
 def _greedy_text(model, tokenizer) -> str:
@@ -236,7 +246,9 @@ def hub_snapshot(repo: str, revision: str | None) -> Path:
         ) from None
 
 
-def local_model(model: str, revision: str | None = None) -> tuple[Path, str]:
+def local_model(
+    model: str, revision: str | None = None, on_status: Callable[[str], None] | None = None
+) -> tuple[Path, str]:
     """(a folder that `from_pretrained` loads offline, the revision to record) for a `model:` string."""
     source = resolve_model(model, revision)
     if source.kind == "hub":
@@ -245,5 +257,35 @@ def local_model(model: str, revision: str | None = None) -> tuple[Path, str]:
     if revision is not None:
         logger.warning("revision %s ignored for the local model %s: its content hash is recorded", revision, model)
     if source.kind == "gguf":
-        return gguf_to_folder(source.path), f"sha256:{content_hash(source.path)}"
+        return gguf_to_folder(source.path, on_status), f"sha256:{content_hash(source.path)}"
     return source.path, f"sha256:{content_hash(source.path)}"
+
+
+def model_identity(config: LLMConfig) -> tuple[str, str | None] | None:
+    """(model id, revision) that the backend of `config` records once loaded, found without loading it (the
+    content hash of a local file or folder is memoised); None when only loading tells (a Hub model that
+    is not in the local Hugging Face cache, a model path that does not exist)."""
+    if config.backend == "openai":
+        return config.model, config.revision
+    try:
+        source = resolve_model(config.model, config.revision)
+    except BackendError:
+        return None
+    if source.kind != "hub":
+        return config.model, f"sha256:{content_hash(source.path)}"
+    try:
+        from huggingface_hub import snapshot_download
+
+        folder = snapshot_download(source.repo, revision=config.revision, local_files_only=True)
+    except Exception:  # noqa: BLE001 - not in the local cache (or no huggingface_hub): loading will say
+        return None
+    return config.model, Path(folder).name
+
+
+def model_label(config: LLMConfig) -> str:
+    """How a progress line names the model and the way it is loaded: 'smollm2 (gguf -> transformers)'."""
+    try:
+        kind = resolve_model(config.model, config.revision).kind if config.backend != "openai" else "server"
+    except BackendError:
+        kind = "?"
+    return f"{config.model} ({kind} -> {config.backend})"

@@ -86,10 +86,10 @@ class OpenAIBackend(Backend):
         self,
         requests: list[ChatRequest],
         sampling: SamplingConfig,
-        progress: Callable[[int], None] | None = None,
+        progress: Callable[[list[tuple[int, Generation]]], None] | None = None,
     ) -> list[Generation]:
-        """All requests at once, `concurrency` in flight; `progress(1)` after each one, called from the
-        backend's event-loop thread (tqdm and rich progress bars are thread-safe)."""
+        """All requests at once, `concurrency` in flight; `progress([(index, generation)])` after each one,
+        called from the backend's event-loop thread (while the calling thread waits)."""
         if not requests:
             return []
         try:
@@ -103,14 +103,14 @@ class OpenAIBackend(Backend):
     async def _generate_all(self, requests, sampling, progress) -> list[Generation]:
         semaphore = asyncio.Semaphore(self.config.concurrency)
 
-        async def one(request: ChatRequest) -> Generation:
+        async def one(index: int, request: ChatRequest) -> Generation:
             async with semaphore:
                 gen = await self._generate_one(request, sampling)
             if progress is not None:
-                progress(1)
+                progress([(index, gen)])
             return gen
 
-        tasks = [asyncio.ensure_future(one(r)) for r in requests]
+        tasks = [asyncio.ensure_future(one(i, r)) for i, r in enumerate(requests)]
         try:
             return list(await asyncio.gather(*tasks))
         except BaseException:

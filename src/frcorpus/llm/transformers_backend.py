@@ -32,7 +32,7 @@ class ChoiceTrie:
 
 
 class TransformersBackend(Backend):
-    def __init__(self, config: LLMConfig):
+    def __init__(self, config: LLMConfig, on_status: Callable[[str], None] | None = None):
         super().__init__(config)
         try:
             import torch
@@ -40,7 +40,7 @@ class TransformersBackend(Backend):
         except ImportError as e:
             raise BackendError(f"the transformers backend needs {e.name}; install it with: {LLM_HINT}") from None
         self._torch = torch
-        folder, self.revision = local_model(config.model, config.revision)
+        folder, self.revision = local_model(config.model, config.revision, on_status)
         self.device = "cuda" if config.device == "auto" and torch.cuda.is_available() else config.device
         if self.device == "auto":
             self.device = "cpu"
@@ -100,7 +100,7 @@ class TransformersBackend(Backend):
         self,
         requests: list[ChatRequest],
         sampling: SamplingConfig,
-        progress: Callable[[int], None] | None = None,
+        progress: Callable[[list[tuple[int, Generation]]], None] | None = None,
     ) -> list[Generation]:
         prompts = [self._prompt_ids(r) for r in requests]
         results: list[Generation | None] = [None] * len(requests)
@@ -119,7 +119,7 @@ class TransformersBackend(Backend):
                 for i, gen in zip(batch, gens, strict=True):
                     results[i] = gen
                 if progress is not None:
-                    progress(len(batch))
+                    progress(list(zip(batch, gens, strict=True)))
         return results  # type: ignore[return-value]
 
     def _generate_batch(

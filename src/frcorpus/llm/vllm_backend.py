@@ -23,7 +23,7 @@ GPU_HINT = "pip install 'frcorpus[gpu]' (on a machine with an NVIDIA GPU and CUD
 class VLLMBackend(Backend):
     supports_json_schema = True  # response_format json_schema / structured outputs
 
-    def __init__(self, config: LLMConfig):
+    def __init__(self, config: LLMConfig, on_status: Callable[[str], None] | None = None):
         super().__init__(config)
         try:
             import vllm
@@ -32,7 +32,7 @@ class VLLMBackend(Backend):
         self._vllm = vllm
         self._constraint = _constraint_api()
         # a GGUF becomes a safetensors folder, a Hub id its snapshot: vLLM loads a plain local folder
-        folder, self.revision = local_model(config.model, config.revision)
+        folder, self.revision = local_model(config.model, config.revision, on_status)
         started = time.perf_counter()
         self.llm = vllm.LLM(
             model=str(folder),
@@ -58,7 +58,7 @@ class VLLMBackend(Backend):
         self,
         requests: list[ChatRequest],
         sampling: SamplingConfig,
-        progress: Callable[[int], None] | None = None,
+        progress: Callable[[list[tuple[int, Generation]]], None] | None = None,
     ) -> list[Generation]:
         results: list[Generation] = []
         # vLLM schedules a whole batch itself; batch_size only sets how often progress is reported
@@ -69,9 +69,10 @@ class VLLMBackend(Backend):
                 sampling_params=[self.sampling_params(r, sampling) for r in batch],
                 use_tqdm=False,
             )
-            results.extend(_to_generation(out) for out in outputs)
+            gens = [_to_generation(out) for out in outputs]
+            results.extend(gens)
             if progress is not None:
-                progress(len(batch))
+                progress(list(enumerate(gens, start)))
         return results
 
     def count_tokens(self, text: str) -> int:

@@ -214,10 +214,12 @@ class LlmJudge(LLMStageMixin, Filter):
         turns = [("user", self.prompt.render("user", **variables))]
         if self.prompt.has("system"):
             turns.insert(0, ("system", self.prompt.render("system", **variables)))
-        constrain = self.config.llm.structured_output == "auto" and self.generator.backend.supports_json_schema
+        constrain = self.config.llm.structured_output == "auto" and self.generator.supports_json_schema
         return ChatRequest.of(turns, json_schema=self.schema if constrain else None)
 
     def keep_batch(self, records: list[dict[str, Any]]) -> list[bool | Reject]:
+        if not records:  # nothing to judge: the model is not loaded
+            return []
         gens = self.generate([self.request(r) for r in records], self.config.sampling, self.prompt.hash, "judge")
         verdicts: list[bool | Reject] = []
         for record, gen in zip(records, gens, strict=True):
