@@ -17,7 +17,8 @@ from typing import Annotated, Any, Literal, NoReturn
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column, Table
+from rich.text import Text
 
 from frcorpus.recipe.cli import recipe_app
 from frcorpus.settings import datatrove_log_level
@@ -144,20 +145,60 @@ def _gpu_time(hours: float) -> str:
     return f"{hours * 60:.1f} GPU-minutes" if hours * 60 >= 1 else f"{hours * 3600:.1f} GPU-seconds"
 
 
-class RunProgress:
-    """One progress bar per job, counting its completed tasks (works for subprocess workers too)."""
+class _LiveDisplay(Progress):
+    """rich's progress with, under the jobs' bars, the lines of the running job's long stages; the jobs'
+    names are cut to what the terminal leaves beside the bar, the counter and the elapsed time."""
 
-    def __init__(self, enabled: bool):
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
+    BAR = 16
+
+    def __init__(self, extra, **kwargs):
+        self._extra = extra  # before rich's __init__, which may render
+        self.names = Column(no_wrap=True, overflow="ellipsis")
+        columns = (TextColumn("{task.description}", table_column=self.names), BarColumn(bar_width=self.BAR))
+        super().__init__(*columns, MofNCompleteColumn(), TimeElapsedColumn(), **kwargs)
+
+    def get_renderables(self):
+        yield _FittedTable(self)
+        for line in self._extra():  # cut at the terminal's width rather than wrapped
+            yield Text(line, no_wrap=True, overflow="ellipsis")
+
+
+class _FittedTable:
+    def __init__(self, display: _LiveDisplay):
+        self.display = display
+
+    def __rich_console__(self, console, options):
+        tasks = self.display.tasks
+        counter = max((len(f"{t.total:g}") * 2 + 1 for t in tasks if t.total is not None), default=3)
+        # bar, counter, elapsed time (h:mm:ss) and the spaces between the four columns
+        self.display.names.max_width = max(10, options.max_width - self.display.BAR - counter - 7 - 3)
+        yield self.display.make_tasks_table(tasks)
+
+
+class RunProgress:
+    """What a run shows while it works. On a terminal: one bar per job counting its completed tasks (the
+    job's name cut to fit the width, so that the bar, counter and elapsed time stay visible), and under it
+    the long stages' records, requests, tokens/s and ETA, per task. Off a terminal: those lines every
+    `interval_s` seconds. Both: model loading and GGUF conversion as they start and end."""
+
+    MAX_LINES = 9  # stage lines shown live (the stage and 8 tasks)
+
+    def __init__(self, enabled: bool, interval_s: float | None = None, terminal: bool | None = None):
+        from frcorpus.stages.progress import progress_interval
+
+        self.enabled = enabled
+        self.live = enabled and (console.is_terminal if terminal is None else terminal)
+        self.interval_s = interval_s if interval_s is not None else progress_interval()
+        self._lines: list[str] = []
+        self.progress = _LiveDisplay(
+            extra=lambda: self._lines[: self.MAX_LINES],
             console=console,
-            disable=not enabled,
+            disable=not self.live,
         )
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._stages = None
+        self._logged = 0.0
 
     def __enter__(self):
         self.progress.start()
@@ -167,28 +208,52 @@ class RunProgress:
         self.progress.stop()
 
     def start_job(self, job) -> None:
+        from frcorpus.engine.progress import JobProgress
+
         self.task = self.progress.add_task(job.label, total=job.tasks)
         self.job = job
+        self._stages = JobProgress(job.progress_dir) if job.progress_dir is not None else None
+        self._lines = []
+        self._logged = time.monotonic()
         self._stop.clear()
         self._thread = threading.Thread(target=self._poll, daemon=True)
         self._thread.start()
 
     def _poll(self) -> None:
-        while not self._stop.wait(0.3):
+        while not self._stop.wait(0.5):
             self._update()
 
-    def _update(self) -> None:
+    def _update(self, final: bool = False) -> None:
         done = len(list((self.job.logging_dir / "completions").glob("*")))
         self.progress.update(self.task, completed=done)
+        if self._stages is None or not self.enabled:
+            return
+        for event in self._stages.new_events():
+            self._say(event)
+        self._lines = self._stages.lines()
+        if not self.live and (final or time.monotonic() - self._logged >= self.interval_s):
+            self._logged = time.monotonic()
+            for line in self._lines:
+                self._say(line)
+
+    def _say(self, line: str) -> None:
+        stamp = "" if self.live else time.strftime("%H:%M:%S ")
+        self.progress.console.print(f"{stamp}{line}", markup=False, highlight=False, soft_wrap=not self.live)
 
     def end_job(self, job) -> None:
         self._stop.set()
         if self._thread:
             self._thread.join()
-        self._update()
+        self._update(final=True)
+        if self.live and self._lines:  # the last state of the long stages stays on screen
+            for line in self._lines[: self.MAX_LINES]:
+                self._say(line)
+        self._lines = []
 
 
 def report(result, console_out: Console) -> None:
+    from rich.markup import escape
+
     stats = result.stats
     table = Table(title="stages", title_justify="left")
     for col, justify in (
@@ -228,8 +293,21 @@ def run(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the plan (and Slurm scripts); run nothing")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="continue an interrupted run of this pipeline")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
+    progress_interval: Annotated[
+        float,
+        typer.Option(
+            "--progress-interval",
+            min=0.1,
+            help="seconds between two progress lines of the model stages off a terminal and in the task logs",
+        ),
+    ] = 30.0,
 ) -> None:
     """Run a pipeline and write a new immutable dataset version."""
+    import os
+
+    from frcorpus.stages.progress import INTERVAL_ENV
+
+    os.environ[INTERVAL_ENV] = str(progress_interval)  # the workers, started below, read it too
     from frcorpus.engine.plan import RunError, generation_estimates
     from frcorpus.engine.run import build_jobs, run_plan, slurm_scripts
 
@@ -259,7 +337,7 @@ def run(
         return
     start = time.perf_counter()
     try:
-        with RunProgress(enabled=not quiet) as progress:
+        with RunProgress(enabled=not quiet, interval_s=progress_interval) as progress:
             result = run_plan(plan, resume=resume, progress=progress)
     except RunError as e:
         console.print(f"[bold red]run failed:[/] {e}", highlight=False, soft_wrap=True)

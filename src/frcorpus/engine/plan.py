@@ -94,6 +94,11 @@ class Paths:
     def logs(self, what: str) -> Path:
         return self.run_logs / what
 
+    def progress(self, what: str) -> Path:
+        """Where the tasks of a job with long stages report their progress (`stages.progress`), kept with
+        the job's logs."""
+        return self.logs(what) / "progress"
+
     @property
     def finalize_logs(self) -> Path:
         # outside the work folder, which the finalize job deletes: datatrove writes this job's

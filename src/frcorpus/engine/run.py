@@ -31,9 +31,11 @@ from loguru import logger as loguru_logger
 from frcorpus.batch import work_schema
 from frcorpus.engine.barrier import Decide
 from frcorpus.engine.finalize import Finalize, RunResult, finish_published, published_version, version_result
-from frcorpus.engine.plan import Paths, Plan, RunError
+from frcorpus.engine.plan import Paths, PhaseSpec, Plan, RunError
+from frcorpus.engine.progress import count_totals_in_background
 from frcorpus.engine.steps import ApplyDecisions, ReadShard, ReadSources, RunStage, WritePhase
 from frcorpus.settings import datatrove_log_level
+from frcorpus.stages import REGISTRY
 from frcorpus.version.layout import MANIFEST, VersionDir, VersionDirError
 
 # ----------------------------------------------------------------------------------- datatrove's logging
@@ -107,6 +109,8 @@ class Job:
     steps: list[PipelineStep]
     tasks: int
     logging_dir: Path
+    phase: PhaseSpec | None = None
+    progress_dir: Path | None = None  # where its long stages (a model) report progress, if it has any
 
 
 def build_jobs(plan: Plan) -> list[Job]:
@@ -127,7 +131,9 @@ def build_jobs(plan: Plan) -> list[Job]:
         first: PipelineStep = reader or ReadShard(
             plan.paths.phase(phase.index - 1) / "records", plan.paths.barrier(phase.index - 1) / "decisions", schema
         )
-        stage_steps = [RunStage(spec) for spec in phase.record_stages]
+        reporting = any(getattr(REGISTRY[s.config.type], "reports_progress", False) for s in phase.record_stages)
+        progress_dir = plan.paths.progress(f"phase{phase.index}") if reporting else None
+        stage_steps = [RunStage(spec, progress_dir) for spec in phase.record_stages]
         writer = WritePhase(plan, phase, reader, stage_steps)
         names = [("read" if phase.index == 0 else "apply decisions")] + [s.id for s in phase.record_stages]
         names.append("write data" if phase.final else "signatures(" + ", ".join(s.id for s in phase.global_after) + ")")
@@ -137,6 +143,8 @@ def build_jobs(plan: Plan) -> list[Job]:
                 [first, *stage_steps, writer],
                 plan.tasks,
                 plan.paths.logs(f"phase{phase.index}"),
+                phase,
+                progress_dir,
             )
         )
         if not phase.final:
@@ -428,6 +436,8 @@ def _worker_pool(plan: Plan, lock: RunLock):
 
 def _run_job(plan: Plan, job: Job, pool, progress) -> None:
     executor = make_executor(plan, job, pool=pool)
+    if job.progress_dir is not None and job.phase is not None:
+        count_totals_in_background(plan, job.phase, job.progress_dir)
     if progress is not None:
         progress.start_job(job)
     try:

@@ -33,6 +33,7 @@ from frcorpus.settings import columnar_enabled
 from frcorpus.sources.reader import SourceReader
 from frcorpus.sources.resolve import ResolvedSource
 from frcorpus.stages.base import GlobalStage, Stage
+from frcorpus.stages.progress import StageProgress
 from frcorpus.version.layout import VersionDir
 from frcorpus.version.writer import ShardWriter, atomic_write_text, sha256_path
 
@@ -206,17 +207,24 @@ class RunStage(PipelineStep):
 
     type = "frcorpus stage"
 
-    def __init__(self, spec: StageSpec):
+    def __init__(self, spec: StageSpec, progress_dir: Path | None = None):
         self.name = spec.id  # before PipelineStep.__init__, which names its stats after it
         super().__init__()
         self.spec = spec
         self.stage: Stage = spec.build()
+        self.progress_dir = progress_dir  # where a long stage reports its progress (`stages.progress`)
 
     def run(self, data, rank: int = 0, world_size: int = 1) -> Iterator[Document]:
+        progress = None
+        if getattr(self.stage, "reports_progress", False):
+            progress = StageProgress(self.progress_dir, self.spec.id, rank)
+            self.stage.attach_progress(progress)
         self.stage.setup()
         for doc in data:
             self.stage.run(doc.metadata["batch"])
             yield doc
+        if progress is not None:
+            progress.finish()
 
 
 class PhaseWriters:
