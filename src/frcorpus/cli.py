@@ -63,11 +63,12 @@ def validate(
         typer.Option("--quick", help="do not read .gz, Parquet and Arrow files to their end to look for damage"),
     ] = False,
 ) -> None:
-    """Check a pipeline without running it: schema, paths, formats, optional dependencies, and damaged
+    """Check a pipeline without running it: schema, paths, optional dependencies, the first rows of every
+    file against its source's format and fields (the first 100 rows, or those in the first MB), and damaged
     files (a truncated .gz, a corrupt Parquet page), which the run would reject as read.corrupt_file."""
     from rich.markup import escape
 
-    from frcorpus.config import licence_warnings
+    from frcorpus.config import data_problems, licence_warnings
     from frcorpus.sources.reader import find_damage, peek_format
     from frcorpus.stages import REGISTRY
 
@@ -79,6 +80,11 @@ def validate(
     for src in plan.sources:
         table.add_row(src.config.name, str(len(src.files)), peek_format(src), src.config.license or "-")
     out.print(table)
+    data_errors, data_warnings = data_problems(loaded, plan.sources)
+    if data_errors:
+        _config_errors(data_errors)
+    for warning in data_warnings:
+        console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
     for warning in licence_warnings(loaded):
         console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
     for src in [] if quick else plan.sources:
@@ -284,6 +290,8 @@ def report(result, console_out: Console) -> None:
                 f"[yellow]warning:[/] source {name!r} holds no records (empty files, blank lines or tables of 0 rows)",
                 highlight=False,
             )
+    for loss in stats.get("warnings", []):  # a source that lost 90% or more of its records at one stage
+        console.print(f"[bold yellow]warning:[/] {escape(loss['message'])}", highlight=False, soft_wrap=True)
     console_out.print(f"[green]version {result.version}[/] written to [bold]{result.version_dir}[/]")
 
 

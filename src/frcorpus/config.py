@@ -1,7 +1,8 @@
 """The pipeline YAML: pydantic models, and errors that name file:line, YAML path, value and fix.
 
-Validation never loads a model or reads data: `load_pipeline` checks the shape; `check_pipeline`
-adds what needs the machine (paths exist, optional dependencies importable).
+Validation never loads a model: `load_pipeline` checks the shape; `check_pipeline` adds what needs the
+machine (paths exist, optional dependencies importable); `data_problems`, for `frcorpus validate`,
+reads the first rows of every file against the sources' configuration.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from frcorpus.licenses import HUB_LICENSES, conflict_problems, normalize
-from frcorpus.sources.config import PromptResponseFields, SourceConfig
+from frcorpus.sources.config import SourceConfig, SourceFields
 from frcorpus.sources.reader import check_readable
 from frcorpus.sources.resolve import ResolvedSource, SourceError, resolve_source
+from frcorpus.sources.sample import sample_source, source_findings
 from frcorpus.stages import REGISTRY
 from frcorpus.yamlconf import (
     AliasError,
@@ -227,7 +229,7 @@ def _model_for(path: tuple, raw: dict) -> type[BaseModel] | None:
     if head == "sources" and len(path) == 2:
         return SourceConfig
     if head == "sources" and len(path) == 3 and path[2] == "fields":
-        return PromptResponseFields
+        return SourceFields
     if head == "executor" and len(path) == 1:
         return {"local": LocalExecutor, "slurm": SlurmExecutor, "ray": RayExecutor}.get(str(get(raw, path + ("type",))))
     if head == "output" and len(path) == 1:
@@ -472,6 +474,21 @@ def resolve_sources(
         except SourceError as e:
             problems.append(f"{where}:{lines.get(('sources', i, 'path'), 1)}: {e}")
     return resolved, problems
+
+
+def data_problems(loaded: LoadedPipeline, sources: list[ResolvedSource]) -> tuple[list[str], list[str]]:
+    """(errors, warnings) that the first rows of each source's files show (`sources.sample`), each
+    `file:line: sources[i].<key>: ...`, in the order of their lines."""
+    where = str(loaded.path)
+    index = {source.name: i for i, source in enumerate(loaded.config.sources)}
+    errors, warnings = [], []
+    for src in sources:
+        i = index[src.config.name]
+        for finding in source_findings(src, sample_source(src)):
+            path = ("sources", i, *finding.where)
+            line = loaded.lines.get(path) or loaded.line_of("sources", i)
+            (errors if finding.error else warnings).append(f"{where}:{line}: {fmt_path(path)}: {finding.text}")
+    return _by_line(errors, where), _by_line(warnings, where)
 
 
 def missing_dependencies(loaded: LoadedPipeline) -> list[str]:

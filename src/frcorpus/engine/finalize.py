@@ -20,6 +20,7 @@ from datatrove.data import Document
 from datatrove.pipeline.base import PipelineStep
 
 from frcorpus import __version__
+from frcorpus.engine.losses import warn_of_losses
 from frcorpus.engine.plan import Paths, Plan, RunError, VersionExistsError
 from frcorpus.stages import REGISTRY
 from frcorpus.version.card import seal_card, write_card
@@ -159,6 +160,7 @@ class Finalize(PipelineStep):
         for src in self.sources:
             stats.sources[src["name"]].license = src["license"]
         stats.fingerprint = fp
+        warn_of_losses(staging, stats)
         write_stats(staging, stats)
         atomic_write_text(staging / PIPELINE, self.pipeline_text)
         atomic_write_text(staging / RESOLVED, self.resolved)

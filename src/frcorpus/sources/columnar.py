@@ -28,10 +28,9 @@ from frcorpus.batch import PY_WHITESPACE_CLASS, REJECT_TYPE, ROLES, conform, rec
 from frcorpus.record import MESSAGE_TYPE, SOURCE_TYPE
 from frcorpus.resources import role_aliases
 from frcorpus.sources.filestate import FileState, RowReader
+from frcorpus.sources.formats import CHAT_FORMATS, chat_fields
 from frcorpus.sources.lines import parse_line
 
-CHAT_KEYS = {"messages": ("messages", "conversations", "conversation"), "sharegpt": ("conversations", "conversation")}
-TURN_KEYS = {"messages": ("role", "content"), "sharegpt": ("from", "value")}
 BLANK_LINE = re.compile(rb"\n[ \t\r\x0b\x0c]*\n")  # a literal first byte: Python's re scans for it fast
 BLANK = b" \t\r\x0b\x0c"
 NOT_JSON = (b"NaN", b"Infinity", b"\xef\xbb\xbf")
@@ -155,13 +154,15 @@ def read_chunk(
             st.id_type = pa.int64()
         else:
             return None
-    if st.fmt not in CHAT_KEYS:
+    if st.fmt not in CHAT_FORMATS:
         return None
     n = chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
-    role_key, content_key = TURN_KEYS[st.fmt]
+    chat_keys, role_key, content_key = chat_fields(st.fmt, st.fields)
+    if id_field in chat_keys or role_key == content_key:  # one column cannot be read as two
+        return None
     # an explicit schema: Arrow's type inference would cost four times the parsing
     turn = pa.list_(pa.struct([(role_key, pa.string()), (content_key, pa.string())]))
-    schema_in = pa.schema([(key, turn) for key in CHAT_KEYS[st.fmt]] + [(id_field, st.id_type)])
+    schema_in = pa.schema([(key, turn) for key in chat_keys] + [(id_field, st.id_type)])
     try:
         table = pa_json.read_json(
             pa.BufferReader(chunk),
@@ -170,7 +171,7 @@ def read_chunk(
         )
     except pa.ArrowInvalid:  # a row that does not fit the schema (or is not JSON): row by row
         return None
-    keys = [k for k in CHAT_KEYS[st.fmt] if table[k].null_count < table.num_rows]
+    keys = [k for k in chat_keys if table[k].null_count < table.num_rows]
     if table.num_rows != n or len(keys) != 1:
         return None
     col = table[keys[0]].combine_chunks()

@@ -12,10 +12,17 @@ Format = Literal["auto", "messages", "sharegpt", "alpaca", "prompt_response"]
 FORMATS: tuple[str, ...] = get_args(Format)
 
 
-class PromptResponseFields(Strict):
+class SourceFields(Strict):
+    """`fields:` of a source: the names its rows use where they differ from their format's own."""
+
     prompt: str = Field("prompt", description="the field holding the prompt (the user turn)")
     response: str = Field("response", description="the field holding the answer (the assistant turn)")
     system: str | None = Field(None, description="the field holding a system prompt, if any")
+    messages: str | None = Field(
+        None, description="chat formats: the field holding the turns (default: messages or conversations)"
+    )
+    role: str | None = Field(None, description="chat formats: a turn's role key (default: role; sharegpt: from)")
+    content: str | None = Field(None, description="chat formats: a turn's text key (default: content; sharegpt: value)")
 
 
 class SourceConfig(Strict):
@@ -34,7 +41,9 @@ class SourceConfig(Strict):
     citation: str | None = Field(None, description="how the upstream asks to be cited (BibTeX or a sentence)")
     description: str | None = Field(None, description="what the source is, in a sentence, for the card")
     limit: int | None = Field(None, ge=1, description="read at most this many records from the source")
-    fields: PromptResponseFields = Field(
-        default_factory=PromptResponseFields, description="field names for format prompt_response"
+    fields: SourceFields = Field(
+        default_factory=SourceFields,
+        description="the rows' field names: prompt, response, system (prompt_response); messages, role, content "
+        "(chat formats)",
     )
     id_field: str = Field("id", description="field holding the source's own record id, if any")

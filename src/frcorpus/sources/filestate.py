@@ -21,7 +21,7 @@ class FileState:
     file_index: int
     rel: str
     fmt: str
-    fields: dict[str, str | None]
+    fields: dict[str, Any]  # the source's `fields:` mapping, with the names detection found
     detected: bool
     rows: int = 0  # rows (non-blank lines) read so far
     seen_ids: set[str] = field(default_factory=set)

@@ -20,9 +20,28 @@ class ReadIssue(Exception):
         self.detail = detail
 
 
-def detect_format(obj: dict, cfg: SourceConfig) -> tuple[str, dict[str, str | None]]:
-    """Guess the format of a row: returns (format, prompt/response field names)."""
+CHAT_FORMATS = ("messages", "sharegpt")
+# the fields of each chat format: where the turns are (the first present), and a turn's role and text keys
+CHAT_FIELDS = {"messages": ("messages", "conversations", "conversation"), "sharegpt": ("conversations", "conversation")}
+TURN_KEYS = {"messages": ("role", "content"), "sharegpt": ("from", "value")}
+
+
+def chat_fields(fmt: str, fields: dict[str, Any]) -> tuple[tuple[str, ...], str, str]:
+    """(the fields that may hold the turns, a turn's role key, its content key) of a chat format, with the
+    source's `fields:` mapping (`messages`, `role`, `content`) in place of the format's own names."""
+    role, content = TURN_KEYS[fmt]
+    turns = (fields["messages"],) if fields.get("messages") else CHAT_FIELDS[fmt]
+    return turns, fields.get("role") or role, fields.get("content") or content
+
+
+def detect_format(obj: dict, cfg: SourceConfig) -> tuple[str, dict[str, Any]]:
+    """Guess the format of a row: returns (format, field names)."""
     fields = cfg.fields.model_dump()
+    mapped = fields["messages"]
+    if mapped and isinstance(obj.get(mapped), list):  # the source names its chat field
+        turns = obj[mapped]
+        first = turns[0] if turns and isinstance(turns[0], dict) else {}
+        return ("sharegpt" if "from" in first else "messages"), fields
     if isinstance(obj.get("messages"), list):
         return "messages", fields
     for key in ("conversations", "conversation"):
@@ -106,20 +125,16 @@ def _chat_key(obj: dict, keys: tuple[str, ...]) -> str | None:
     return next((k for k in present if obj[k] is not None), present[0] if present else None)
 
 
-def to_messages(obj: Any, fmt: str, fields: dict[str, str | None]) -> list[dict[str, str]]:
+def to_messages(obj: Any, fmt: str, fields: dict[str, Any]) -> list[dict[str, str]]:
     """Convert one raw row to canonical messages, or raise ReadIssue."""
     if not isinstance(obj, dict):
         raise ReadIssue("not_an_object", f"the row is a {type(obj).__name__}, not a JSON object")
-    if fmt == "messages":
-        key = _chat_key(obj, ("messages", "conversations", "conversation"))
+    if fmt in CHAT_FORMATS:
+        turn_fields, role_key, content_key = chat_fields(fmt, fields)
+        key = _chat_key(obj, turn_fields)
         if key is None:
-            raise ReadIssue("missing_field", "no 'messages' field")
-        messages = _chat(obj[key], "role", "content", key)
-    elif fmt == "sharegpt":
-        key = _chat_key(obj, ("conversations", "conversation"))
-        if key is None:
-            raise ReadIssue("missing_field", "no 'conversations' field")
-        messages = _chat(obj[key], "from", "value", key)
+            raise ReadIssue("missing_field", f"no '{turn_fields[0]}' field")
+        messages = _chat(obj[key], role_key, content_key, key)
     elif fmt == "alpaca":
         for name in ("instruction", "output"):
             if name not in obj:

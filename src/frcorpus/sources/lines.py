@@ -150,6 +150,30 @@ def jsonl_rows(path: Path) -> Iterator[Row]:
             yield damaged_row(path, lineno, e)
 
 
+def head_rows(path: Path, max_bytes: int) -> Iterator[Row]:
+    """The rows of the whole lines in the first `max_bytes` of a JSON-lines file (`.gz`: of its
+    decompressed bytes; at least its first line, however long), without reading the rest."""
+    data = bytearray()
+    with open(path, "rb") as f:
+        blocks = gunzip_blocks(f) if path.name.endswith(".gz") else iter(lambda: f.read(1 << 16), b"")
+        try:
+            for block in blocks:
+                data += block
+                if len(data) >= max_bytes and b"\n" in data:
+                    break
+            else:  # the whole file is in `data`
+                yield from chunk_rows(bytes(data), 1)
+                return
+        except DamagedFile as e:  # reached before the bound: its rows, then the reject that stands for the rest
+            whole = data.rfind(b"\n") + 1
+            e.tail = bytes(data[whole:])
+            yield from chunk_rows(bytes(data[:whole]), 1)
+            yield damaged_row(path, data.count(b"\n") + 1, e)
+            return
+    end = data.rfind(b"\n", 0, max_bytes) + 1 or data.find(b"\n") + 1
+    yield from chunk_rows(bytes(data[:end]), 1)
+
+
 def is_json_lines(path: Path) -> bool:
     """Whether a file holds JSON lines: not a table, and for `.json`, not a JSON array."""
     if path.suffix != ".json":

@@ -3,8 +3,8 @@ rejected record with reason `read.<what>` and its location (`file:line` for text
 for tabular ones). Clean stretches of JSON lines in a chat format take the columnar fast path
 (`columnar.read_chunk`), which hands back to this reader every row it cannot vouch for.
 
-Also the checks made before a run: `check_readable` (cheap, every run) and `find_damage` and
-`peek_format` (for `frcorpus validate`).
+Also the checks made before a run: `check_readable` (cheap, every run) and `find_damage`,
+`peek_format` and `SourceReader.sample` (for `frcorpus validate`).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from frcorpus.sources.lines import (
     chunk_rows,
     damaged_row,
     gunzip_blocks,
+    head_rows,
     is_json_lines,
     json_line_chunks,
     jsonl_rows,
@@ -156,10 +158,24 @@ class SourceReader:
                     budget -= len(batch)
                 yield batch
 
-    def _file_batches(self, file_index: int, budget: int | None, schema: pa.Schema) -> Iterator[Batch]:
+    def file_state(self, file_index: int) -> FileState:
+        """The state of a file before its first row."""
         cfg = self.src.config
+        rel = self.src.rel(self.src.files[file_index])
+        return FileState(file_index, rel, cfg.format, cfg.fields.model_dump(), cfg.format != "auto")
+
+    def sample(self, file_index: int, max_rows: int, max_bytes: int) -> tuple[FileState, list[Any], list[dict]]:
+        """The first rows of a file (at most `max_rows`; of JSON lines, those in its first `max_bytes`):
+        the file's state after them (its format, once detected), the rows as parsed (None where they do
+        not parse), and their records as the run makes them."""
+        st = self.file_state(file_index)
         path = self.src.files[file_index]
-        st = FileState(file_index, self.src.rel(path), cfg.format, cfg.fields.model_dump(), cfg.format != "auto")
+        rows = list(islice(head_rows(path, max_bytes) if is_json_lines(path) else file_rows(path), max_rows))
+        return st, [row[1] for row in rows], [self.record(st, *row) for row in rows]
+
+    def _file_batches(self, file_index: int, budget: int | None, schema: pa.Schema) -> Iterator[Batch]:
+        path = self.src.files[file_index]
+        st = self.file_state(file_index)
         if not is_json_lines(path):
             yield from self._record_batches(st, file_rows(path), budget, schema)
             return

@@ -88,12 +88,27 @@ class Totals(JsonModel):
     rejected: int
 
 
+class StageLoss(JsonModel):
+    """A source that lost most of its records at one stage (the run warns of it)."""
+
+    source: str
+    stage: str
+    n_in: int = Field(alias="in", description="the source's records that reached the stage")
+    rejected: int
+    reasons: dict[str, int] = Field(description="the source's rejections at the stage, per reason, most first")
+    message: str = Field(description="the warning, as the run prints and logs it")
+
+
 class Stats(JsonModel):
     """stats.json: sources and stages in the pipeline's order (`read` is the reader, first)."""
 
     sources: dict[str, SourceStats]
     stages: dict[str, StageStats]
     totals: Totals
+    warnings: list[StageLoss] = Field(
+        default_factory=list,
+        description="each source that lost 90% or more of the records that reached a stage, there (absent when none)",
+    )
     fingerprint: str | None = Field(None, description="the data's fingerprint, as in manifest.json")
 
     def to_bytes(self) -> bytes:
