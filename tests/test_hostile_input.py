@@ -236,7 +236,10 @@ def test_validate_finds_damage_the_run_would_reject(tmp_path):
     whole = zlib.decompressobj(wbits=31).decompress(data[: len(data) // 2]).count(b"\n")
     pq.write_table(pa.Table.from_pylist(chats(30)), tmp_path / "t.parquet", row_group_size=10, compression="none")
     corrupt_row_group(tmp_path / "t.parquet", 2)
-    sources = [{"name": "g", "path": str(tmp_path / "d.jsonl.gz")}, {"name": "p", "path": str(tmp_path / "t.parquet")}]
+    sources = [  # licensed: validate's only warnings are then the damage
+        {"name": "g", "path": str(tmp_path / "d.jsonl.gz"), "license": "cc0-1.0"},
+        {"name": "p", "path": str(tmp_path / "t.parquet"), "license": "cc0-1.0"},
+    ]
     pipeline = write_pipeline(tmp_path, sources)
     result = runner.invoke(app, ["validate", str(pipeline)])
     assert result.exit_code == 0, result.output
