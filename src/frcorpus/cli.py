@@ -65,10 +65,12 @@ def validate(
 ) -> None:
     """Check a pipeline without running it: schema, paths, optional dependencies, the first rows of every
     file against its source's format and fields (the first 100 rows, or those in the first MB), and damaged
-    files (a truncated .gz, a corrupt Parquet page), which the run would reject as read.corrupt_file."""
+    files (a truncated .gz, a corrupt Parquet page), which the run would reject as read.corrupt_file, and a
+    `version:` that is published already (the run would refuse it)."""
     from rich.markup import escape
 
     from frcorpus.config import data_problems, licence_warnings
+    from frcorpus.engine.run import version_conflict
     from frcorpus.sources.reader import find_damage, peek_format
     from frcorpus.stages import REGISTRY
 
@@ -81,8 +83,9 @@ def validate(
         table.add_row(src.config.name, str(len(src.files)), peek_format(src), src.config.license or "-")
     out.print(table)
     data_errors, data_warnings = data_problems(loaded, plan.sources)
-    if data_errors:
-        _config_errors(data_errors)
+    existing = [conflict] if (conflict := version_conflict(plan)) is not None else []  # the run would refuse it
+    if existing or data_errors:
+        _config_errors([*existing, *data_errors])
     for warning in data_warnings:
         console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
     for warning in licence_warnings(loaded):
@@ -316,7 +319,7 @@ def run(
     from frcorpus.stages.progress import INTERVAL_ENV
 
     os.environ[INTERVAL_ENV] = str(progress_interval)  # the workers, started below, read it too
-    from frcorpus.engine.plan import RunError, generation_estimates
+    from frcorpus.engine.plan import RunError, VersionExistsError, generation_estimates
     from frcorpus.engine.run import build_jobs, run_plan, slurm_scripts
 
     loaded = _load(pipeline)
@@ -347,6 +350,11 @@ def run(
     try:
         with RunProgress(enabled=not quiet, interval_s=progress_interval) as progress:
             result = run_plan(plan, resume=resume, progress=progress)
+    except VersionExistsError as e:
+        if not e.same_content:  # the `version:` of the pipeline names a published version
+            _config_errors([str(e)])
+        console.print(f"[bold red]run failed:[/] {e}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
     except RunError as e:
         console.print(f"[bold red]run failed:[/] {e}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None

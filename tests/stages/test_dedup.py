@@ -96,7 +96,14 @@ def test_near_duplicates_in_french_and_english_are_clustered_and_the_first_is_ke
         4: Reject("near_duplicate", "dup_of=r3 cluster=r3 size=2"),
         5: Reject("near_duplicate", "dup_of=r0 cluster=r0 size=3"),
     }
-    assert stage.stats.counters == {"clusters": 2, "largest_cluster": 3, "cluster_size.2": 1, "cluster_size.3": 1}
+    assert stage.stats.counters == {
+        "clusters": 2,
+        "largest_cluster": 3,
+        "cluster_size.2": 1,
+        "cluster_size.3": 1,
+        "lsh_bands": 14,
+        "lsh_rows": 8,
+    }
 
 
 def test_views_look_at_different_turns():
@@ -189,7 +196,13 @@ def test_minhash_dedup_in_a_pipeline_rejects_with_reasons_and_counts(tmp_path):
 
     stats = check_accounting(result.version_dir)
     assert stats["stages"]["minhash_dedup"]["rejected"] == {"minhash_dedup.near_duplicate": 2}
-    assert stats["stages"]["minhash_dedup"]["counters"] == {"clusters": 1, "largest_cluster": 3, "cluster_size.3": 1}
+    assert stats["stages"]["minhash_dedup"]["counters"] == {
+        "clusters": 1,
+        "largest_cluster": 3,
+        "cluster_size.3": 1,
+        "lsh_bands": 14,
+        "lsh_rows": 8,
+    }
     kept = pl.read_parquet(result.version_dir / "data" / "*.parquet")
     kept_b = kept.filter(pl.col("source").struct.field("name") == "b")["id"].item()
     rejects = pl.read_parquet(result.version_dir / "rejects" / "*.parquet").sort("id")

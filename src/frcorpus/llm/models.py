@@ -29,6 +29,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from frcorpus.hub_access import require_hub
 from frcorpus.llm.base import BackendError
 from frcorpus.resources import package_version
 from frcorpus.settings import cache_root
@@ -237,13 +238,13 @@ def hub_snapshot(repo: str, revision: str | None) -> Path:
         return Path(snapshot_download(repo, revision=revision, local_files_only=True, ignore_patterns=ignore))
     except Exception:  # noqa: BLE001 - not cached: try the Hub
         pass
+    model = f"the model {repo}{'@' + revision if revision else ''}"
+    fix = "give the path of a local model folder or GGUF file as `model:`"
+    require_hub(model, fix, BackendError)
     try:
         return Path(snapshot_download(repo, revision=revision, ignore_patterns=ignore))
-    except Exception as e:  # noqa: BLE001 - offline, unknown, gated: the same advice
-        raise BackendError(
-            f"model {repo}{'@' + revision if revision else ''}: not in the local Hugging Face cache and not "
-            f"downloadable ({type(e).__name__}); on an offline machine give a local model folder or a GGUF file"
-        ) from None
+    except Exception as e:  # noqa: BLE001 - unknown, gated, cut off: the same advice
+        raise BackendError(f"{model} cannot be downloaded from the Hub ({type(e).__name__}); {fix}") from None
 
 
 def local_model(

@@ -11,6 +11,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from ..hub_access import hub_unavailable, require_hub
 from ..version.layout import MANIFEST, STATS, VersionDir, VersionDirError, check_version_dir
 from .config import DatasetRef
 
@@ -174,12 +175,18 @@ def _data_files(version: VersionDir, split: str) -> tuple[list[Path], str]:
 def _hub_snapshot(repo: str, revision: str | None) -> Path:
     from huggingface_hub import snapshot_download
 
+    fix = "give a local version directory (dataset.path)"
+    if hub_unavailable() is not None:  # offline: the snapshot of the local Hugging Face cache, if it holds one
+        try:
+            return Path(snapshot_download(repo, repo_type="dataset", revision=revision, local_files_only=True))
+        except Exception:  # noqa: BLE001 - not cached
+            require_hub(f"the dataset {repo}@{revision or 'main'}", fix, DatasetError)
     try:
         return Path(snapshot_download(repo, repo_type="dataset", revision=revision))
-    except Exception as e:  # noqa: BLE001 - offline, unknown, gated: the same advice
+    except Exception as e:  # noqa: BLE001 - unknown, gated, cut off: the same advice
         raise DatasetError(
             f"dataset {repo}@{revision or 'main'}: cannot download it from the Hub ({type(e).__name__}: {e}); "
-            "on an offline machine give a local version directory (dataset.path)"
+            f"on an offline machine {fix}"
         ) from None
 
 

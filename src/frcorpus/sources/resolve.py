@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from frcorpus.hub_access import require_hub
 from frcorpus.resources import SAMPLE_SCHEME, resolve_bundled
 from frcorpus.sources.config import SourceConfig
 
@@ -210,6 +211,8 @@ def _hub(cfg: SourceConfig, repo_id: str, revision: str | None) -> ResolvedSourc
     from huggingface_hub import HfApi, snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
+    fix = "download it and give its local path as `path:`"
+    require_hub(f"source '{cfg.name}': the Hub dataset {repo_id}@{revision or 'main'}", fix, SourceError, cached=False)
     try:
         sha = HfApi().dataset_info(repo_id, revision=revision).sha
         folder = Path(
@@ -220,7 +223,7 @@ def _hub(cfg: SourceConfig, repo_id: str, revision: str | None) -> ResolvedSourc
     except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as e:
         raise SourceError(
             f"source '{cfg.name}': cannot fetch Hub dataset {repo_id}@{revision or 'main'} ({type(e).__name__}: "
-            f"{str(e).splitlines()[0]}); this machine may be offline: download it and give a local path"
+            f"{str(e).splitlines()[0]}); {fix}"
         ) from None
     files = _data_files(folder)
     if not files:

@@ -27,6 +27,7 @@ from typing import Any, ClassVar, Literal
 import pyarrow as pa
 from pydantic import Field, field_validator
 
+from frcorpus.hub_access import require_hub
 from frcorpus.resources import bundled_model
 from frcorpus.stages.base import Filter, FilterConfig, Reject
 from frcorpus.stages.langid_lexicon import MIN_CANDIDATE, MIN_KEPT, TOP_K, Lexicon
@@ -245,12 +246,18 @@ class LangId(Filter):
             from huggingface_hub import hf_hub_download
 
             repo, _, revision = model.partition("@")
+            fetch = {"repo_id": repo, "filename": self.config.model_file, "revision": revision or None}
             try:
-                return Path(hf_hub_download(repo, self.config.model_file, revision=revision or None))
-            except Exception as e:  # noqa: BLE001 - any failure to fetch is the same advice
+                return Path(hf_hub_download(**fetch, local_files_only=True))
+            except Exception:  # noqa: BLE001 - not cached: try the Hub
+                pass
+            what, fix = f"langid: {self.config.model_file} of {repo}", "give the local path of the model as `model:`"
+            require_hub(what, fix, FileNotFoundError)
+            try:
+                return Path(hf_hub_download(**fetch))
+            except Exception as e:  # noqa: BLE001 - unknown, gated, cut off: the same advice
                 raise FileNotFoundError(
-                    f"langid: cannot fetch {self.config.model_file} from the Hub repo {repo} ({type(e).__name__}); "
-                    "this machine may be offline: download the model and give its local path as `model:`"
+                    f"{what} cannot be downloaded from the Hub ({type(e).__name__}); {fix}"
                 ) from None
         raise FileNotFoundError(f"langid: model file {model} does not exist")
 

@@ -313,6 +313,7 @@ def limitations(
         lines.append("No deduplication ran: a conversation may appear more than once.")
     elif "minhash_dedup" not in types and "semantic_dedup" not in types:
         lines.append("Only exact duplicates were removed (`exact_dedup`); near duplicates were not looked for.")
+    lines.extend(_lsh_lines(version))
     if "decontaminate" not in types:
         lines.append("No decontamination ran: the records were not checked against any evaluation benchmark.")
     if test_rows:
@@ -331,6 +332,23 @@ def limitations(
         lines.append(
             "The licences are those the pipeline declares for each source (`license:`); frcorpus did not check "
             "them against the upstreams."
+        )
+    return lines
+
+
+def _lsh_lines(version: VersionDir) -> list[str]:
+    """How near a near duplicate was, per `minhash_dedup` stage: the bands and rows it used (its counters,
+    resolved from its threshold when the pipeline gave one) and the Jaccard similarity they put the cut at."""
+    lines = []
+    for sid, cfg in version.stage_configs.items():
+        counters = version.stats.stages[sid].counters if sid in version.stats.stages else {}
+        if cfg.get("type") != "minhash_dedup" or "lsh_bands" not in counters:
+            continue
+        bands, rows = int(counters["lsh_bands"]), int(counters["lsh_rows"])
+        lines.append(
+            f"`{sid}` compared {cfg.get('n_grams')}-word shingles of the {cfg.get('view')} with MinHash, "
+            f"{bands} bands x {rows} rows: the chance that a pair is found rises steeply around a Jaccard "
+            f"similarity of about {(1 / bands) ** (1 / rows):.2f}, and pairs well below it are kept as distinct records."
         )
     return lines
 

@@ -35,12 +35,14 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from frcorpus.hub_access import require_hub
 from frcorpus.version.layout import VersionDir, check_version_dir
 
 logger = logging.getLogger(__name__)
 
 FORMAT = 1
 HINT = "pip install 'frcorpus[llm]'"
+HUB_FIX = "give the path of a local tokenizer folder or .gguf file as --tokenizer (or 'smollm2')"
 GENERATION_TAG = re.compile(r"\{%-?\s*generation\s*-?%\}")
 # alphanumeric, so that re.escape leaves it as is when it becomes a capture group
 PROBE_SYSTEM = "FRCORPUSPROBESYSTEM"
@@ -137,12 +139,12 @@ def _hub_tokenizer(auto, repo: str):
         return auto.from_pretrained(repo, local_files_only=True)
     except OSError:
         pass
+    require_hub(f"the tokenizer {repo}", HUB_FIX, InspectError)
     try:
         return auto.from_pretrained(repo)
     except OSError as e:
         raise InspectError(
-            f"tokenizer {repo}: not in the local Hugging Face cache and not downloadable ({type(e).__name__}); "
-            "on an offline machine give a local tokenizer folder"
+            f"the tokenizer {repo} cannot be downloaded from the Hub ({type(e).__name__}); {HUB_FIX}"
         ) from None
 
 

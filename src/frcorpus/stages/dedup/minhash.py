@@ -153,7 +153,8 @@ class MinhashDedup(NearDuplicateStage):
     or `first`, `longest_answer`, `score`, `source_priority`). Rejections carry `dup_of=<kept id>
     cluster=<first id> size=<n>`, and `kept_by=<criterion>:<kept value>><its value>` when a criterion
     chose the kept record; `stats.json` counts the cluster sizes (`cluster_size.<n>`, `clusters`,
-    `largest_cluster`) and `pairs_with_different_answers`, the candidate pairs the check cut.
+    `largest_cluster`) and `pairs_with_different_answers`, the candidate pairs the check cut, and records
+    the bands and rows used (`lsh_bands`, `lsh_rows`), which the card states.
     """
 
     name: ClassVar[str] = "minhash_dedup"
@@ -387,6 +388,9 @@ class MinhashDedup(NearDuplicateStage):
     # ------------------------------------------------------------------ the barrier
 
     def decide_table(self, table: pa.Table) -> dict[int, Reject]:
+        # the LSH the run used, bands and rows resolved from a threshold included: stats.json, and the card, say it
+        self.count("lsh_bands", self.bands)
+        self.count("lsh_rows", self.rows)
         sig = table["sig"].combine_chunks()
         bands_col = sig.field("bands")
         hashed = present_rows(bands_col, self.count, "not_hashed")
