@@ -229,6 +229,33 @@ def test_a_fully_cached_rerun_never_loads_the_model(tmp_path, monkeypatch):
     result = run_pipeline(pipeline)
     assert loads == ["scripted"]  # not loaded again: every answer came from the cache
     assert result.stats["stages"]["llm_judge"]["counters"]["cache.hits"] == 3
+    # the first run's backend call is in the cache's history, which dry runs estimate from
+    from frcorpus.llm.cache import GenerationCache
+    from frcorpus.stages.quality.judge import LlmJudge
+
+    template = LlmJudge(LlmJudge.Config(**JUDGE), "j").prompt.hash
+    history = GenerationCache().history("scripted", None, "cpu", template)
+    assert (history.requests, history.retries, history.completion_tokens, history.length_stops) == (3, 0, 15, 0)
+
+
+def test_tokens_streamed_during_a_long_batch_give_a_speed_before_any_request_is_answered(monkeypatch):
+    from frcorpus.stages import progress as progress_module
+
+    clock = [100.0]
+    monkeypatch.setattr(progress_module.time, "monotonic", lambda: clock[0])
+    progress = progress_module.StageProgress(None, "translate", 0, interval_s=1000)
+    progress.batch_started(4)
+    progress.requests_queued(8)
+    clock[0] += 10
+    progress.tokens_streamed(8 * 5)  # 5 steps of a batch of 8
+    assert progress_module.describe(progress.snapshot) == "records 0/? (+4 now), 4.0 tokens/s, requests 0/8"
+    progress.requests_done(8, generated_tokens=30)  # the rows that ended early were counted as generating
+    assert progress.snapshot.streamed_tokens == 0 and progress.snapshot.tokens_per_s() == 3.0
+    progress.batch_done()
+    progress.finish()
+    assert progress_module.describe(progress.snapshot) == (
+        "records 4/?, 3.0 tokens/s, done in 10 s, requests 8/8, 30 tokens"
+    )
 
 
 def test_the_live_display_fits_80_columns_with_the_bar_counter_and_elapsed_time_visible():

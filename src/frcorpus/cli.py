@@ -148,10 +148,29 @@ def stages(
         out.print(part)
 
 
-def _gpu_time(hours: float) -> str:
-    if hours >= 0.1:
-        return f"{hours:.2f} GPU-hours"
-    return f"{hours * 60:.1f} GPU-minutes" if hours * 60 >= 1 else f"{hours * 3600:.1f} GPU-seconds"
+def _estimate_lines(stage_id: str, e) -> list[str]:
+    """A generating stage's dry-run estimate (`GenerationEstimate`), in words."""
+    from frcorpus.stages.progress import duration
+
+    def span(pair, show) -> str:
+        return show(pair[0]) if pair[0] == pair[1] else f"{show(pair[0])} to {show(pair[1])}"
+
+    lines = [
+        f"{stage_id}: {e.chosen:,} of {e.records:,} records to {e.work} ({e.turns:,} turns): {e.requests:,} "
+        f"requests, {e.cached:,} of them in the generation cache"
+    ]
+    if e.requests == e.cached:
+        return lines
+    lines.append(
+        f"  ~{span(e.tokens, lambda n: f'{n:,}')} tokens to generate ({span(e.retries_per_request, '{:.1f}'.format)} "
+        f"retries a request, {span(e.at_limit, '{:.0%}'.format)} of the outputs at their token limit)"
+    )
+    where = {"cpu": "on the CPU", "cuda": "on the GPU", "server": "on the server"}.get(e.device, f"on {e.device}")
+    if e.seconds is not None:
+        load = f", plus {duration(e.load_seconds)} to load the model" if (e.load_seconds or 0) >= 0.5 else ""
+        lines.append(f"  ~{span(e.seconds, duration)} {where} at {e.tokens_per_s:.1f} tokens/s{load}")
+    lines.append(f"  ({e.basis}; an upper bound: earlier stages are not run)")
+    return lines
 
 
 class _LiveDisplay(Progress):
@@ -301,7 +320,14 @@ def report(result, console_out: Console) -> None:
 @app.command()
 def run(
     pipeline: Annotated[Path, typer.Argument(help="pipeline YAML file")],
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="print the plan (and Slurm scripts); run nothing")] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="print the plan, the Slurm scripts and what the model stages would cost (their speed measured); "
+            "write nothing",
+        ),
+    ] = False,
     resume: Annotated[bool, typer.Option("--resume", help="continue an interrupted run of this pipeline")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
     progress_interval: Annotated[
@@ -335,12 +361,8 @@ def run(
             out.print(f"  {job.label}  [{job.tasks} task(s)]", highlight=False)
         out.print(f"work folder: {plan.paths.work}\nversions in: {plan.paths.name_dir}")
         for stage_id, e in generation_estimates(plan):
-            out.print(
-                f"{stage_id}: {e.chosen:,} of {e.records:,} records to {e.work} ({e.turns:,} turns), "
-                f"~{e.generated_tokens:,} tokens to generate, ~{_gpu_time(e.gpu_hours)} at the configured "
-                "throughput (an upper bound: earlier stages are not run)",
-                highlight=False,
-            )
+            for line in _estimate_lines(stage_id, e):
+                out.print(line, highlight=False, markup=False)
         if cfg.executor.type == "slurm":
             with tempfile.TemporaryDirectory() as tmp:
                 for label, script in slurm_scripts(plan, Path(tmp)):

@@ -223,18 +223,51 @@ def test_pipeline_rerun_hits_the_cache_and_accounts_for_every_record(monkeypatch
     assert first.stats["stages"]["translate"]["kept"] == 1
 
 
-def test_dry_run_estimates_tokens_and_gpu_hours(tmp_path):
+def dry_run(tmp_path, **options) -> str:
     from frcorpus.cli import app
 
     src = write_jsonl(tmp_path / "in.jsonl", [chat("a" * 350, "b" * 700), chat("c" * 35, "d" * 70)])
-    stages = [{"type": "translate", "llm": LLM, "throughput_tokens_per_s": 0.1}]
+    stages = [{"type": "translate", "llm": LLM, **options}]
     path = write_pipeline(tmp_path, [{"name": "s", "path": str(src), "language": "en"}], stages)
-    result = CliRunner().invoke(app, ["run", str(path), "--dry-run"])
+    result = CliRunner().invoke(app, ["run", str(path), "--dry-run"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    # (350 + 700 + 35 + 70) characters x 1.2 / 3.5 characters a token = 396 tokens; / 0.1 tok/s = 1.1 h
-    assert "translate: 2 of 2 records to translate (4 turns), ~396 tokens to generate, ~1.10 GPU-hours" in " ".join(
-        result.output.split()
+    return result.output
+
+
+def test_dry_run_without_history_measures_the_speed_and_gives_a_range_with_retries_and_outputs_at_the_limit(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("FRCORPUS_CACHE_DIR", str(tmp_path / "cache"))
+    made = use_scripted(monkeypatch, lambda req: "x" * 40)
+    output = dry_run(tmp_path, throughput_tokens_per_s=0.1)
+    # token limits 32 + 0.65 x characters: 259 + 487 + 54 + 77 = 877; x 3 attempts (max_retries 2) = 2,631;
+    # low end: (350 + 700 + 35 + 70) characters x 1.2 / 3.5 characters a token = 396
+    assert "translate: 2 of 2 records to translate (4 turns): 4 requests, 0 of them in the generation cache" in output
+    assert (
+        "~396 to 2,631 tokens to generate (0.0 to 2.0 retries a request, 0% to 100% of the outputs at their token "
+        "limit)" in output
     )
+    assert "~66 min to 7 h 18 min on the CPU at 0.1 tokens/s" in output
+    assert "speed measured on 4 requests" in output
+    # the speed sample: the real requests, cut at 32 tokens, not cached
+    assert [r.max_tokens for r in made[0].requests] == [32] * 4
+
+
+def test_dry_run_with_the_caches_history_gives_one_figure_and_loads_no_model(tmp_path, monkeypatch):
+    from frcorpus.llm.cache import CallRecord, GenerationCache
+
+    monkeypatch.setenv("FRCORPUS_CACHE_DIR", str(tmp_path / "cache"))
+    made = use_scripted(monkeypatch, lambda req: "x" * 40)
+    monkeypatch.setattr("frcorpus.llm.generator.model_identity", lambda config: ("scripted", None))
+    template = make().prompt.hash
+    # 5 first attempts and 5 retries, half their token limits generated, 2 of 10 at the limit, 5 tokens/s
+    GenerationCache().record_call(CallRecord("scripted", None, template, "cpu", 10, 5, 2, 0, 500, 1000, 100.0))
+    output = dry_run(tmp_path)
+    # 877 tokens of limits x 0.5 x (1 + 1 retry a request) = 877 tokens, at 5 tokens/s
+    assert "~877 tokens to generate (1.0 retries a request, 20% of the outputs at their token limit)" in output
+    assert "~3 min on the CPU at 5.0 tokens/s" in output
+    assert "from the generation cache's history of this model on cpu: 10 requests" in output
+    assert made == []  # the history is enough: no model loaded
 
 
 def test_validate_names_the_backend_package_a_pipeline_needs(tmp_path):

@@ -23,7 +23,8 @@ from frcorpus.config import LoadedPipeline, PipelineConfig, resolve_sources
 from frcorpus.sources.reader import SourceReader
 from frcorpus.sources.resolve import ResolvedSource, SourceError
 from frcorpus.stages import REGISTRY
-from frcorpus.stages.base import GenerationEstimate, Stage
+from frcorpus.stages.base import Stage
+from frcorpus.stages.llm_support import GenerationEstimate
 
 
 class RunError(Exception):
@@ -216,9 +217,10 @@ def build_plan(loaded: LoadedPipeline, cwd: Path | None = None) -> Plan:
 
 
 def generation_estimates(plan: Plan) -> list[tuple[str, GenerationEstimate]]:
-    """For `run --dry-run`: what each generating stage (one with an `estimate` method: translate)
-    would cost on the records the sources hold. An upper bound: the stages before it, which may
-    reject records, are not run."""
+    """For `run --dry-run`: what each generating stage (one with an `estimate` method: translate,
+    llm_judge) would cost on the records the sources hold, measured on this machine (the generation
+    cache's history of the model, else a few requests generated for real). An upper bound: the stages
+    before it, which may reject records, are not run."""
     estimating = [spec for spec in plan.stage_specs() if hasattr(REGISTRY[spec.config.type], "estimate")]
     if not estimating:
         return []

@@ -92,6 +92,7 @@ def combined(stage: str, tasks: list[TaskProgress]) -> TaskProgress:
         batch_requests_queued=sum(t.batch_requests_queued for t in tasks),
         cached=sum(t.cached for t in tasks),
         generated_tokens=sum(t.generated_tokens for t in tasks),
+        streamed_tokens=sum(t.streamed_tokens for t in tasks),
         working_seconds=max(t.working_seconds for t in tasks),
         records_total=sum(totals) if None not in totals else None,
     )

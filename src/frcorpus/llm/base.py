@@ -165,6 +165,9 @@ class Backend(ABC):
 
     #: whether the backend can hold an answer to a JSON schema (servers, vLLM); the others are parsed
     supports_json_schema: bool = False
+    #: told of tokens as they are generated, before their requests finish, where the backend can tell
+    #: (transformers, step by step): progress shows a speed during a long batch
+    on_tokens: Callable[[int], None] | None = None
 
     def __init__(self, config: LLMConfig):
         self.config = config

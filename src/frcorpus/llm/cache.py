@@ -107,7 +107,7 @@ def backend_device(backend: Any) -> str:
     name = backend.config.backend
     if name == "openai":
         return "server"
-    return getattr(backend, "device", None) or "cuda"
+    return getattr(backend, "device", None) or ("cuda" if name == "vllm" else "cpu")
 
 
 def cache_key(

@@ -105,7 +105,10 @@ class Generator:
         sampling: SamplingConfig,
         template_hash: str,
         progress: Callable[[int], None] | None = None,
+        on_tokens: Callable[[int], None] | None = None,
     ) -> list[Generation]:
+        """One Generation per request, in order; `progress(n)` as n requests are answered, `on_tokens(n)`
+        as the backend generates tokens, where it can tell."""
         keys = [self.key(r, sampling, template_hash) for r in requests]
         hits = self.cache.get_many(keys) if self.cache is not None else {}
         todo: dict[str, ChatRequest] = {}
@@ -120,7 +123,7 @@ class Generator:
         fresh: dict[str, Generation] = {}
         if todo:
             logger.debug("%d cached, %d to generate", n_hits, len(todo))
-            fresh = self._generate_misses(todo, sampling, template_hash, progress)
+            fresh = self._generate_misses(todo, sampling, template_hash, progress, on_tokens)
         duplicates = len(keys) - n_hits - len(todo)
         if progress is not None and duplicates:
             progress(duplicates)
@@ -145,6 +148,7 @@ class Generator:
         sampling: SamplingConfig,
         template_hash: str,
         progress: Callable[[int], None] | None,
+        on_tokens: Callable[[int], None] | None = None,
     ) -> dict[str, Generation]:
         """Send the distinct misses to the backend; each result is stored and counted as soon as the backend
         reports it, so that a run killed in a long call loses seconds of work, not the call."""
@@ -166,7 +170,11 @@ class Generator:
 
         backend = self.backend  # loaded here, on the first miss, and not timed with the generation
         started = time.perf_counter()
-        generations = backend.generate(list(todo.values()), sampling, progress=finished)
+        backend.on_tokens = on_tokens
+        try:
+            generations = backend.generate(list(todo.values()), sampling, progress=finished)
+        finally:
+            backend.on_tokens = None
         seconds = time.perf_counter() - started
         finished(list(enumerate(generations)))  # what a backend did not report as it went
         fresh = dict(zip(todo_keys, generations, strict=True))

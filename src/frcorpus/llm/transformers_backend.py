@@ -39,6 +39,9 @@ class TransformersBackend(Backend):
             from transformers import AutoModelForCausalLM, AutoTokenizer
         except ImportError as e:
             raise BackendError(f"the transformers backend needs {e.name}; install it with: {LLM_HINT}") from None
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # its "Loading weights" bar would cut through the run's own display
         self._torch = torch
         folder, self.revision = local_model(config.model, config.revision, on_status)
         self.device = "cuda" if config.device == "auto" and torch.cuda.is_available() else config.device
@@ -154,6 +157,8 @@ class TransformersBackend(Backend):
                 return trie.allowed(tuple(ids[width:].tolist())) or [self.pad_id]
 
             kwargs["prefix_allowed_tokens_fn"] = allowed
+        if self.on_tokens is not None:
+            kwargs["streamer"] = _StepCounter(self.on_tokens)
         torch.manual_seed(seed)
         with torch.inference_mode():
             out = self.model.generate(input_ids=input_ids, attention_mask=attention, **kwargs)
@@ -189,3 +194,21 @@ class TransformersBackend(Backend):
         self.model = None
         if self.device == "cuda":
             self._torch.cuda.empty_cache()
+
+
+class _StepCounter:
+    """A `generate` streamer that only counts: each step's new tokens, one per row of the batch (finished
+    rows included, which the final count corrects)."""
+
+    def __init__(self, on_tokens: Callable[[int], None]):
+        self.on_tokens = on_tokens
+        self.prompt_seen = False
+
+    def put(self, value) -> None:
+        if not self.prompt_seen:  # the first call carries the prompts
+            self.prompt_seen = True
+            return
+        self.on_tokens(int(value.shape[0]) if value.dim() else 1)
+
+    def end(self) -> None:
+        pass

@@ -5,9 +5,11 @@ tokens, errors) that go into stats.json under the stage."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from pydantic import Field
@@ -138,7 +140,8 @@ class LLMStageMixin:
                 seen[:] = [stats.hits, stats.completion_tokens]
                 progress.requests_done(n, generated_tokens=tokens, cached=hits)
 
-        gens = self.generator.generate(requests, sampling, template_hash, progress=report)
+        streaming = self.progress.tokens_streamed if self.progress is not None else None
+        gens = self.generator.generate(requests, sampling, template_hash, progress=report, on_tokens=streaming)
         after = (stats.hits, stats.misses, stats.errors, stats.prompt_tokens, stats.completion_tokens)
         for key, b, a in zip(
             ("cache.hits", "cache.misses", "backend_errors", "prompt_tokens", "generated_tokens"),
@@ -149,3 +152,151 @@ class LLMStageMixin:
             if a - b:
                 self.count(key, a - b)
         return gens
+
+
+# -- dry-run estimates ---------------------------------------------------------------------------
+
+
+@dataclass
+class EstimateWork:
+    """What a stage would ask of the model for the records a dry run reads (`estimate_work`)."""
+
+    records: int  # live records
+    chosen: int  # those the stage generates for
+    turns: int  # their messages
+    work: str  # what the stage does to them, as the dry run says it ("translate")
+    requests: list[ChatRequest]  # the first attempts
+    expected_tokens: list[int]  # what a good output of each request takes (the low estimate)
+    max_retries: int
+
+
+@dataclass(frozen=True)
+class GenerationEstimate:
+    """What a generating stage would cost on the records a dry run reads (`frcorpus run --dry-run`).
+
+    The speed is measured on this machine: the generation cache's history of this model on this device,
+    else a few seconds of real generation (the first requests, cut at SPEED_TOKENS tokens each). The
+    history also gives the outputs' length (their share of the token limit) and the retries; without
+    one, the estimate is a range: from every output at its expected length with no retry, to every
+    output running to its token limit and retried `max_retries` times (a weak model on a CPU)."""
+
+    records: int
+    chosen: int
+    turns: int
+    work: str
+    requests: int  # first attempts
+    cached: int  # of them, answered by the generation cache
+    tokens: tuple[int, int]  # to generate, low and high (equal when the history gives one figure)
+    seconds: tuple[float, float] | None  # generating them, model loading excluded
+    retries_per_request: tuple[float, float]
+    at_limit: tuple[float, float]  # share of the outputs that run to their token limit
+    device: str  # cpu, cuda, server
+    tokens_per_s: float | None
+    load_seconds: float | None  # loading the model, when the dry run did
+    basis: str  # where the figures come from, for the user
+
+
+SPEED_TOKENS = 32  # tokens per request a dry run generates to measure the speed
+
+
+def expected_device(config: LLMConfig) -> str:
+    """Where a backend of `config` would generate, without loading it."""
+    if config.backend == "openai":
+        return "server"
+    if config.backend == "vllm" or config.device == "cuda":
+        return "cuda"
+    if config.device == "cpu":
+        return "cpu"
+    try:
+        import torch
+    except ImportError:
+        return "cpu"
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class EstimatingMixin:
+    """`estimate(records)` for an LLM stage that says what it would ask (`estimate_work`)."""
+
+    def estimate_work(self, records: list[dict[str, Any]]) -> EstimateWork:
+        raise NotImplementedError
+
+    def estimate(self, records: list[dict[str, Any]]) -> GenerationEstimate:
+        self.setup()
+        work = self.estimate_work(records)
+        generator = self.generator
+        sampling = self.config.sampling
+        template = self.prompt.hash
+        keys = [generator.key(r, sampling, template) for r in work.requests]
+        cached = set(generator.cache.get_many(keys)) if generator.cache is not None else set()
+        missing = [i for i, k in enumerate(keys) if k not in cached]
+        limits = [work.requests[i].token_limit(sampling) for i in missing]
+        device = expected_device(self.config.llm)
+        common = {
+            "records": work.records,
+            "chosen": work.chosen,
+            "turns": work.turns,
+            "work": work.work,
+            "requests": len(work.requests),
+            "cached": len(work.requests) - len(missing),
+        }
+        if not missing:
+            return GenerationEstimate(
+                **common, tokens=(0, 0), seconds=None, retries_per_request=(0.0, 0.0), at_limit=(0.0, 0.0),
+                device=device, tokens_per_s=None, load_seconds=None, basis="every request is in the generation cache",
+            )  # fmt: skip
+        history = None
+        if generator.cache is not None:
+            model, revision = generator.identity
+            history = generator.cache.history(model, revision, device, template)
+        load_seconds = None
+        if history is not None and history.seconds > 0 and history.requests > history.retries:
+            speed = history.completion_tokens / history.seconds
+            retries = history.retries / (history.requests - history.retries)  # per first attempt
+            tokens = sum(limits) * history.completion_tokens / max(1, history.token_limit) * (1 + retries)
+            low = high = round(tokens)
+            retries_range = (retries, retries)
+            at_limit = history.length_stops / history.requests
+            at_limit_range = (at_limit, at_limit)
+            basis = f"from the generation cache's history of this model on {device}: {history.requests:,} requests"
+        else:
+            if not generator.loaded:
+                started = time.perf_counter()
+                generator.backend  # noqa: B018 - loaded now, to time the loading apart
+                load_seconds = time.perf_counter() - started
+            backend = generator.backend
+            device = backend_device(backend)
+            speed, sample = self._measure_speed(backend, [work.requests[i] for i in missing])
+            low = sum(min(work.expected_tokens[i], limit) for i, limit in zip(missing, limits, strict=True))
+            high = sum(limits) * (1 + work.max_retries)
+            retries_range = (0.0, float(work.max_retries))
+            at_limit_range = (0.0, 1.0)
+            basis = (
+                f"speed measured on {sample}; no history of this model on {device} in the generation cache yet, "
+                "so from outputs of the expected length and no retry to every output at its token limit and "
+                "retried (the run records its figures: the next estimate uses them)"
+            )
+        configured = getattr(self.config, "throughput_tokens_per_s", None)
+        if configured:
+            speed, basis = configured, f"{basis}; speed: throughput_tokens_per_s"
+        return GenerationEstimate(
+            **common,
+            tokens=(low, high),
+            seconds=(low / speed, high / speed) if speed else None,
+            retries_per_request=retries_range,
+            at_limit=at_limit_range,
+            device=device,
+            tokens_per_s=speed,
+            load_seconds=load_seconds,
+            basis=basis,
+        )
+
+    def _measure_speed(self, backend, requests: list[ChatRequest]) -> tuple[float | None, str]:
+        """Tokens per second of one batch of real requests cut at SPEED_TOKENS tokens (not cached)."""
+        sample = [dataclasses.replace(r, max_tokens=SPEED_TOKENS) for r in requests[: self.config.llm.batch_size]]
+        started = time.perf_counter()
+        gens = backend.generate(sample, self.config.sampling)
+        seconds = time.perf_counter() - started
+        tokens = sum(g.completion_tokens for g in gens)
+        return (tokens / seconds if seconds > 0 and tokens else None), (
+            f"{len(sample)} requests ({tokens:,} tokens in {seconds:.1f} s)"
+        )

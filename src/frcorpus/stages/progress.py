@@ -53,7 +53,8 @@ class TaskProgress:
     batch_requests_done: int = 0  # the same, for the batch in progress
     batch_requests_queued: int = 0
     cached: int = 0  # requests answered by the generation cache
-    generated_tokens: int = 0
+    generated_tokens: int = 0  # of the answered requests
+    streamed_tokens: int = 0  # generated since the last answers came back, counted step by step
     working_seconds: float = 0.0  # time in the stage, model loading excluded
     started: float = field(default_factory=time.time)
     updated: float = field(default_factory=time.time)
@@ -77,7 +78,8 @@ class TaskProgress:
         return min(1.0, (self.records_done + in_batch) / self.records_total)
 
     def tokens_per_s(self) -> float | None:
-        return self.generated_tokens / self.working_seconds if self.working_seconds > 0 else None
+        tokens = self.generated_tokens + self.streamed_tokens
+        return tokens / self.working_seconds if self.working_seconds > 0 and tokens else None
 
     def eta_s(self) -> float | None:
         done = self.fraction()
@@ -103,7 +105,7 @@ def describe(p: TaskProgress) -> str:
     parts = [f"records {p.records_done:,}/{total}"]
     if p.batch_records and p.state != "done":
         parts[0] += f" (+{p.batch_records:,} now)"
-    if (speed := p.tokens_per_s()) and p.generated_tokens:
+    if speed := p.tokens_per_s():
         parts.append(f"{speed:.1f} tokens/s")
     if p.state == "loading":
         parts.append("loading the model")
@@ -174,6 +176,14 @@ class StageProgress:
             p.batch_requests_done += n
             p.cached += cached
             p.generated_tokens += generated_tokens
+            if generated_tokens:  # the streamed count was an estimate of these
+                p.streamed_tokens = 0
+            self._changed()
+
+    def tokens_streamed(self, n: int) -> None:
+        """Tokens generated for requests not answered yet (a backend that streams tells them step by step)."""
+        with self._lock:
+            self.snapshot.streamed_tokens += n
             self._changed()
 
     def event(self, message: str) -> None:

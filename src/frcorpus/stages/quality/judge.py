@@ -22,7 +22,7 @@ from frcorpus.llm.base import ChatRequest, LLMConfig, SamplingConfig
 from frcorpus.llm.prompts import PromptError, PromptTemplate, load_prompt
 from frcorpus.record import SCORES_TYPE, record_scores
 from frcorpus.stages.base import Filter, FilterConfig, Reject
-from frcorpus.stages.llm_support import LLMStageConfigMixin, LLMStageMixin
+from frcorpus.stages.llm_support import EstimateWork, EstimatingMixin, LLMStageConfigMixin, LLMStageMixin
 
 JUDGEMENT = pa.struct(
     [("judge", pa.string()), ("verdict", pa.bool_()), ("score", pa.float32()), ("justification", pa.string())]
@@ -34,6 +34,7 @@ VERDICT_WORD = re.compile(r"\b(true|false|vrai|faux|oui|non|yes|no)\b", re.I)
 SCORE_PATTERN = re.compile(r"(?:score|note)\W{0,3}(\d+(?:[.,]\d+)?)|\b(\d+(?:[.,]\d+)?)\s*/\s*\d+\b", re.I)
 JSON_OBJECT = re.compile(r"\{.*\}", re.S)
 JUSTIFICATION_CHARS = 500
+JUDGEMENT_TOKENS = 48  # a short justification and the verdict: the low end of a dry run's estimate
 
 
 @dataclass
@@ -137,7 +138,7 @@ _EXAMPLE = prompt_variables([{"role": "user", "content": "Bonjour ?"}, {"role": 
 SAMPLE_VARIABLES = {"system": _EXAMPLE, "user": _EXAMPLE}
 
 
-class LlmJudge(LLMStageMixin, Filter):
+class LlmJudge(EstimatingMixin, LLMStageMixin, Filter):
     """Have an LLM grade each record with a prompt template: a True/False verdict or a 1-5 score.
 
     `prompt:` is a preset of prompts/judge/ or a YAML file. The verdict presets are Luth-SFT's filters
@@ -216,6 +217,18 @@ class LlmJudge(LLMStageMixin, Filter):
             turns.insert(0, ("system", self.prompt.render("system", **variables)))
         constrain = self.config.llm.structured_output == "auto" and self.generator.supports_json_schema
         return ChatRequest.of(turns, json_schema=self.schema if constrain else None)
+
+    def estimate_work(self, records: list[dict[str, Any]]) -> EstimateWork:
+        """One request a record; an answer that cannot be read is not asked again."""
+        return EstimateWork(
+            records=len(records),
+            chosen=len(records),
+            turns=sum(len(r["messages"]) for r in records),
+            work="judge",
+            requests=[self.request(r) for r in records],
+            expected_tokens=[JUDGEMENT_TOKENS] * len(records),
+            max_retries=0,
+        )
 
     def keep_batch(self, records: list[dict[str, Any]]) -> list[bool | Reject]:
         if not records:  # nothing to judge: the model is not loaded

@@ -32,9 +32,9 @@ from pydantic import Field, field_validator
 from frcorpus.llm.base import ChatRequest, Generation, LLMConfig, SamplingConfig
 from frcorpus.llm.prompts import PromptError, load_prompt
 from frcorpus.record import MESSAGE_TYPE, record_language
-from frcorpus.stages.base import GenerationEstimate, StageConfig, Transformer
+from frcorpus.stages.base import StageConfig, Transformer
 from frcorpus.stages.langid import fasttext_model
-from frcorpus.stages.llm_support import LLMStageConfigMixin, LLMStageMixin
+from frcorpus.stages.llm_support import EstimateWork, EstimatingMixin, LLMStageConfigMixin, LLMStageMixin
 from frcorpus.stages.translate.gates import GateFailure, GatesConfig, TranslationGates
 from frcorpus.stages.translate.masking import Masked, mask, restore, short
 from frcorpus.text.languages import iso_code
@@ -56,11 +56,11 @@ ID_SUFFIX = "-fr"
 # a token at worst) fails anyway: generation stops there, so a model that rambles costs little.
 TOKENS_BASE = 32
 TOKENS_PER_SOURCE_CHAR = 0.65
-OUTPUT_IN_DETAIL = 120  # characters of a failed output kept in the reject's detail, to see what went wrong
-# French takes ~1.2 times the characters of the English it translates (gates.py measures it); with
-# ~3.5 characters a token for French under most tokenizers this gives the dry-run's token estimate
+# French takes ~1.2 times the characters of the English it translates (gates.py measures it), ~3.5
+# characters a token under most tokenizers: a good translation's length, the low end of an estimate
 FRENCH_CHARS_PER_TOKEN = 3.5
 FRENCH_EXPANSION = 1.2
+OUTPUT_IN_DETAIL = 120  # characters of a failed output kept in the reject's detail, to see what went wrong
 
 # every template of a translate prompt is rendered once with these when the pipeline is checked
 _MARKER = {"marker": "<<M0>>"}
@@ -87,7 +87,7 @@ class TurnJob:
     attempts: int = 0
 
 
-class Translate(LLMStageMixin, Transformer):
+class Translate(EstimatingMixin, LLMStageMixin, Transformer):
     """Translate English conversations into French with an LLM, turn by turn and chat-aware.
 
     Records in a `source_languages` language (English by default) are translated with the `llm:`
@@ -156,11 +156,11 @@ class Translate(LLMStageMixin, Transformer):
         gates: GatesConfig = Field(default_factory=GatesConfig, description="quality gates on every output")
         langid_model: str | None = Field(None, description="fastText model of the language gates (default: lid.176)")
         keep_original: bool = Field(True, description="keep the source conversation in `original_messages`")
-        throughput_tokens_per_s: float = Field(
-            2500.0,
+        throughput_tokens_per_s: float | None = Field(
+            None,
             gt=0,
-            description="generated tokens per second of the backend, for `frcorpus run --dry-run`'s estimate "
-            "(2500: vLLM, a 30B-class model on one H100; measure yours)",
+            description="generated tokens per second for `frcorpus run --dry-run`'s estimate; by default measured: "
+            "the generation cache's history of this model on this device, else a few requests generated for real",
         )
 
         @field_validator("source_languages")
@@ -333,26 +333,29 @@ class Translate(LLMStageMixin, Transformer):
 
     # -- dry run -------------------------------------------------------------------------------
 
-    def estimate(self, records: list[dict[str, Any]]) -> GenerationEstimate:
-        """What translating these records would cost, from their size and `throughput_tokens_per_s`:
-        the generated tokens of the first attempt (retries add to it)."""
+    def estimate_work(self, records: list[dict[str, Any]]) -> EstimateWork:
+        """The first attempts translating these records takes (a regenerated answer's request is built
+        from the source conversation: its translated prompt does not exist yet), and the gates that decide
+        the retries."""
         chosen = [r for r in records if record_language(r) in self.sources]
-        chars = 0
-        answers = 0
-        for r in chosen:
-            for m in r["messages"]:
-                if self.config.mode == "regenerate" and m["role"] == "assistant":
-                    answers += 1
-                    # a regenerated answer is about as long as the original, within max_tokens
-                    chars += min(len(m["content"]) * FRENCH_EXPANSION, self.config.sampling.max_tokens * 3.5)
+        regenerate = self.config.mode == "regenerate"
+        requests: list[ChatRequest] = []
+        expected: list[int] = []
+        for i, r in enumerate(chosen):
+            for t, m in enumerate(r["messages"]):
+                if regenerate and m["role"] == "assistant":
+                    job = TurnJob(i, t, m["role"], None, prompt=r["messages"][t - 1]["content"] if t else None)
+                    requests.append(self._regeneration_request(r["messages"], job))
                 else:
-                    chars += len(m["content"]) * FRENCH_EXPANSION
-        tokens = chars / FRENCH_CHARS_PER_TOKEN
-        return GenerationEstimate(
+                    job = TurnJob(i, t, m["role"], m["content"], mask(m["content"]))
+                    requests.append(self._translation_request(r["messages"], job))
+                expected.append(round(len(m["content"]) * FRENCH_EXPANSION / FRENCH_CHARS_PER_TOKEN))
+        return EstimateWork(
             records=len(records),
             chosen=len(chosen),
             turns=sum(len(r["messages"]) for r in chosen),
-            generated_tokens=round(tokens),
-            gpu_hours=tokens / self.config.throughput_tokens_per_s / 3600,
             work="translate",
+            requests=requests,
+            expected_tokens=expected,
+            max_retries=self.config.max_retries,
         )
