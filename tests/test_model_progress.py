@@ -279,3 +279,13 @@ def test_the_live_display_fits_80_columns_with_the_bar_counter_and_elapsed_time_
     # what matters first: the end of the line, cut at the terminal's width, is the least useful
     assert lines[1].startswith("translate: records 1,024/10,000 (+1,024 now), 36.4 tokens/s, ETA 3 h 05 min, ")
     assert lines[1].endswith("…")
+
+
+def test_a_batch_of_the_transformers_backend_costs_the_steps_of_its_longest_output():
+    from frcorpus.llm.base import ChatRequest
+    from frcorpus.stages.llm_support import batch_steps
+
+    # prompts of 5, 1, 3 and 2 characters: batches (1, 2) and (3, 5) as the backend sorts them
+    requests = [ChatRequest.of([("user", "x" * n)]) for n in (5, 1, 3, 2)]
+    assert batch_steps(requests, [10, 40, 30, 20], batch_size=2) == 40 + 30
+    assert batch_steps(requests, [10, 40, 30, 20], batch_size=8) == 40

@@ -168,7 +168,8 @@ def _estimate_lines(stage_id: str, e) -> list[str]:
     where = {"cpu": "on the CPU", "cuda": "on the GPU", "server": "on the server"}.get(e.device, f"on {e.device}")
     if e.seconds is not None:
         load = f", plus {duration(e.load_seconds)} to load the model" if (e.load_seconds or 0) >= 0.5 else ""
-        lines.append(f"  ~{span(e.seconds, duration)} {where} at {e.tokens_per_s:.1f} tokens/s{load}")
+        speed = f" at {e.tokens_per_s:.1f} tokens/s" if e.tokens_per_s else ""
+        lines.append(f"  ~{span(e.seconds, duration)} {where}{speed}{load}")
     lines.append(f"  ({e.basis}; an upper bound: earlier stages are not run)")
     return lines
 

@@ -249,6 +249,8 @@ class EstimatingMixin:
             model, revision = generator.identity
             history = generator.cache.history(model, revision, device, template)
         load_seconds = None
+        seconds: tuple[float, float] | None = None
+        batch = self.config.llm.batch_size
         if history is not None and history.seconds > 0 and history.requests > history.retries:
             speed = history.completion_tokens / history.seconds
             retries = history.retries / (history.requests - history.retries)  # per first attempt
@@ -265,9 +267,14 @@ class EstimatingMixin:
                 load_seconds = time.perf_counter() - started
             backend = generator.backend
             device = backend_device(backend)
-            speed, sample = self._measure_speed(backend, [work.requests[i] for i in missing])
-            low = sum(min(work.expected_tokens[i], limit) for i, limit in zip(missing, limits, strict=True))
-            high = sum(limits) * (1 + work.max_retries)
+            speed, step, sample = self._measure_speed(backend, [work.requests[i] for i in missing])
+            expected = [min(work.expected_tokens[i], limit) for i, limit in zip(missing, limits, strict=True)]
+            low, high = sum(expected), sum(limits) * (1 + work.max_retries)
+            if step is not None:  # a batch takes as many steps as its longest output, every row waiting for it
+                prompts = [work.requests[i] for i in missing]
+                stepped = (batch_steps(prompts, expected, batch), batch_steps(prompts, limits, batch))
+                seconds = (stepped[0] * step, stepped[1] * step * (1 + work.max_retries))
+                sample = f"{sample}, {step:.2f} s a step of a batch"
             retries_range = (0.0, float(work.max_retries))
             at_limit_range = (0.0, 1.0)
             basis = (
@@ -277,11 +284,11 @@ class EstimatingMixin:
             )
         configured = getattr(self.config, "throughput_tokens_per_s", None)
         if configured:
-            speed, basis = configured, f"{basis}; speed: throughput_tokens_per_s"
+            speed, seconds, basis = configured, None, f"{basis}; speed: throughput_tokens_per_s"
         return GenerationEstimate(
             **common,
             tokens=(low, high),
-            seconds=(low / speed, high / speed) if speed else None,
+            seconds=seconds if seconds is not None else (low / speed, high / speed) if speed else None,
             retries_per_request=retries_range,
             at_limit=at_limit_range,
             device=device,
@@ -290,13 +297,23 @@ class EstimatingMixin:
             basis=basis,
         )
 
-    def _measure_speed(self, backend, requests: list[ChatRequest]) -> tuple[float | None, str]:
-        """Tokens per second of one batch of real requests cut at SPEED_TOKENS tokens (not cached)."""
+    def _measure_speed(self, backend, requests: list[ChatRequest]) -> tuple[float | None, float | None, str]:
+        """(tokens per second, seconds per step of a batch where the backend batches the requests itself
+        (transformers), what was measured) from one batch of real requests cut at SPEED_TOKENS tokens,
+        not cached."""
         sample = [dataclasses.replace(r, max_tokens=SPEED_TOKENS) for r in requests[: self.config.llm.batch_size]]
         started = time.perf_counter()
         gens = backend.generate(sample, self.config.sampling)
         seconds = time.perf_counter() - started
         tokens = sum(g.completion_tokens for g in gens)
-        return (tokens / seconds if seconds > 0 and tokens else None), (
-            f"{len(sample)} requests ({tokens:,} tokens in {seconds:.1f} s)"
-        )
+        steps = max((g.completion_tokens for g in gens), default=0)
+        step = seconds / steps if self.config.llm.backend == "transformers" and steps else None
+        speed = tokens / seconds if seconds > 0 and tokens else None
+        return speed, step, f"{len(sample)} requests ({tokens:,} tokens in {seconds:.1f} s)"
+
+
+def batch_steps(requests: list[ChatRequest], lengths: list[int], batch_size: int) -> int:
+    """Generation steps of these requests in batches of `batch_size` as the transformers backend forms them
+    (similar prompt lengths together; the characters stand for the tokens): each batch runs to its longest."""
+    order = sorted(range(len(requests)), key=lambda i: sum(len(text) for _, text in requests[i].messages))
+    return sum(max(lengths[i] for i in order[start : start + batch_size]) for start in range(0, len(order), batch_size))
