@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import polars as pl
+import pytest
 
 from tests.conftest import run_pipeline, write_pipeline
 from tests.test_engine import check_accounting
@@ -59,6 +60,7 @@ def test_vigogne_and_mifeval(tmp_path, shared_data):
     assert stats["sources"]["oasst-top1"]["kept"] == 0
 
 
+@pytest.mark.slow  # 17 answer files through langid, heuristics and verify_instructions: about 45 s on 2 busy cores
 def test_mifeval_small_models_are_rejected_more_than_frontier_models(tmp_path, shared_data):
     """The same 235 French prompts answered by 17 models: language and quality rejections must
     separate the 0.5B/1.5B models from gpt-4o and claude-3.5-sonnet."""

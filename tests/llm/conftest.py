@@ -32,6 +32,14 @@ def smollm2_gguf():
         pytest.skip(str(e))
 
 
+def pytest_collection_modifyitems(items):
+    """A test that uses the `smollm2` fixture is slow: loading SmolLM2 on the CPU takes about a minute on 2
+    busy cores, and its tests generate for 15 to 70 s each; `pytest -m "not slow"` leaves them out."""
+    for item in items:
+        if "smollm2" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def smollm2(private_cache_dir, smollm2_gguf):
     """The transformers backend on SmolLM2-135M-Instruct (CPU), batches of 4."""

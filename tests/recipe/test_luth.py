@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -42,6 +43,7 @@ def write_recipe(tmp_path: Path, model: Path, dataset: Path, bench: Path, t: flo
     return path
 
 
+@pytest.mark.slow  # about 40 s on 2 busy cores: the recipe run three times on the tiny model
 def test_luth_runs_sft_merge_eval_then_resumes(tmp_path, tiny_model, corpus):  # noqa: F811
     bench = write_benchmarks(tmp_path / "shared")
     recipe = write_recipe(tmp_path, tiny_model, corpus, bench)

@@ -16,7 +16,7 @@ from frcorpus.stages.translate.gates import GatesConfig
 from frcorpus.stages.translate.stage import Translate
 
 # generating with SmolLM2 on CPU: 2 to 8 minutes per test on 2 busy cores (the default limit is 5)
-pytestmark = pytest.mark.timeout(1800)
+pytestmark = [pytest.mark.timeout(1800), pytest.mark.slow]
 
 SMOLLM2 = {"backend": "transformers", "model": "smollm2", "batch_size": 8, "device": "cpu"}
 GATES = {"segments_changed", "preamble", "length_ratio", "structure_changed", "not_french", "english_left", "truncated"}

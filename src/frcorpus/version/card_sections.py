@@ -345,10 +345,11 @@ def _lsh_lines(version: VersionDir) -> list[str]:
         if cfg.get("type") != "minhash_dedup" or "lsh_bands" not in counters:
             continue
         bands, rows = int(counters["lsh_bands"]), int(counters["lsh_rows"])
+        cut = (1 / bands) ** (1 / rows)  # the usual approximation of the LSH threshold, as the stage logs it
         lines.append(
             f"`{sid}` compared {cfg.get('n_grams')}-word shingles of the {cfg.get('view')} with MinHash, "
             f"{bands} bands x {rows} rows: the chance that a pair is found rises steeply around a Jaccard "
-            f"similarity of about {(1 / bands) ** (1 / rows):.2f}, and pairs well below it are kept as distinct records."
+            f"similarity of about {cut:.2f}, and pairs well below it are kept as distinct records."
         )
     return lines
 
