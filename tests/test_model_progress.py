@@ -261,9 +261,9 @@ def test_tokens_streamed_during_a_long_batch_give_a_speed_before_any_request_is_
 def test_the_live_display_fits_80_columns_with_the_bar_counter_and_elapsed_time_visible():
     from rich.console import Group
 
-    from frcorpus.cli import RunProgress
+    from frcorpus.engine.display import RunProgress
 
-    display = RunProgress(enabled=True, interval_s=30, terminal=True)
+    display = RunProgress(Console(), enabled=True, interval_s=30, terminal=True)
     label = "phase 0: read -> normalize -> langid -> heuristics -> translate -> langid -> llm_judge -> write data"
     display.progress.add_task(label, total=2, completed=1)
     display._lines = [

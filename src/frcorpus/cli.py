@@ -9,7 +9,6 @@ import json
 import logging
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Annotated, Any, Literal, NoReturn
@@ -17,8 +16,7 @@ from typing import Annotated, Any, Literal, NoReturn
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Column, Table
-from rich.text import Text
+from rich.table import Table
 
 from frcorpus.recipe.cli import recipe_app
 from frcorpus.settings import datatrove_log_level
@@ -148,138 +146,6 @@ def stages(
         out.print(part)
 
 
-def _estimate_lines(stage_id: str, e) -> list[str]:
-    """A generating stage's dry-run estimate (`GenerationEstimate`), in words."""
-    from frcorpus.stages.progress import duration
-
-    def span(pair, show) -> str:
-        return show(pair[0]) if pair[0] == pair[1] else f"{show(pair[0])} to {show(pair[1])}"
-
-    lines = [
-        f"{stage_id}: {e.chosen:,} of {e.records:,} records to {e.work} ({e.turns:,} turns): {e.requests:,} "
-        f"requests, {e.cached:,} of them in the generation cache"
-    ]
-    if e.requests == e.cached:
-        return lines
-    lines.append(
-        f"  ~{span(e.tokens, lambda n: f'{n:,}')} tokens to generate ({span(e.retries_per_request, '{:.1f}'.format)} "
-        f"retries a request, {span(e.at_limit, '{:.0%}'.format)} of the outputs at their token limit)"
-    )
-    where = {"cpu": "on the CPU", "cuda": "on the GPU", "server": "on the server"}.get(e.device, f"on {e.device}")
-    if e.seconds is not None:
-        load = f", plus {duration(e.load_seconds)} to load the model" if (e.load_seconds or 0) >= 0.5 else ""
-        speed = f" at {e.tokens_per_s:.1f} tokens/s" if e.tokens_per_s else ""
-        lines.append(f"  ~{span(e.seconds, duration)} {where}{speed}{load}")
-    lines.append(f"  ({e.basis}; an upper bound: earlier stages are not run)")
-    return lines
-
-
-class _LiveDisplay(Progress):
-    """rich's progress with, under the jobs' bars, the lines of the running job's long stages; the jobs'
-    names are cut to what the terminal leaves beside the bar, the counter and the elapsed time."""
-
-    BAR = 16
-
-    def __init__(self, extra, **kwargs):
-        self._extra = extra  # before rich's __init__, which may render
-        self.names = Column(no_wrap=True, overflow="ellipsis")
-        columns = (TextColumn("{task.description}", table_column=self.names), BarColumn(bar_width=self.BAR))
-        super().__init__(*columns, MofNCompleteColumn(), TimeElapsedColumn(), **kwargs)
-
-    def get_renderables(self):
-        yield _FittedTable(self)
-        for line in self._extra():  # cut at the terminal's width rather than wrapped
-            yield Text(line, no_wrap=True, overflow="ellipsis")
-
-
-class _FittedTable:
-    def __init__(self, display: _LiveDisplay):
-        self.display = display
-
-    def __rich_console__(self, console, options):
-        tasks = self.display.tasks
-        counter = max((len(f"{t.total:g}") * 2 + 1 for t in tasks if t.total is not None), default=3)
-        # bar, counter, elapsed time (h:mm:ss) and the spaces between the four columns
-        self.display.names.max_width = max(10, options.max_width - self.display.BAR - counter - 7 - 3)
-        yield self.display.make_tasks_table(tasks)
-
-
-class RunProgress:
-    """What a run shows while it works. On a terminal: one bar per job counting its completed tasks (the
-    job's name cut to fit the width, so that the bar, counter and elapsed time stay visible), and under it
-    the long stages' records, requests, tokens/s and ETA, per task. Off a terminal: those lines every
-    `interval_s` seconds. Both: model loading and GGUF conversion as they start and end."""
-
-    MAX_LINES = 9  # stage lines shown live (the stage and 8 tasks)
-
-    def __init__(self, enabled: bool, interval_s: float | None = None, terminal: bool | None = None):
-        from frcorpus.stages.progress import progress_interval
-
-        self.enabled = enabled
-        self.live = enabled and (console.is_terminal if terminal is None else terminal)
-        self.interval_s = interval_s if interval_s is not None else progress_interval()
-        self._lines: list[str] = []
-        self.progress = _LiveDisplay(
-            extra=lambda: self._lines[: self.MAX_LINES],
-            console=console,
-            disable=not self.live,
-        )
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._stages = None
-        self._logged = 0.0
-
-    def __enter__(self):
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.progress.stop()
-
-    def start_job(self, job) -> None:
-        from frcorpus.engine.progress import JobProgress
-
-        self.task = self.progress.add_task(job.label, total=job.tasks)
-        self.job = job
-        self._stages = JobProgress(job.progress_dir) if job.progress_dir is not None else None
-        self._lines = []
-        self._logged = time.monotonic()
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
-        self._thread.start()
-
-    def _poll(self) -> None:
-        while not self._stop.wait(0.5):
-            self._update()
-
-    def _update(self, final: bool = False) -> None:
-        done = len(list((self.job.logging_dir / "completions").glob("*")))
-        self.progress.update(self.task, completed=done)
-        if self._stages is None or not self.enabled:
-            return
-        for event in self._stages.new_events():
-            self._say(event)
-        self._lines = self._stages.lines()
-        if not self.live and (final or time.monotonic() - self._logged >= self.interval_s):
-            self._logged = time.monotonic()
-            for line in self._lines:
-                self._say(line)
-
-    def _say(self, line: str) -> None:
-        stamp = "" if self.live else time.strftime("%H:%M:%S ")
-        self.progress.console.print(f"{stamp}{line}", markup=False, highlight=False, soft_wrap=not self.live)
-
-    def end_job(self, job) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join()
-        self._update(final=True)
-        if self.live and self._lines:  # the last state of the long stages stays on screen
-            for line in self._lines[: self.MAX_LINES]:
-                self._say(line)
-        self._lines = []
-
-
 def report(result, console_out: Console) -> None:
     from rich.markup import escape
 
@@ -343,11 +209,12 @@ def run(
     """Run a pipeline and write a new immutable dataset version."""
     import os
 
+    from frcorpus.engine.display import RunProgress, estimate_lines
+    from frcorpus.engine.plan import RunError, VersionExistsError, generation_estimates
+    from frcorpus.engine.run import build_jobs, run_plan, slurm_scripts
     from frcorpus.stages.progress import INTERVAL_ENV
 
     os.environ[INTERVAL_ENV] = str(progress_interval)  # the workers, started below, read it too
-    from frcorpus.engine.plan import RunError, VersionExistsError, generation_estimates
-    from frcorpus.engine.run import build_jobs, run_plan, slurm_scripts
 
     loaded = _load(pipeline)
     plan = _plan(loaded)
@@ -362,7 +229,7 @@ def run(
             out.print(f"  {job.label}  [{job.tasks} task(s)]", highlight=False)
         out.print(f"work folder: {plan.paths.work}\nversions in: {plan.paths.name_dir}")
         for stage_id, e in generation_estimates(plan):
-            for line in _estimate_lines(stage_id, e):
+            for line in estimate_lines(stage_id, e):
                 out.print(line, highlight=False, markup=False)
         if cfg.executor.type == "slurm":
             with tempfile.TemporaryDirectory() as tmp:
@@ -371,7 +238,7 @@ def run(
         return
     start = time.perf_counter()
     try:
-        with RunProgress(enabled=not quiet, interval_s=progress_interval) as progress:
+        with RunProgress(console, enabled=not quiet, interval_s=progress_interval) as progress:
             result = run_plan(plan, resume=resume, progress=progress)
     except VersionExistsError as e:
         if not e.same_content:  # the `version:` of the pipeline names a published version
