@@ -145,7 +145,8 @@ def test_validate_prints_the_mode(tmp_path, monkeypatch):
     from frcorpus.cli import app
 
     bench = write_jsonl(tmp_path / "b.jsonl", [{"q": "Quelle est la capitale historique de la Bourgogne ?"}])
-    data = write_jsonl(tmp_path / "in.jsonl", [{"messages": [{"role": "user", "content": "Bonjour"}]}])
+    chat = [{"role": "user", "content": "Bonjour"}, {"role": "assistant", "content": "Bonjour !"}]
+    data = write_jsonl(tmp_path / "in.jsonl", [{"messages": chat}])  # a row the reader keeps: validate reads it
     stage = {"type": "decontaminate", "benchmarks": [{"name": "b", "path": str(bench), "fields": {"prompt": "q"}}]}
     pipeline = write_pipeline(tmp_path, [{"name": "s", "path": str(data)}], [stage])
     ngram_only = write_pipeline(
