@@ -9,6 +9,7 @@ compiled once here and each is written for speed (the measurements are beside th
 from __future__ import annotations
 
 import re
+import sys
 
 from frcorpus.text.code import FENCED_CODE
 
@@ -60,6 +61,13 @@ NUMBER = re.compile(
     + "\U00010000-\U0010ffff]"
     + r"(?<![^\d\x00-\uffff])(?:(?<=\d)\d*(?:[.,:/h-]\d+)*)?"
 )
+# The same without the astral range: a string of one- or two-byte characters (most text) cannot hold
+# an astral character, and the range makes `re` walk its charset per character (lingua_sentences:
+# 2.4 -> 1.4 us a sentence)
+NUMBER_BMP = re.compile("[" + _bmp_digits() + QUOTE_MARKS + r"](?:(?<=\d)\d*(?:[.,:/h-]\d+)*)?")
+# CPython stores a str with an astral character at 4 bytes a character: its size says so in O(1)
+# (sys.getsizeof: 76 + 4 * len for those, at most 74 + 2 * len for the others)
+UCS4_SIZE = sys.getsizeof("\U0001f600") - 4
 SENTENCE_END = re.compile(r"(?<=[.!?…])\s+|\s*\n\s*")
 LETTER = re.compile(r"[^\W\d_]")  # a text without letters ("???", "= +") has no language to find
 MAY_SPLIT = re.compile(r"\n|\.\s|!\s|\?\s|…\s")  # a turn without any is one sentence
@@ -70,7 +78,7 @@ def set_aside(text: str) -> str:
     """The text without code, formulas, links, numbers or quotation marks (line breaks kept)."""
     if MAY_HAVE_NON_PROSE.search(text) or text.startswith("    "):
         return NOT_PROSE.sub(" ", text)
-    return NUMBER.sub(" ", text)
+    return (NUMBER if sys.getsizeof(text) >= UCS4_SIZE + 4 * len(text) else NUMBER_BMP).sub(" ", text)
 
 
 def head(text: str) -> str:
