@@ -61,18 +61,6 @@ class FilterConfig(StageConfig):
     annotate_only: bool = Field(False, description="annotate and count, but reject nothing")
 
 
-@dataclass(frozen=True)
-class GenerationEstimate:
-    """What a generating stage would cost on the records a dry run reads (`frcorpus run --dry-run`)."""
-
-    records: int  # live records the sources hold
-    chosen: int  # the records among them the stage would generate for
-    turns: int  # messages of the chosen records
-    generated_tokens: int
-    gpu_hours: float  # at the throughput the stage is configured with
-    work: str  # what the stage does to the chosen records, as the dry run says it ("translate")
-
-
 class Stage(ABC):
     name: ClassVar[str]
     family: ClassVar[str]

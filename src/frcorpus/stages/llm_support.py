@@ -9,6 +9,7 @@ import dataclasses
 import importlib.util
 import logging
 import time
+from abc import abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -217,8 +218,8 @@ def expected_device(config: LLMConfig) -> str:
 class EstimatingMixin:
     """`estimate(records)` for an LLM stage that says what it would ask (`estimate_work`)."""
 
-    def estimate_work(self, records: list[dict[str, Any]]) -> EstimateWork:
-        raise NotImplementedError
+    @abstractmethod  # Stage is an ABC: a stage with this mixin must say what it would ask
+    def estimate_work(self, records: list[dict[str, Any]]) -> EstimateWork: ...
 
     def estimate(self, records: list[dict[str, Any]]) -> GenerationEstimate:
         self.setup()
