@@ -10,6 +10,7 @@ task of phase k reads the shard its rank wrote in phase k-1, so no record change
 from __future__ import annotations
 
 import bisect
+import gc
 import json
 import os
 import time
@@ -220,6 +221,10 @@ class RunStage(PipelineStep):
             progress = StageProgress(self.progress_dir, self.spec.id, rank)
             self.stage.attach_progress(progress)
         self.stage.setup()
+        # What is alive after set-up (modules, models, lexicons) lives as long as the task: out of the
+        # collector's generations, a full collection no longer walks it all again every few batches of
+        # records (langid on lingua_sentences: 2 such collections per 74k records, 3-6% of its time)
+        gc.freeze()
         for doc in data:
             self.stage.run(doc.metadata["batch"])
             yield doc

@@ -570,13 +570,15 @@ class LangId(Filter):
                 wrong = None
         if wrong is not None:
             i, code, score = wrong
-            reason, detail = f"wrong_language({code})", f"{self._where(turns, i)}: {code} {score:.2f}"
+            where = "conversation" if i < 0 else f"turn {i} ({turns[i][3]})"
+            reason, detail = f"wrong_language({code})", f"{where}: {code} {score:.2f}"
         elif share > self.config.max_foreign_share:
             top = max(foreign, key=foreign.__getitem__)
             reason, detail = f"mixed({top})", f"{share:.0%} of the assistant text is not {'/'.join(self.config.keep)}"
         elif low is not None:
             i, code, score = low
-            reason, detail = "low_score", f"{self._where(turns, i)}: {code} {score:.2f} < {min_score}"
+            where = "conversation" if i < 0 else f"turn {i} ({turns[i][3]})"
+            reason, detail = "low_score", f"{where}: {code} {score:.2f} < {min_score}"
         else:
             return True
         return Reject(reason, detail)
@@ -598,8 +600,3 @@ class LangId(Filter):
                 translated_from.update(request.sources)
         requests.append((frozenset(asked), frozenset(translated_from)))
         return requests
-
-    @staticmethod
-    def _where(turns, i: int) -> str:
-        """The conversation (i < 0) or turn i with its role, for a rejection's detail."""
-        return "conversation" if i < 0 else f"turn {i} ({turns[i][3]})"
