@@ -228,7 +228,7 @@ def run(
         for job in build_jobs(plan):
             out.print(f"  {job.label}  [{job.tasks} task(s)]", highlight=False)
         out.print(f"work folder: {plan.paths.work}\nversions in: {plan.paths.name_dir}")
-        for stage_id, e in generation_estimates(plan):
+        for stage_id, e in generation_estimates(plan, lambda line: out.print(line, highlight=False, markup=False)):
             for line in estimate_lines(stage_id, e):
                 out.print(line, highlight=False, markup=False)
         if cfg.executor.type == "slurm":

@@ -234,23 +234,40 @@ def dry_run(tmp_path, **options) -> str:
     return result.output
 
 
-def test_dry_run_without_history_measures_the_speed_and_gives_a_range_with_retries_and_outputs_at_the_limit(
-    tmp_path, monkeypatch
-):
+def test_dry_run_without_history_probes_a_batch_in_full_and_counts_its_retries(tmp_path, monkeypatch):
+    from frcorpus.llm.cache import GenerationCache
+
     monkeypatch.setenv("FRCORPUS_CACHE_DIR", str(tmp_path / "cache"))
-    made = use_scripted(monkeypatch, lambda req: "x" * 40)
-    output = dry_run(tmp_path, throughput_tokens_per_s=0.1)
-    # token limits 32 + 0.65 x characters: 259 + 487 + 54 + 77 = 877; x 3 attempts (max_retries 2) = 2,631;
-    # low end: (350 + 700 + 35 + 70) characters x 1.2 / 3.5 characters a token = 396
+    # a weak model: every output runs to its token limit, so the truncation gate asks again each time
+    made = use_scripted(monkeypatch, lambda req: Generation("x" * 40, "length", 10, req.max_tokens))
+    llm = {**LLM, "batch_size": 2}
+    output = dry_run(tmp_path, llm=llm, throughput_tokens_per_s=0.1)
+    # token limits 32 + 0.65 x characters: 259 and 487 (probed: both failed, 2 attempts each to come),
+    # 54 and 77 (at their limit, 3 attempts each): 2 x 746 + 3 x 131 = 1,885 tokens
     assert "translate: 2 of 2 records to translate (4 turns): 4 requests, 0 of them in the generation cache" in output
-    assert (
-        "~396 to 2,631 tokens to generate (0.0 to 2.0 retries a request, 0% to 100% of the outputs at their token "
-        "limit)" in output
-    )
-    assert "~66 min to 7 h 18 min on the CPU at 0.1 tokens/s" in output
-    assert "speed measured on 4 requests" in output
-    # the speed sample: the real requests, cut at 32 tokens, not cached
-    assert [r.max_tokens for r in made[0].requests] == [32] * 4
+    assert "~1,885 tokens to generate (2.0 retries a request, 100% of the outputs at their token limit)" in output
+    assert "~5 h 14 min on the CPU at 0.1 tokens/s" in output
+    assert "translate: generating 2 request(s) in full to measure the model (kept in the generation cache" in output
+    assert "probed on this machine: 2 request(s) generated in full (746 tokens in " in output
+    assert "100% at their token limit, 100% failing the stage's checks" in output
+    # the probe: the first batch, in full, kept in the cache but not in the history of calls (no retries)
+    assert [r.max_tokens for r in made[0].calls[0]] == [259, 487]
+    assert GenerationCache().history("scripted", None, "cpu") is None
+    again = dry_run(tmp_path, llm=llm, throughput_tokens_per_s=0.1)
+    assert "4 requests, 2 of them in the generation cache" in again
+    assert [r.max_tokens for r in made[-1].calls[-1]] == [54, 77]  # the next batch
+
+
+def test_dry_run_probe_of_a_model_that_passes_scales_the_expected_lengths(tmp_path, monkeypatch):
+    monkeypatch.setenv("FRCORPUS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(Translate, "_check", lambda self, job, gen: None)  # every output passes the gates
+    # the outputs are twice the expected length (350 characters x 1.2 / 3.5 = 120 tokens expected: 240)
+    use_scripted(monkeypatch, lambda req: Generation("x" * 40, "stop", 10, 240))
+    output = dry_run(tmp_path, llm={**LLM, "batch_size": 1}, throughput_tokens_per_s=0.1)
+    # not probed: 700, 35 and 70 characters, expected 240, 12 and 24 tokens, x 2 (under their limits
+    # 487, 54 and 77): 480 + 24 + 48 = 552 tokens, no retry
+    assert "~552 tokens to generate (0.0 retries a request, 0% of the outputs at their token limit)" in output
+    assert "0% at their token limit, 0% failing the stage's checks" in output
 
 
 def test_dry_run_with_the_caches_history_gives_one_figure_and_loads_no_model(tmp_path, monkeypatch):

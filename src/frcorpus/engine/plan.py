@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -216,11 +216,12 @@ def build_plan(loaded: LoadedPipeline, cwd: Path | None = None) -> Plan:
     return Plan(loaded, sources, phases, units, Paths(name_dir, name_dir / ".work" / run_key), run_key, stage_inputs)
 
 
-def generation_estimates(plan: Plan) -> list[tuple[str, GenerationEstimate]]:
+def generation_estimates(plan: Plan, say: Callable[[str], None] | None = None) -> list[tuple[str, GenerationEstimate]]:
     """For `run --dry-run`: what each generating stage (one with an `estimate` method: translate,
     llm_judge) would cost on the records the sources hold, measured on this machine (the generation
-    cache's history of the model, else a few requests generated for real). An upper bound: the stages
-    before it, which may reject records, are not run."""
+    cache's history of the model, else a first batch of requests generated in full and kept in the
+    cache); `say` hears what takes time. An upper bound: the stages before it, which may reject
+    records, are not run."""
     estimating = [spec for spec in plan.stage_specs() if hasattr(REGISTRY[spec.config.type], "estimate")]
     if not estimating:
         return []
@@ -230,4 +231,4 @@ def generation_estimates(plan: Plan) -> list[tuple[str, GenerationEstimate]]:
         for r in SourceReader(src, i).read_files(list(range(len(src.files))), src.config.limit)
         if r["_reject"] is None
     ]
-    return [(spec.id, spec.build().estimate(records)) for spec in estimating]
+    return [(spec.id, spec.build().estimate(records, say)) for spec in estimating]

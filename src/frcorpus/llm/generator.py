@@ -106,9 +106,11 @@ class Generator:
         template_hash: str,
         progress: Callable[[int], None] | None = None,
         on_tokens: Callable[[int], None] | None = None,
+        record: bool = True,
     ) -> list[Generation]:
         """One Generation per request, in order; `progress(n)` as n requests are answered, `on_tokens(n)`
-        as the backend generates tokens, where it can tell."""
+        as the backend generates tokens, where it can tell. `record`: the call goes into the cache's
+        history of calls, which dry runs estimate from (a dry run's probe, with no retries, does not)."""
         keys = [self.key(r, sampling, template_hash) for r in requests]
         hits = self.cache.get_many(keys) if self.cache is not None else {}
         todo: dict[str, ChatRequest] = {}
@@ -123,7 +125,7 @@ class Generator:
         fresh: dict[str, Generation] = {}
         if todo:
             logger.debug("%d cached, %d to generate", n_hits, len(todo))
-            fresh = self._generate_misses(todo, sampling, template_hash, progress, on_tokens)
+            fresh = self._generate_misses(todo, sampling, template_hash, progress, on_tokens, record)
         duplicates = len(keys) - n_hits - len(todo)
         if progress is not None and duplicates:
             progress(duplicates)
@@ -149,6 +151,7 @@ class Generator:
         template_hash: str,
         progress: Callable[[int], None] | None,
         on_tokens: Callable[[int], None] | None = None,
+        record: bool = True,
     ) -> dict[str, Generation]:
         """Send the distinct misses to the backend; each result is stored and counted as soon as the backend
         reports it, so that a run killed in a long call loses seconds of work, not the call."""
@@ -178,7 +181,7 @@ class Generator:
         seconds = time.perf_counter() - started
         finished(list(enumerate(generations)))  # what a backend did not report as it went
         fresh = dict(zip(todo_keys, generations, strict=True))
-        if self.cache is not None:
+        if self.cache is not None and record:
             self.cache.record_call(
                 CallRecord.of(backend, template_hash, list(todo.values()), generations, sampling, seconds)
             )

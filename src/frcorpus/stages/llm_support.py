@@ -5,11 +5,11 @@ tokens, errors) that go into stats.json under the stage."""
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import logging
 import time
 from abc import abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -167,19 +167,23 @@ class EstimateWork:
     turns: int  # their messages
     work: str  # what the stage does to them, as the dry run says it ("translate")
     requests: list[ChatRequest]  # the first attempts
-    expected_tokens: list[int]  # what a good output of each request takes (the low estimate)
+    expected_tokens: list[int]  # what a good output of each request takes
     max_retries: int
+    #: whether the stage would ask again after this output of request i (its gates); None: it never does
+    retried: Callable[[int, Generation], bool] | None = None
 
 
 @dataclass(frozen=True)
 class GenerationEstimate:
     """What a generating stage would cost on the records a dry run reads (`frcorpus run --dry-run`).
 
-    The speed is measured on this machine: the generation cache's history of this model on this device,
-    else a few seconds of real generation (the first requests, cut at SPEED_TOKENS tokens each). The
-    history also gives the outputs' length (their share of the token limit) and the retries; without
-    one, the estimate is a range: from every output at its expected length with no retry, to every
-    output running to its token limit and retried `max_retries` times (a weak model on a CPU)."""
+    Measured on this machine: from the generation cache's history of this model on this device (speed,
+    outputs' length as a share of their token limit, retries), else from a probe: the first batch of
+    requests generated in full through the generator, so the run finds them in the cache (not in the
+    history of calls: it has no retries). The probe's outputs give the speed, the share that runs to the token limit,
+    their length against the expected one, and, through the stage's gates, the share that would be asked
+    again (`retried`); each later attempt is taken to fail as often. `tokens` and `seconds` are one
+    figure each (a pair of equal values); `probed`: the requests the probe generated."""
 
     records: int
     chosen: int
@@ -195,9 +199,7 @@ class GenerationEstimate:
     tokens_per_s: float | None
     load_seconds: float | None  # loading the model, when the dry run did
     basis: str  # where the figures come from, for the user
-
-
-SPEED_TOKENS = 32  # tokens per request a dry run generates to measure the speed
+    probed: int = 0
 
 
 def expected_device(config: LLMConfig) -> str:
@@ -221,7 +223,9 @@ class EstimatingMixin:
     @abstractmethod  # Stage is an ABC: a stage with this mixin must say what it would ask
     def estimate_work(self, records: list[dict[str, Any]]) -> EstimateWork: ...
 
-    def estimate(self, records: list[dict[str, Any]]) -> GenerationEstimate:
+    def estimate(self, records: list[dict[str, Any]], say: Callable[[str], None] | None = None) -> GenerationEstimate:
+        """What generating for these records would cost; `say` hears what the estimate does that takes time
+        (loading the model, the probe)."""
         self.setup()
         work = self.estimate_work(records)
         generator = self.generator
@@ -263,25 +267,38 @@ class EstimatingMixin:
             basis = f"from the generation cache's history of this model on {device}: {history.requests:,} requests"
         else:
             if not generator.loaded:
+                if say is not None:
+                    say(f"{self.id}: loading the model to measure it on this machine ...")
                 started = time.perf_counter()
                 generator.backend  # noqa: B018 - loaded now, to time the loading apart
                 load_seconds = time.perf_counter() - started
-            backend = generator.backend
-            device = backend_device(backend)
-            speed, step, sample = self._measure_speed(backend, [work.requests[i] for i in missing])
-            expected = [min(work.expected_tokens[i], limit) for i, limit in zip(missing, limits, strict=True)]
-            low, high = sum(expected), sum(limits) * (1 + work.max_retries)
-            if step is not None:  # a batch takes as many steps as its longest output, every row waiting for it
-                prompts = [work.requests[i] for i in missing]
-                stepped = (batch_steps(prompts, expected, batch), batch_steps(prompts, limits, batch))
-                seconds = (stepped[0] * step, stepped[1] * step * (1 + work.max_retries))
-                sample = f"{sample}, {step:.2f} s a step of a batch"
-            retries_range = (0.0, float(work.max_retries))
-            at_limit_range = (0.0, 1.0)
+            device = backend_device(generator.backend)
+            probe = Probe.run(self, work, missing[:batch], say)
+            tokens_each = [probe.tokens_for(limits[k], work.expected_tokens[i]) for k, i in enumerate(missing)]
+            rest = [k for k, i in enumerate(missing) if i not in probe.indices]
+            # attempts of a request not probed (1 + f + ... + f^max_retries), and those still to come
+            # for a probed request that failed (its first attempt is in the cache)
+            attempts = sum(probe.fail_share**k for k in range(work.max_retries + 1))
+            again = (attempts - 1) / probe.fail_share if probe.fail_share else 0.0
+            failed = [k for k, i in enumerate(missing) if probe.failed.get(i)]
+            tokens = sum(tokens_each[k] for k in rest) * attempts + sum(tokens_each[k] for k in failed) * again
+            low = high = round(tokens)
+            speed = probe.tokens / probe.seconds if probe.seconds > 0 and probe.tokens else None
+            if self.config.llm.backend == "transformers" and probe.steps:
+                # a batch takes as many steps as its longest output, every row waiting for it
+                step = probe.seconds / probe.steps
+                prompts = [work.requests[missing[k]] for k in rest]
+                steps = batch_steps(prompts, [tokens_each[k] for k in rest], batch) * attempts
+                if failed:
+                    prompts = [work.requests[missing[k]] for k in failed]
+                    steps += batch_steps(prompts, [tokens_each[k] for k in failed], batch) * again
+                seconds = (steps * step, steps * step)
+            retries = (attempts - 1, attempts - 1)
+            retries_range = retries
+            at_limit_range = (probe.at_limit_share, probe.at_limit_share)
             basis = (
-                f"speed measured on {sample}; no history of this model on {device} in the generation cache yet, "
-                "so from outputs of the expected length and no retry to every output at its token limit and "
-                "retried (the run records its figures: the next estimate uses them)"
+                f"probed on this machine: {probe.describe()}; the other requests taken to behave alike "
+                "(a run records its figures: the next estimate uses them)"
             )
         configured = getattr(self.config, "throughput_tokens_per_s", None)
         if configured:
@@ -298,19 +315,56 @@ class EstimatingMixin:
             basis=basis,
         )
 
-    def _measure_speed(self, backend, requests: list[ChatRequest]) -> tuple[float | None, float | None, str]:
-        """(tokens per second, seconds per step of a batch where the backend batches the requests itself
-        (transformers), what was measured) from one batch of real requests cut at SPEED_TOKENS tokens,
-        not cached."""
-        sample = [dataclasses.replace(r, max_tokens=SPEED_TOKENS) for r in requests[: self.config.llm.batch_size]]
+
+@dataclass
+class Probe:
+    """A dry run's first batch of requests generated in full, with what it shows of the model."""
+
+    indices: list[int]  # the probed requests, as indices of EstimateWork.requests
+    seconds: float
+    tokens: int  # generated
+    steps: int  # the longest output: the steps a batching backend took
+    at_limit_share: float
+    fail_share: float  # of the probed outputs, those the stage would ask again for
+    length_ratio: float  # outputs not at their limit: generated over expected tokens
+    failed: dict[int, bool]
+
+    @classmethod
+    def run(cls, stage, work: EstimateWork, indices: list[int], say: Callable[[str], None] | None) -> Probe:
+        if say is not None:
+            say(f"{stage.id}: generating {len(indices)} request(s) in full to measure the model (kept in the "
+                "generation cache: the run will not generate them again) ...")  # fmt: skip
+        requests = [work.requests[i] for i in indices]
         started = time.perf_counter()
-        gens = backend.generate(sample, self.config.sampling)
+        gens = stage.generator.generate(requests, stage.config.sampling, stage.prompt.hash, record=False)
         seconds = time.perf_counter() - started
-        tokens = sum(g.completion_tokens for g in gens)
-        steps = max((g.completion_tokens for g in gens), default=0)
-        step = seconds / steps if self.config.llm.backend == "transformers" and steps else None
-        speed = tokens / seconds if seconds > 0 and tokens else None
-        return speed, step, f"{len(sample)} requests ({tokens:,} tokens in {seconds:.1f} s)"
+        at_limit = [g.finish_reason == "length" for g in gens]
+        failed = {i: work.retried is not None and work.retried(i, g) for i, g in zip(indices, gens, strict=True)}
+        ratios = [
+            g.completion_tokens / max(1, work.expected_tokens[i])
+            for i, g, stop in zip(indices, gens, at_limit, strict=True)
+            if not stop and g.error is None
+        ]
+        return cls(
+            indices=indices,
+            seconds=seconds,
+            tokens=sum(g.completion_tokens for g in gens),
+            steps=max((g.completion_tokens for g in gens), default=0),
+            at_limit_share=sum(at_limit) / len(gens),
+            fail_share=sum(failed.values()) / len(gens),
+            length_ratio=sum(ratios) / len(ratios) if ratios else 1.0,
+            failed=failed,
+        )
+
+    def tokens_for(self, limit: int, expected: int) -> float:
+        """What one attempt of a request generates, judging by the probe."""
+        return self.at_limit_share * limit + (1 - self.at_limit_share) * min(limit, expected * self.length_ratio)
+
+    def describe(self) -> str:
+        return (
+            f"{len(self.indices)} request(s) generated in full ({self.tokens:,} tokens in {self.seconds:.1f} s), "
+            f"{self.at_limit_share:.0%} at their token limit, {self.fail_share:.0%} failing the stage's checks"
+        )
 
 
 def batch_steps(requests: list[ChatRequest], lengths: list[int], batch_size: int) -> int:

@@ -160,7 +160,7 @@ class Translate(EstimatingMixin, LLMStageMixin, Transformer):
             None,
             gt=0,
             description="generated tokens per second for `frcorpus run --dry-run`'s estimate; by default measured: "
-            "the generation cache's history of this model on this device, else a few requests generated for real",
+            "the generation cache's history of this model on this device, else the first batch generated in full",
         )
 
         @field_validator("source_languages")
@@ -341,6 +341,7 @@ class Translate(EstimatingMixin, LLMStageMixin, Transformer):
         regenerate = self.config.mode == "regenerate"
         requests: list[ChatRequest] = []
         expected: list[int] = []
+        jobs: list[TurnJob] = []
         for i, r in enumerate(chosen):
             for t, m in enumerate(r["messages"]):
                 if regenerate and m["role"] == "assistant":
@@ -349,7 +350,13 @@ class Translate(EstimatingMixin, LLMStageMixin, Transformer):
                 else:
                     job = TurnJob(i, t, m["role"], m["content"], mask(m["content"]))
                     requests.append(self._translation_request(r["messages"], job))
+                jobs.append(job)
                 expected.append(round(len(m["content"]) * FRENCH_EXPANSION / FRENCH_CHARS_PER_TOKEN))
+
+        def retried(i: int, gen: Generation) -> bool:
+            failure = self._check(jobs[i], gen)
+            return failure is not None and failure.gate != "backend_error"  # (the backend retried those)
+
         return EstimateWork(
             records=len(records),
             chosen=len(chosen),
@@ -358,4 +365,5 @@ class Translate(EstimatingMixin, LLMStageMixin, Transformer):
             requests=requests,
             expected_tokens=expected,
             max_retries=self.config.max_retries,
+            retried=retried,
         )
