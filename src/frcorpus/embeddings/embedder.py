@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -59,6 +60,9 @@ class Embedder:
         self.use_cache = cache
         self.cache_dir = Path(cache_dir) if cache_dir is not None else cache_root() / "embeddings"
         self.progress = progress
+        #: told when the model starts and ends loading (a stage's StageProgress: `loading(label)` returns
+        #: the start, `loaded(label, start, where)`); None: the log alone
+        self.listener: Any = None
         self.stats: Counter = Counter()
         self._encoder: Encoder | None = None
         self._key: str | None = None
@@ -83,8 +87,15 @@ class Embedder:
     @property
     def encoder(self) -> Encoder:
         if self._encoder is None:
+            label = f"embeddings {self.spec.model}"
+            started = self.listener.loading(label) if self.listener is not None else time.perf_counter()
             self._encoder = load_encoder(self.spec, self.device, self.batch_size, self.threads, self.dtype)
             self.stats["model_loads"] += 1
+            where = resolve_device(self.device, self.spec)
+            if self.listener is not None:
+                self.listener.loaded(label, started, where)
+            else:
+                logger.info("loaded %s on %s in %.1f s", label, where, time.perf_counter() - started)
         return self._encoder
 
     @property

@@ -95,6 +95,7 @@ class RunProgress:
         self._thread: threading.Thread | None = None
         self._stages = None
         self._logged = 0.0
+        self._said: list[str] = []  # the progress lines printed last, off a terminal
 
     def __enter__(self):
         self.progress.start()
@@ -125,8 +126,11 @@ class RunProgress:
         for event in self._stages.new_events():
             self._say(event)
         self._lines = self._stages.lines()
-        if not self.live and (final or time.monotonic() - self._logged >= self.interval_s):
+        due = time.monotonic() - self._logged >= self.interval_s
+        # the last lines once: not again when the periodic ones just said the same
+        if not self.live and (due or (final and self._lines != self._said)):
             self._logged = time.monotonic()
+            self._said = self._lines
             for line in self._lines:
                 self._say(line)
 

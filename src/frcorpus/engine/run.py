@@ -131,10 +131,11 @@ def build_jobs(plan: Plan) -> list[Job]:
         first: PipelineStep = reader or ReadShard(
             plan.paths.phase(phase.index - 1) / "records", plan.paths.barrier(phase.index - 1) / "decisions", schema
         )
-        reporting = any(getattr(REGISTRY[s.config.type], "reports_progress", False) for s in phase.record_stages)
+        long_stages = [*phase.record_stages, *phase.global_after]
+        reporting = any(getattr(REGISTRY[s.config.type], "reports_progress", False) for s in long_stages)
         progress_dir = plan.paths.progress(f"phase{phase.index}") if reporting else None
         stage_steps = [RunStage(spec, progress_dir) for spec in phase.record_stages]
-        writer = WritePhase(plan, phase, reader, stage_steps)
+        writer = WritePhase(plan, phase, reader, stage_steps, progress_dir)
         names = [("read" if phase.index == 0 else "apply decisions")] + [s.id for s in phase.record_stages]
         names.append("write data" if phase.final else "signatures(" + ", ".join(s.id for s in phase.global_after) + ")")
         jobs.append(

@@ -226,7 +226,15 @@ class RunStage(PipelineStep):
         # records (langid on lingua_sentences: 2 such collections per 74k records, 3-6% of its time)
         gc.freeze()
         for doc in data:
-            self.stage.run(doc.metadata["batch"])
+            batch = doc.metadata["batch"]
+            if progress is None:
+                self.stage.run(batch)
+            else:
+                progress.batch_started(len(batch))
+                try:
+                    self.stage.run(batch)
+                finally:
+                    progress.batch_done()
             yield doc
         if progress is not None:
             progress.finish()
@@ -290,6 +298,7 @@ class PhaseWriters:
 
     def write(self, table: pa.Table, records: list[dict[str, Any]] | None = None) -> None:
         """Write a batch: `records` are the same rows as dicts when the batch already has them."""
+        rows = table.num_rows  # a long global stage's progress counts the batch's rows, rejected ones too
         live = live_mask(table)
         if not live.all():
             dead = table.filter(pa.array(~live))
@@ -320,12 +329,17 @@ class PhaseWriters:
         sigs = []
         for g, stage in enumerate(self.globals):
             start = time.perf_counter()
+            progress = getattr(stage, "progress", None)
+            if progress is not None:
+                progress.batch_started(rows)
             if records is not None:
                 sigs.append(stage.signature_records(records))
             else:
                 sigs.append(
                     stage.signature_table(table) if columnar_enabled() else stage.signature_records(table.to_pylist())
                 )
+            if progress is not None:
+                progress.batch_done()
             self.sig_seconds[g] += time.perf_counter() - start
         # id, source, global order and one column per global stage: Decide sorts and reads them as columns
         columns = {
@@ -363,8 +377,16 @@ class WritePhase(PipelineStep):
     name = "write"
     type = "frcorpus"
 
-    def __init__(self, plan: Plan, phase: PhaseSpec, reader: ReadSources | None, stage_steps: list[RunStage]):
+    def __init__(
+        self,
+        plan: Plan,
+        phase: PhaseSpec,
+        reader: ReadSources | None,
+        stage_steps: list[RunStage],
+        progress_dir: Path | None = None,
+    ):
         super().__init__()
+        self.progress_dir = progress_dir  # where a global stage that embeds reports its signatures' progress
         self.paths = plan.paths
         self.phase_index = phase.index
         self.final = phase.final
@@ -377,8 +399,12 @@ class WritePhase(PipelineStep):
 
     def run(self, data, rank: int = 0, world_size: int = 1) -> Iterator[Document]:
         globals_ = [spec.build() for spec in self.global_specs]
-        for stage in globals_:  # signatures may need a model or parameters
-            stage.setup()
+        progress = {}
+        for spec, stage in zip(self.global_specs, globals_, strict=True):
+            if getattr(stage, "reports_progress", False) and self.progress_dir is not None:
+                progress[spec.id] = StageProgress(self.progress_dir, spec.id, rank)
+                stage.attach_progress(progress[spec.id])
+            stage.setup()  # signatures may need a model or parameters
         writers = PhaseWriters(
             self.paths, self.phase_index, rank, self.fields, self.output, self.final, self.split_by, globals_
         )
@@ -387,6 +413,8 @@ class WritePhase(PipelineStep):
             records = None if batch.is_table else batch.records()
             writers.write(batch.table(), records)
         writers.close()
+        for reporter in progress.values():
+            reporter.finish()
         stats: dict[str, Any] = {"sources": {}, "stages": {}, "formats": {}}
         counts = writers.counts
         if self.reader is not None:

@@ -174,11 +174,19 @@ def gguf_to_folder(gguf: Path, on_status: Callable[[str], None] | None = None) -
         raise BackendError(f"loading the GGUF {gguf} needs {e.name}; install it with: {LLM_HINT}") from None
     started = time.perf_counter()
     _status(on_status, f"converting {gguf.name} to safetensors in {target} (once: later runs load the copy) ...")
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    if on_status is not None:  # the status lines say it: no bar of 272 tensors in the middle of the output
+        hf_logging.disable_progress_bar()
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
     except Exception as e:  # noqa: BLE001 - whatever transformers raises, name the file
         raise BackendError(f"transformers cannot load the GGUF {gguf}: {type(e).__name__}: {e}") from None
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
     # The weights are dequantized already: without the GGUF quantizer, save_pretrained writes plain tensors.
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from frcorpus.embeddings.models import EmbeddingDtype, check_dtype_option, check_model_option, dtype_field
+from frcorpus.stages.progress import ReportsProgress
 
 
 class EmbeddingStageConfigMixin(BaseModel):
@@ -35,8 +36,9 @@ class EmbeddingStageConfigMixin(BaseModel):
         return self
 
 
-class EmbeddingStageMixin:
-    """Mixed into a stage whose Config is an `EmbeddingStageConfigMixin`."""
+class EmbeddingStageMixin(ReportsProgress):
+    """Mixed into a stage whose Config is an `EmbeddingStageConfigMixin`: its batches and the model's
+    loading are shown live (`ReportsProgress`)."""
 
     embedder: Any = None
 
@@ -49,3 +51,4 @@ class EmbeddingStageMixin:
 
         cfg = self.config
         self.embedder = Embedder(cfg.model, device=cfg.device, batch_size=cfg.batch_size, dtype=cfg.dtype)
+        self.embedder.listener = self.progress

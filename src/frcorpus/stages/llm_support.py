@@ -18,7 +18,7 @@ from pydantic import Field
 from frcorpus.llm.base import ChatRequest, Generation, LLMConfig, SamplingConfig
 from frcorpus.llm.cache import backend_device
 from frcorpus.llm.models import LLM_HINT, model_label
-from frcorpus.stages.progress import StageProgress
+from frcorpus.stages.progress import ReportsProgress
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +53,12 @@ class LLMStageConfigMixin:
     )
 
 
-class LLMStageMixin:
+class LLMStageMixin(ReportsProgress):
     """Mixed into a stage (a Transformer or a Filter) whose Config has `llm`, `sampling` and `cache`."""
 
     generator: Any = None
-    #: where this task's progress goes (the engine attaches one; None in a bare `setup()`)
-    progress: StageProgress | None = None
-    #: the engine gives such stages a StageProgress (`attach_progress`) and shows it live
-    reports_progress: ClassVar[bool] = True
+    #: told what loading the model does (a GGUF converted) when no progress is attached (a dry run)
+    status_listener: Callable[[str], None] | None = None
     #: what the stage's LLM does, in the manifest's list of models
     llm_role: ClassVar[str] = "generation"
 
@@ -72,9 +70,6 @@ class LLMStageMixin:
     def models(cls, config: dict[str, Any]) -> list[dict[str, Any]]:
         llm = config["llm"]
         return [{"role": cls.llm_role, "model": llm.get("model"), "revision": llm.get("revision")}]
-
-    def attach_progress(self, progress: StageProgress) -> None:
-        self.progress = progress
 
     def setup_llm(self) -> None:
         """The generator, with the model loaded on the first request the cache cannot answer."""
@@ -103,7 +98,7 @@ class LLMStageMixin:
         else:
             started = time.perf_counter()
             log.info("loading %s ...", label)
-            backend = llm.load_backend(config)
+            backend = llm.load_backend(config, on_status=self.status_listener)
             log.info("... loaded %s in %.1f s", label, time.perf_counter() - started)
         _BACKENDS[config] = backend
         return backend
@@ -111,16 +106,6 @@ class LLMStageMixin:
     @property
     def model_identity(self) -> tuple[str, str | None]:
         return self.generator.identity
-
-    def run_batch(self, records: list[dict[str, Any]]) -> None:
-        if self.progress is None:
-            super().run_batch(records)
-            return
-        self.progress.batch_started(len(records))
-        try:
-            super().run_batch(records)
-        finally:
-            self.progress.batch_done()
 
     def generate(
         self, requests: list[ChatRequest], sampling: SamplingConfig, template_hash: str, what: str
@@ -269,6 +254,7 @@ class EstimatingMixin:
             if not generator.loaded:
                 if say is not None:
                     say(f"{self.id}: loading the model to measure it on this machine ...")
+                    self.status_listener = lambda message: say(f"{self.id}: {message}")
                 started = time.perf_counter()
                 generator.backend  # noqa: B018 - loaded now, to time the loading apart
                 load_seconds = time.perf_counter() - started

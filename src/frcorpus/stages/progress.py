@@ -19,6 +19,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from loguru import logger
 
@@ -265,3 +266,16 @@ class StageProgress:
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(asdict(self.snapshot)), encoding="utf-8")
         os.replace(tmp, self.path)
+
+
+class ReportsProgress:
+    """Mixed into a long stage (a model that generates or embeds): the engine gives it a StageProgress
+    (`attach_progress`), counts its batches there and shows it live; the stage reports what happens
+    inside a batch (requests, tokens, a model loading)."""
+
+    reports_progress: ClassVar[bool] = True
+    #: where this task's progress goes (the engine attaches one; None in a bare `setup()`)
+    progress: StageProgress | None = None
+
+    def attach_progress(self, progress: StageProgress) -> None:
+        self.progress = progress

