@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -285,3 +288,20 @@ def test_no_warning_no_key(tmp_path):
     sources = f"  - name: ok\n    path: {write_jsonl(tmp_path / 'ok.jsonl', [chat('Bonjour ?', 'Bonjour !')])}\n"
     output, stats = run(tmp_path, sources)
     assert "warnings" not in stats and "lost" not in output
+
+
+def test_the_command_line_says_a_loss_once(tmp_path):
+    """`frcorpus run` prints the warning in its summary; the WARNING log line for API users is not
+    printed beside it."""
+    short = [chat(f"Question {i} ?", "Oui.") for i in range(3)]
+    (tmp_path / "p.yaml").write_text(
+        f"name: t\nsources:\n  - name: short\n    path: {write_jsonl(tmp_path / 's.jsonl', short)}\n"
+        f"stages:\n  - {{type: length, min_chars: 40}}\noutput: {{dir: {tmp_path / 'out'}}}\n",
+        encoding="utf-8",
+    )
+    command = [sys.executable, "-c", "from frcorpus.cli import main; main()", "run", str(tmp_path / "p.yaml")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "300"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    output = done.stdout + done.stderr
+    assert output.count("source 'short' lost 100% of its records at stage 'length'") == 1, output
+    assert "warning: source 'short' lost 100%" in output

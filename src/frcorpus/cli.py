@@ -557,6 +557,8 @@ def inspect_command(
 
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # a source that lost most of its records: `run`'s summary says it (engine/losses logs it for the API)
+    logging.getLogger("frcorpus.engine.losses").setLevel(logging.ERROR)
     from loguru import logger
 
     logger.remove()

@@ -104,6 +104,25 @@ def test_code_formulas_links_and_numbers_are_set_aside():
     assert set_aside(indented).split() == ["Voici", "le", "code", ":", "Il", "affiche", "le", "dossier."]
     text = "Voir https://example.com/english/page et `print(x)`, la formule $E = mc^2$, \\(a+b\\) et 3,14 ou 12:30."
     assert set_aside(text).split() == ["Voir", "et", ",", "la", "formule", ",", "et", "ou", "."]
+    # prices are no formula (pandoc's rule for inline math): the words between two of them stay
+    assert set_aside("Le livre coûte 5$ et le stylo 10$.").split() == [
+        "Le",
+        "livre",
+        "coûte",
+        "$",
+        "et",
+        "le",
+        "stylo",
+        "$.",
+    ]
+    assert set_aside("Entre 5 $ et 10 $ par mois, soit $x$ euros.").split()[:6] == [
+        "Entre",
+        "$",
+        "et",
+        "$",
+        "par",
+        "mois,",
+    ]
     # without setting code aside, the same answer would be judged on English code comments
     only_code = chat(("user", "Écris une fonction Python pour le total du panier."), ("assistant", code))
     rec = run(only_code)

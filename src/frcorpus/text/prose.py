@@ -16,13 +16,15 @@ from frcorpus.text.code import FENCED_CODE
 # Everything fastText should not judge, in one pass: fenced code, inline code, LaTeX (display,
 # inline, environments), URLs, e-mail addresses, numbers (with their separators: dates, times, prices)
 # and quotation marks: fastText takes « » for French evidence, so quoted Malay or English read as
-# French (on lingua_sentences: 5 of 44 false French, none lost).
+# French (on lingua_sentences: 5 of 44 false French, none lost). Inline math as pandoc reads it: the
+# opening $ before a non-space, the closing one after a non-space and not before a digit, so that
+# prices (« 5$ et 10$ », « 5 $ ou 10 $ ») stay prose.
 QUOTE_MARKS = '«»“”„‟"'
 QUOTES = "|[" + QUOTE_MARKS + "]"
 NOT_PROSE = re.compile(
     FENCED_CODE + r"|<(code|pre)>.*?(?:</(?:code|pre)>|\Z)"
     r"|`[^`\n]+`|(?m:^(?: {4}|\t)[^\n]*$)"  # inline code, markdown's indented code lines
-    r"|\$\$.*?\$\$|\\\[.*?\\\]|\\\(.*?\\\)|\\begin\{([a-zA-Z*]+)\}.*?\\end\{\2\}|\$[^$\n]+\$"
+    r"|\$\$.*?\$\$|\\\[.*?\\\]|\\\(.*?\\\)|\\begin\{([a-zA-Z*]+)\}.*?\\end\{\2\}|\$(?=\S)[^$\n]+(?<=\S)\$(?!\d)"
     r"|(?:https?://|www\.)\S+|[\w.+-]+@[\w-]+\.[\w.]+"
     r"|\d+(?:[.,:/h-]\d+)*" + QUOTES,
     re.S,

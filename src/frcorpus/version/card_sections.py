@@ -345,11 +345,11 @@ def _lsh_lines(version: VersionDir) -> list[str]:
         if cfg.get("type") != "minhash_dedup" or "lsh_bands" not in counters:
             continue
         bands, rows = int(counters["lsh_bands"]), int(counters["lsh_rows"])
-        cut = (1 / bands) ** (1 / rows)  # the usual approximation of the LSH threshold, as the stage logs it
+        half = (1.0 - 0.5 ** (1.0 / bands)) ** (1.0 / rows)  # the S-curve's half point (minhash.half_point)
         lines.append(
             f"`{sid}` compared {cfg.get('n_grams')}-word shingles of the {cfg.get('view')} with MinHash, "
-            f"{bands} bands x {rows} rows: the chance that a pair is found rises steeply around a Jaccard "
-            f"similarity of about {cut:.2f}, and pairs well below it are kept as distinct records."
+            f"{bands} bands x {rows} rows: a pair is found half the time at a Jaccard similarity of {half:.2f}, "
+            "more often above it, and pairs well below it are kept as distinct records."
         )
     return lines
 

@@ -75,7 +75,7 @@ from frcorpus.text.views import View, view_text
 logger = logging.getLogger(__name__)
 
 WORD = re.compile(r"\w+")
-DEFAULT_BANDS, DEFAULT_ROWS = 14, 8  # datatrove's defaults: a Jaccard threshold of about 0.72
+DEFAULT_BANDS, DEFAULT_ROWS = 14, 8  # datatrove's defaults: half the pairs found at Jaccard 0.68
 CHUNK_SHINGLES = 32_768  # n-grams per numpy pass: 32k x 112 hashes x 8 bytes = 29 MB
 PRIME = np.uint64((1 << 61) - 1)  # datatrove's Mersenne prime of the permutations
 Fold = Literal["case", "accents", "numbers"]
@@ -99,19 +99,41 @@ class RegexWordTokenizer(WordTokenizer):
         return [m.span() for m in WORD.finditer(text)]
 
 
-def optimal_bands_rows(threshold: float, num_perm: int) -> tuple[int, int]:
-    """The (bands, rows) with bands x rows <= num_perm that minimise the mean of the false positive
-    and false negative areas of the LSH S-curve around `threshold` (datasketch's rule)."""
-    s = np.linspace(0.0, 1.0, 2001)
-    below, above = s <= threshold, s >= threshold
-    best, best_error = (1, 1), float("inf")
-    for b in range(1, num_perm + 1):
-        for r in range(1, num_perm // b + 1):
-            p = 1.0 - (1.0 - s**r) ** b  # probability that a pair of similarity s shares a band
-            error = np.trapezoid(p[below], s[below]) + np.trapezoid(1.0 - p[above], s[above])
-            if error < best_error:
-                best, best_error = (b, r), error
+def detection_probability(similarity: float, bands: int, rows: int) -> float:
+    """The chance that MinHash LSH makes a candidate of a pair of this Jaccard similarity: all the rows
+    of at least one band agree (the S-curve 1 - (1 - s^rows)^bands)."""
+    return 1.0 - (1.0 - similarity**rows) ** bands
+
+
+def half_point(bands: int, rows: int) -> float:
+    """The Jaccard similarity at which a pair is found half the time: what `threshold` means."""
+    return (1.0 - 0.5 ** (1.0 / bands)) ** (1.0 / rows)
+
+
+def bands_rows_for(threshold: float, num_perm: int) -> tuple[int, int]:
+    """The bands x rows (at most num_perm hashes) whose S-curve crosses one half nearest `threshold`;
+    each number of rows takes as many bands as fit (the steepest curve it can have), and of two equally
+    near, the one with more hashes wins. (datasketch's rule, the least false positive and negative
+    area around the threshold, puts the half point above it: 0.7 gave 9 x 12, half at 0.77.)"""
+    best, best_key = (1, 1), (float("inf"), 0)
+    for rows in range(1, num_perm + 1):
+        bands = num_perm // rows
+        key = (round(abs(half_point(bands, rows) - threshold), 9), -bands * rows)
+        if key < best_key:
+            best, best_key = (bands, rows), key
     return best
+
+
+S_CURVE_POINTS = (0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+def s_curve_note(bands: int, rows: int) -> str:
+    """The detection probability at a few Jaccard similarities, as `frcorpus validate` prints it."""
+    points = ", ".join(f"{s:.1f}: {detection_probability(s, bands, rows):.0%}" for s in S_CURVE_POINTS)
+    return (
+        f"{bands} bands x {rows} rows find a pair half the time at Jaccard {half_point(bands, rows):.2f}; "
+        f"chance to find a pair by its Jaccard similarity: {points}"
+    )
 
 
 def fold_bands(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
@@ -133,7 +155,9 @@ class MinhashDedup(NearDuplicateStage):
 
     Word n-grams (`n_grams`, 5 by default, from a regex tokenizer) of the compared text (`view`:
     `prompt`, `response` or `conversation`) are hashed as datatrove does; `bands` x `rows` (14 x 8 by
-    default, a Jaccard threshold of about 0.72) set the LSH, or a target `threshold` picks them.
+    default: a pair is found half the time at Jaccard 0.68, 92% of the time at 0.80) set the LSH, or
+    `threshold` picks those that find a pair of that Jaccard half the time (`frcorpus validate` prints
+    the chance at 0.5 to 0.9).
     Punctuation and whitespace never count; `ignore` adds what else does not: `case`, `accents`,
     `numbers` (datatrove ignores all three: `ignore: [case, accents, numbers]` gives its signatures
     exactly). By default all three count: on the M-IFEval answers of 17 models and vigogne OASST, every
@@ -170,7 +194,11 @@ class MinhashDedup(NearDuplicateStage):
         bands: int | None = Field(None, ge=1, le=1024, description="LSH bands (with rows; default 14)")
         rows: int | None = Field(None, ge=1, le=64, description="hashes per band (with bands; default 8)")
         threshold: float | None = Field(
-            None, gt=0, lt=1, description="target Jaccard similarity: picks bands and rows (instead of giving them)"
+            None,
+            gt=0,
+            lt=1,
+            description="the Jaccard similarity at which a pair is found half the time: picks bands and rows "
+            "(instead of giving them); `frcorpus validate` prints the chance at 0.5 to 0.9",
         )
         num_perm: int = Field(112, ge=2, le=4096, description="hashes available when choosing bands x rows")
         seed: int = Field(1, description="seed of the permutations (datatrove's default)")
@@ -201,7 +229,7 @@ class MinhashDedup(NearDuplicateStage):
         if config.bands is not None:
             self.bands, self.rows = config.bands, config.rows
         elif config.threshold is not None:
-            self.bands, self.rows = optimal_bands_rows(config.threshold, config.num_perm)
+            self.bands, self.rows = bands_rows_for(config.threshold, config.num_perm)
         else:
             self.bands, self.rows = DEFAULT_BANDS, DEFAULT_ROWS
         band_type = pa.list_(pa.uint64(), self.bands)
@@ -226,6 +254,16 @@ class MinhashDedup(NearDuplicateStage):
         )
         self.datatrove = None
 
+    @classmethod
+    def notes(cls, config: Config) -> list[str]:
+        if config.bands is not None:
+            bands, rows = config.bands, config.rows
+        elif config.threshold is not None:
+            bands, rows = bands_rows_for(config.threshold, config.num_perm)
+        else:
+            bands, rows = DEFAULT_BANDS, DEFAULT_ROWS
+        return [s_curve_note(bands, rows)]
+
     def setup(self) -> None:
         # datatrove's signature step, for its normalisation, hash function and permutation parameters;
         # its output folder is never written to (only `run` writes)
@@ -235,11 +273,11 @@ class MinhashDedup(NearDuplicateStage):
         a, b = self.datatrove.parameters
         self.a, self.b = a, b
         logger.info(
-            "%s: %d bands x %d rows (Jaccard threshold about %.2f), folding %s; %s",
+            "%s: %d bands x %d rows (half the pairs found at Jaccard %.2f), folding %s; %s",
             self.id,
             self.bands,
             self.rows,
-            (1 / self.bands) ** (1 / self.rows),
+            half_point(self.bands, self.rows),
             ", ".join(self.config.ignore) or "nothing",
             f"answers under {self.light_cut:g} of a conversation checked" if self.check else "no answer check",
         )
