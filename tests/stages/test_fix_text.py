@@ -97,3 +97,38 @@ def test_text_that_already_holds_the_placeholder_characters():
     text = "Voir \ue0000\ue001 et `code  à garder` ici\u200b."
     fixed, done = stage(typography="fr-FR").fix(text)
     assert fixed == "Voir \ue0000\ue001 et `code  à garder` ici." and done == ["invisible"]
+
+
+@pytest.mark.parametrize(
+    "original",
+    ["l'été dernier", "à demain", "il m’a dit", "un œuf", "Noël", "façade", "« guillemets »", "ça coûte 5 €"],
+)
+def test_every_mojibake_of_french_goes_to_ftfy_and_is_repaired(original):
+    from frcorpus.stages.fix_text import MOJIBAKE_HINT
+
+    for broken in (original.encode("utf-8").decode("cp1252"), original.encode("utf-8").decode("latin-1")):
+        assert MOJIBAKE_HINT.search(broken), broken
+        assert stage().fix(broken) == (original, ["mojibake"])
+    # "à" is C3 A0: its no-break space often became a plain space on the way
+    assert stage().fix("Ã  demain") == ("à demain", ["mojibake"])
+
+
+@pytest.mark.parametrize("text", ["l'âge du château", "un naïf", "l'été à Noël", "Ça va ? Très bien.", "ÉTÉ 2024"])
+def test_french_letters_alone_do_not_send_a_turn_to_ftfy(text, monkeypatch):
+    import ftfy
+
+    from frcorpus.stages.fix_text import MOJIBAKE_HINT
+
+    assert MOJIBAKE_HINT.search(text) is None
+    fixer = stage()
+    monkeypatch.setattr(ftfy, "fix_text", lambda *a, **k: pytest.fail("ftfy ran"))
+    assert fixer.fix(text) == (text, [])
+
+
+def test_whitespace_is_tidied_only_where_there_is_something_to_tidy():
+    from frcorpus.stages.fix_text import tidy_whitespace
+
+    assert tidy_whitespace("a  b \nc\t\n\n\n\nd ") == "a b\nc\n\nd"
+    assert tidy_whitespace("déjà  vu") == "déjà vu"
+    plain = "Une ligne.\nUne autre.\n\nFin."
+    assert tidy_whitespace(plain) is plain

@@ -26,9 +26,24 @@ NNBSP, NBSP = "\u202f", "\u00a0"
 # Code and links keep their exact bytes: fenced blocks (through the closing fence or the end),
 # inline code, URLs.
 PROTECTED = re.compile(FENCED_CODE + r"|`[^`\n]+`|(?:https?://|www\.)\S+", re.S)
-# Characters that start the usual mojibake of UTF-8 read as cp1252 / latin-1, and C1 controls; ftfy
-# (about 25 us per sentence just to check) only runs on text that has one.
-MOJIBAKE_HINT = re.compile("[\x80-\x9f\u00c3\u00c2\u00e2\u00c5\u00ef\u00d0\u00d1]")
+# UTF-8 read as cp1252 or latin-1 always shows a lead byte (0xC2-0xF4: Â..ô) followed by a continuation
+# byte (0x80-0xBF, as cp1252 or latin-1 shows it); C1 controls are cp1252 read as latin-1. ftfy (about
+# 25 us per sentence just to check) runs only on text with one of these pairs: French letters alone
+# (« âge », « naïf », « été ») no longer send a turn to it, as the single letters Ã Â â Å ï Ð Ñ did
+# (measured: 367 of 3,777 French turns before, the stage 4.4x faster than ftfy.fix_text). A no-break
+# space after a lead byte counts only after a two-byte lead (« Ã\xa0 » for « à »), and the plain space
+# it may have become only after Â or Ã (« ÉTÉ 2024 » is no mojibake).
+CP1252_SHOWN = (  # what cp1252 shows for the bytes 0x80-0x9F (the others of 0x80-0xBF are latin-1's)
+    "\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013\u2014\u2018-\u201e"
+    "\u2020-\u2022\u2026\u2030\u2039\u203a\u20ac\u2122"
+)
+# one class first, then the pair told apart by lookbehinds: `re` skips the other characters in C
+# (2.4x faster than three alternatives, which it tries at every position)
+MOJIBAKE_HINT = re.compile(
+    "[\x80-\x9f\xc2-\xf4](?:(?<=[\x80-\x9f])|(?<=[\xc2-\xf4])[\xa1-\xbf"
+    + CP1252_SHOWN
+    + "]|(?<=[\xc2-\xdf])\xa0|(?<=[\xc2\xc3]) )"
+)
 CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 # zero-width space, soft hyphen, BOM, word joiner, direction marks and embeddings; zero-width
 # (non-)joiners stay: emoji sequences and some scripts need them
@@ -48,6 +63,19 @@ SPACE_BEFORE_HIGH = re.compile(r"(?<=\S)[ \u00a0\u202f]+(?=[;!?])")
 SPACE_BEFORE_COLON = re.compile(r"(?<=\S)[ \u00a0\u202f]+(?=:(?:\s|$))")
 TO_ASCII = str.maketrans({"’": "'", "‘": "'", "«": '"', "»": '"', "“": '"', "”": '"', NBSP: " ", NNBSP: " "})
 ASCII_GUILLEMET = re.compile(r"«[ \u00a0\u202f]*|[ \u00a0\u202f]*»")
+
+
+def tidy_whitespace(text: str) -> str:
+    """No spaces at the end of a line, single spaces between words, at most one blank line. Each pattern
+    runs only where a substring test finds what it changes: the trailing-space pattern tries every space
+    of the text (measured on 3,777 French turns: 0.20 s for the three patterns, against 0.01 s tested)."""
+    if " \n" in text or "\t\n" in text or text.endswith((" ", "\t")):
+        text = TRAILING_SPACE.sub("", text)
+    if "  " in text:
+        text = SPACE_RUN.sub(" ", text)
+    if "\n\n\n" in text:
+        text = BLANK_LINES.sub("\n\n", text)
+    return text
 
 
 def french_typography(text: str) -> str:
@@ -124,9 +152,7 @@ class FixText(Transformer):
             form = cfg.unicode_form
             steps.append(("unicode", lambda t: t if t.isascii() else unicodedata.normalize(form, t)))
         if cfg.whitespace:
-            steps.append(
-                ("whitespace", lambda t: BLANK_LINES.sub("\n\n", SPACE_RUN.sub(" ", TRAILING_SPACE.sub("", t))))
-            )
+            steps.append(("whitespace", tidy_whitespace))
         if cfg.typography == "fr-FR":
             steps.append(("typography", french_typography))
         elif cfg.typography == "ascii":
