@@ -19,7 +19,13 @@ records against the planted copies (a removed record is right when its copy grou
 member). Time ratio frcorpus / datatrove: best to best and median of the interleaved run pairs
 (goal <= 1.1).
 
+With --near-jaccard 0.7-0.8, the near copies are edited until their conversation's 5-gram Jaccard
+similarity with the original falls in that range, and 5% of the records are distinct records that share
+0.40-0.55 of their shingles with another (a run that joins them loses precision); --stage adds a
+`minhash_dedup` arm with other options (a lower threshold with verify_jaccard).
+
     python benchmarks/bench_dedup.py [--records 100000] [--tasks 4] [--workers 2] [--repeats 3]
+    python benchmarks/bench_dedup.py --near-jaccard 0.7-0.8 --stage '{"threshold": 0.5, "verify_jaccard": 0.6}'
 """
 
 from __future__ import annotations
@@ -70,8 +76,38 @@ def edit(rng: random.Random, text: str, words: list[str]) -> str:
     return text.replace(" ", "  ", rng.randint(0, 5))
 
 
-def generate(folder: Path, records: int, shards: int, data: Path, seed: int = 0) -> dict[str, int]:
-    """JSONL shards; returns record id -> copy group (the index of the original)."""
+def conversation_shingles(messages: list[dict]) -> set[str]:
+    """The 5-word shingles of a conversation as the MinHash runs compare it (datatrove's normalisation)."""
+    from datatrove.utils.text import simplify_text
+
+    words = re.findall(r"\w+", simplify_text(view_text(messages)))
+    return {" ".join(words[i : i + N_GRAMS]) for i in range(len(words) - N_GRAMS + 1)}
+
+
+def edit_to_jaccard(
+    rng: random.Random, messages: list[dict], words: list[str], low: float, high: float
+) -> list[dict] | None:
+    """A near copy whose conversation has a Jaccard similarity between `low` and `high` with the original:
+    words of the answer replaced one at a time until it is at most `high` (None if it overshoots `low`)."""
+    original = conversation_shingles(messages)
+    tokens = messages[1]["content"].split(" ")
+    for _ in range(len(tokens)):
+        tokens[rng.randrange(len(tokens))] = rng.choice(words)
+        copy = [messages[0], {"role": "assistant", "content": " ".join(tokens)}]
+        shingles = conversation_shingles(copy)
+        jaccard = len(original & shingles) / len(original | shingles)
+        if jaccard <= high:
+            return copy if jaccard >= low else None
+    return None
+
+
+def generate(
+    folder: Path, records: int, shards: int, data: Path, seed: int = 0, near: tuple[float, float] | None = None
+) -> dict[str, int]:
+    """JSONL shards; returns record id -> copy group (the index of the original). With `near`, the near
+    copies have a conversation Jaccard similarity in that range with their original (instead of 1-3 words
+    replaced and noise), and 5% of the records are distinct ones that share much with another (Jaccard
+    0.40-0.55), which a MinHash run should keep."""
     rng = random.Random(seed)
     pool = sentence_pool(data)
     words = sorted({w for s in pool[:5000] for w in s.split()})
@@ -83,9 +119,22 @@ def generate(folder: Path, records: int, shards: int, data: Path, seed: int = 0)
         roll = rng.random()
         if originals and roll < 0.05:
             g, messages = rng.choice(originals)
+        elif originals and roll < 0.15 and near is not None:
+            g, base = rng.choice(originals)
+            edited = None
+            while edited is None:  # a few tries: a replacement may take the copy below the range
+                edited = edit_to_jaccard(rng, base, words, *near)
+            messages = edited
         elif originals and roll < 0.15:
             g, base = rng.choice(originals)
             messages = [base[0], {"role": "assistant", "content": edit(rng, base[1]["content"], words)}]
+        elif originals and roll < 0.20 and near is not None:
+            # a distinct record that shares much with another (Jaccard 0.40-0.55): joining it is a mistake
+            g, (_, base) = i, rng.choice(originals)
+            edited = None
+            while edited is None:
+                edited = edit_to_jaccard(rng, base, words, 0.40, 0.55)
+            messages = edited
         else:
             g = i
             answer = " ".join(rng.sample(pool, rng.randint(6, 12)))
@@ -248,11 +297,18 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=default)
     parser.add_argument("--no-semantic", dest="semantic", action="store_false", help="skip semantic_dedup")
     parser.add_argument("--no-minhash", dest="minhash", action="store_false", help="only semantic_dedup")
+    parser.add_argument(
+        "--near-jaccard", default=None, help="LOW-HIGH: near copies with a conversation Jaccard in this range"
+    )
+    parser.add_argument(
+        "--stage", default=None, help='another minhash_dedup arm, as JSON options ({"threshold": 0.55, ...})'
+    )
     args = parser.parse_args()
+    near = tuple(map(float, args.near_jaccard.split("-"))) if args.near_jaccard else None
     tmp = Path(tempfile.mkdtemp(prefix="bench_dedup_"))
     try:
         data = tmp / "data"
-        group = generate(data, args.records, args.tasks * 2, args.data)
+        group = generate(data, args.records, args.tasks * 2, args.data, near=near)
         copies = sum(n - 1 for n in Counter(group.values()).values())
         size = sum(p.stat().st_size for p in data.iterdir()) / 1e6
         print(
@@ -272,10 +328,16 @@ def main() -> None:
             quality[name] = scores(removed, group)
 
         if args.minhash:
+            arms = [("datatrove", run_datatrove, None), ("frcorpus", run_frcorpus, None)]
+            if args.stage:
+                extra = {"type": "minhash_dedup", "n_grams": N_GRAMS, "seed": SEED, **json.loads(args.stage)}
+                extra.setdefault("ignore", ["case", "accents", "numbers"])
+                print(f"frcorpus+: {json.dumps(extra)}")
+                arms.append(("frcorpus+", run_frcorpus, extra))
             for r in range(args.repeats):
-                for name, fn in (("datatrove", run_datatrove), ("frcorpus", run_frcorpus)):
+                for name, fn, stage in arms:
                     out = tmp / f"{name}{r}"
-                    timed(name, fn, data, out, args.tasks, args.workers)
+                    timed(name, fn, data, out, args.tasks, args.workers, *([stage] if stage else []))
                     shutil.rmtree(out)
             start = time.perf_counter()
             docs = shingle_sets(data)
@@ -302,6 +364,8 @@ def main() -> None:
             )
         if not args.minhash:
             return
+        if "frcorpus+" in times:
+            print(f"ratio frcorpus+ / datatrove: {min(times['frcorpus+']) / min(times['datatrove']):.2f} best to best")
         ratios = [f / d for f, d in zip(times["frcorpus"], times["datatrove"], strict=True)]
         print(
             f"ratio frcorpus / datatrove: {min(times['frcorpus']) / min(times['datatrove']):.2f} best to best, "

@@ -3,6 +3,8 @@ keep rules in detail, the checked answers and the cases from real data: test_ded
 
 from __future__ import annotations
 
+import random
+
 import numpy as np
 import polars as pl
 import pytest
@@ -216,3 +218,41 @@ def test_minhash_dedup_in_a_pipeline_rejects_with_reasons_and_counts(tmp_path):
     assert set(rejects["source"].struct.field("location")) == {"a.jsonl:1", "a.jsonl:3"}
     first = rejects.filter(pl.col("source").struct.field("location") == "a.jsonl:1")["id"].item()
     assert set(rejects["detail"]) == {f"dup_of={kept_b} cluster={first} size=3 kept_by=source_priority:b>other"}
+
+
+def words_with_changes(changed: int, seed: int) -> str:
+    """200 words of a fixed text, `changed` of them replaced: 6 -> Jaccard 0.735 of 5-word shingles with the
+    original, 16 (seed 101) -> 0.441."""
+    rng = random.Random(3)
+    vocab = [f"mot{i}" for i in range(3000)]
+    words = [rng.choice(vocab) for _ in range(200)]
+    other = random.Random(seed)
+    for i in other.sample(range(len(words)), changed):
+        words[i] = other.choice(vocab)
+    return " ".join(words)
+
+
+def test_verify_jaccard_lets_a_low_threshold_find_near_copies_without_joining_chance_pairs():
+    original, near, far = words_with_changes(0, 0), words_with_changes(6, 6), words_with_changes(16, 101)
+    records = [record(0, original), record(1, near), record(2, far)]
+    # half at 0.5 (22 x 5): the near copy, and the pair at 0.44 that shares a band by chance
+    loose = minhash(view="response", threshold=0.5)
+    assert set(decide(loose, records)) == {1, 2}
+    checked = minhash(view="response", threshold=0.5, verify_jaccard=0.6)
+    verdicts = decide(checked, records)
+    assert list(verdicts) == [1] and verdicts[1].detail.startswith("dup_of=r0 cluster=r0 size=2")
+    assert checked.stats.counters["pairs_below_verify_jaccard"] == 1
+
+
+def test_verified_pairs_look_at_every_pair_of_a_band_group():
+    from frcorpus.stages.dedup.lsh import band_pairs, verified_pairs
+
+    # three records share band 0; the first and the third are copies, the second is not like either
+    digests = np.array([[7, 1], [7, 2], [7, 3]], dtype=np.uint64)
+    copy = np.arange(40, dtype=np.uint32)
+    sets = [copy, np.arange(30, 70, dtype=np.uint32), copy]  # Jaccard 1 between the copies, 0.2 with the other
+    src, dst, _, cut = verified_pairs(digests, sets, 0.8)
+    assert list(zip(src.tolist(), dst.tolist(), strict=True)) == [(2, 0)] and cut == 2
+    # a chain links 1-0 and 2-1 only: the copies are never compared there
+    chain_src, chain_dst, _ = band_pairs(digests)
+    assert sorted(zip(chain_src.tolist(), chain_dst.tolist(), strict=True)) == [(1, 0), (2, 1)]

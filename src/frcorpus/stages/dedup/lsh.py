@@ -75,3 +75,68 @@ def _pairs_among(
             dst.append(members[earlier])
     empty = np.zeros(0, dtype=np.int64)
     return (np.concatenate(src), np.concatenate(dst)) if src else (empty, empty)
+
+
+# -- verified pairs: every pair of a band's group, kept when their shingles' Jaccard is high enough --
+
+EXHAUSTIVE_GROUP = 64  # a band's group up to this size is paired in full; a larger one, in a chain
+
+
+def _group_pairs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair (later, earlier) of positions with equal keys, in groups of up to EXHAUSTIVE_GROUP; the
+    adjacent pairs of a larger group (copies by the thousand, which share every band anyway)."""
+    order = np.argsort(keys, kind="stable")
+    ordered = keys[order]
+    starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
+    sizes = np.diff(np.append(starts, len(keys)))
+    src, dst = [], []
+    for size in np.unique(sizes[sizes > 1]):
+        firsts = starts[sizes == size]
+        if size > EXHAUSTIVE_GROUP:
+            for first in firsts:
+                members = order[first : first + size]
+                src.append(members[1:])
+                dst.append(members[:-1])
+            continue
+        members = order[firsts[:, None] + np.arange(size)]  # (groups, size), in position order
+        later, earlier = np.triu_indices(size, 1)[::-1]
+        src.append(members[:, later].reshape(-1))
+        dst.append(members[:, earlier].reshape(-1))
+    empty = np.zeros(0, dtype=np.int64)
+    return (np.concatenate(src), np.concatenate(dst)) if src else (empty, empty)
+
+
+def jaccard(sets: list[np.ndarray], src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """The Jaccard similarity of each pair's shingle sets (sorted distinct hashes)."""
+    out = np.zeros(len(src), dtype=np.float64)
+    for k, (a, b) in enumerate(zip(src.tolist(), dst.tolist(), strict=True)):
+        shared = len(np.intersect1d(sets[a], sets[b], assume_unique=True))
+        union = len(sets[a]) + len(sets[b]) - shared
+        out[k] = shared / union if union else 1.0
+    return out
+
+
+def verified_pairs(
+    digests: np.ndarray,
+    sets: list[np.ndarray],
+    min_jaccard: float,
+    answers: np.ndarray | None = None,
+    checked: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """(src, dst) of the pairs that share a band (and, where `checked` asks, an answer band) and whose
+    shingle sets (`sets`, one per record) have a Jaccard similarity of `min_jaccard` or more; how many
+    pairs the answer check cut and how many the Jaccard cut. Every pair of a band's group is looked
+    at, not a chain: an unrelated member between two near copies would otherwise cut their link."""
+    pairs = [_group_pairs(digests[:, band]) for band in range(digests.shape[1])]
+    src = np.concatenate([p[0] for p in pairs])
+    dst = np.concatenate([p[1] for p in pairs])
+    if len(src):  # each pair once, however many bands it shares
+        unique = np.unique(np.maximum(src, dst) * len(digests) + np.minimum(src, dst))
+        src, dst = unique // len(digests), unique % len(digests)
+    cut_by_answers = 0
+    if answers is not None and len(src):
+        passed = ~(checked[src] | checked[dst]) | (answers[src] == answers[dst]).any(axis=1)
+        cut_by_answers = int((~passed).sum())
+        src, dst = src[passed], dst[passed]
+    similar = jaccard(sets, src, dst) >= min_jaccard
+    return src[similar], dst[similar], cut_by_answers, int((~similar).sum())
