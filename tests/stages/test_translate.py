@@ -299,3 +299,24 @@ def test_validate_names_the_backend_package_a_pipeline_needs(tmp_path):
         "stages[0] (translate): needs the 'vllm' package; install it with: pip install 'frcorpus[gpu]' "
         "(on a machine with an NVIDIA GPU and CUDA)" in " ".join(result.output.split())
     )
+
+
+def test_the_progress_expects_the_retries_once_an_attempt_fails(monkeypatch):
+    """The ETA counts the requests still to come: after a first attempt where every output ran to its
+    limit, the batch is expected to ask each request max_retries times more."""
+    from frcorpus.stages.progress import StageProgress
+
+    use_scripted(monkeypatch, lambda req: Generation("x" * 40, "length", 10, req.max_tokens))
+    stage = make(max_retries=2)
+    progress = StageProgress(None, "translate", 0)
+    expected = []
+    progress.requests_expected = lambda n: expected.append(n)
+    stage.attach_progress(progress)
+    progress.batch_started(2)
+    stage.run_batch([en_record(rid="a"), en_record(rid="b")])
+    # 4 turns: after the first attempt 4 asked and 4 x 2 to come; then 8 asked and 4 to come; then 12
+    assert expected == [12, 12, 12]
+    snapshot = progress.snapshot
+    snapshot.batch_requests_expected, snapshot.batch_requests_queued, snapshot.batch_requests_done = 12, 4, 4
+    snapshot.records_total = 2
+    assert snapshot.fraction() == pytest.approx(4 / 12)  # not 4 / 4, as the queue alone would say

@@ -90,6 +90,7 @@ def combined(stage: str, tasks: list[TaskProgress]) -> TaskProgress:
         requests_queued=sum(t.requests_queued for t in tasks),
         batch_requests_done=sum(t.batch_requests_done for t in tasks),
         batch_requests_queued=sum(t.batch_requests_queued for t in tasks),
+        batch_requests_expected=sum(t.batch_requests_expected for t in tasks),
         cached=sum(t.cached for t in tasks),
         generated_tokens=sum(t.generated_tokens for t in tasks),
         streamed_tokens=sum(t.streamed_tokens for t in tasks),

@@ -53,6 +53,7 @@ class TaskProgress:
     requests_queued: int = 0  # requests asked, over the whole task
     batch_requests_done: int = 0  # the same, for the batch in progress
     batch_requests_queued: int = 0
+    batch_requests_expected: int = 0  # what the stage expects the batch to ask in all, retries included
     cached: int = 0  # requests answered by the generation cache
     generated_tokens: int = 0  # of the answered requests
     streamed_tokens: int = 0  # generated since the last answers came back, counted step by step
@@ -74,8 +75,9 @@ class TaskProgress:
         if not self.records_total:
             return 1.0 if self.state == "done" else None
         in_batch = 0.0
-        if self.batch_requests_queued:
-            in_batch = self.batch_records * self.batch_requests_done / self.batch_requests_queued
+        asked = max(self.batch_requests_queued, self.batch_requests_expected)
+        if asked:
+            in_batch = self.batch_records * self.batch_requests_done / asked
         return min(1.0, (self.records_done + in_batch) / self.records_total)
 
     def tokens_per_s(self) -> float | None:
@@ -151,6 +153,7 @@ class StageProgress:
         with self._lock:
             p = self.snapshot
             p.batch_records, p.batch_requests_done, p.batch_requests_queued = records, 0, 0
+            p.batch_requests_expected = 0
             if p.state in ("waiting", "done"):
                 p.state = "working"
             self._resume()
@@ -160,7 +163,7 @@ class StageProgress:
         with self._lock:
             p = self.snapshot
             p.records_done += p.batch_records
-            p.batch_records = p.batch_requests_done = p.batch_requests_queued = 0
+            p.batch_records = p.batch_requests_done = p.batch_requests_queued = p.batch_requests_expected = 0
             self._pause()
             self._changed(now=True)
 
@@ -168,6 +171,14 @@ class StageProgress:
         with self._lock:
             self.snapshot.requests_queued += n
             self.snapshot.batch_requests_queued += n
+            self._changed()
+
+    def requests_expected(self, n: int) -> None:
+        """The requests the batch in progress should ask in all, retries included, as the stage now expects
+        (translate: from the share of its attempts that failed so far), so that the ETA does not jump back
+        each time retries are queued."""
+        with self._lock:
+            self.snapshot.batch_requests_expected = n
             self._changed()
 
     def requests_done(self, n: int, generated_tokens: int = 0, cached: int = 0) -> None:

@@ -218,6 +218,7 @@ class Translate(EstimatingMixin, LLMStageMixin, Transformer):
         """Generate every job, gate it, ask again for those that fail; a job ends with `output` or
         with its last `failure`."""
         pending = jobs
+        asked = 0  # requests of this round so far
         for attempt in range(self.config.max_retries + 1):
             if not pending:
                 return
@@ -237,6 +238,11 @@ class Translate(EstimatingMixin, LLMStageMixin, Transformer):
                 self.count(f"gate.{job.failure.gate}")
                 if job.failure.gate != "backend_error":  # the backend retried already
                     failed.append(job)
+            asked += len(pending)
+            if self.progress is not None:
+                # the retries to come, if they fail as often as this attempt did
+                share, left = len(failed) / len(pending), self.config.max_retries - attempt
+                self.progress.requests_expected(round(asked + len(failed) * sum(share**k for k in range(left))))
             pending = failed
 
     def _check(self, job: TurnJob, gen: Generation) -> GateFailure | None:
