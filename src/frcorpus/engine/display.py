@@ -20,10 +20,6 @@ from frcorpus.stages.progress import duration, progress_interval
 
 def estimate_lines(stage_id: str, e: GenerationEstimate) -> list[str]:
     """A generating stage's dry-run estimate, in words."""
-
-    def span(pair, show) -> str:
-        return show(pair[0]) if pair[0] == pair[1] else f"{show(pair[0])} to {show(pair[1])}"
-
     lines = [
         f"{stage_id}: {e.chosen:,} of {e.records:,} records to {e.work} ({e.turns:,} turns): {e.requests:,} "
         f"requests, {e.cached:,} of them in the generation cache"
@@ -31,14 +27,14 @@ def estimate_lines(stage_id: str, e: GenerationEstimate) -> list[str]:
     if e.requests == e.cached:
         return lines
     lines.append(
-        f"  ~{span(e.tokens, lambda n: f'{n:,}')} tokens to generate ({span(e.retries_per_request, '{:.1f}'.format)} "
-        f"retries a request, {span(e.at_limit, '{:.0%}'.format)} of the outputs at their token limit)"
+        f"  ~{e.tokens:,} tokens to generate ({e.retries_per_request:.1f} retries a request, {e.at_limit:.0%} of the "
+        "outputs at their token limit)"
     )
     where = {"cpu": "on the CPU", "cuda": "on the GPU", "server": "on the server"}.get(e.device, f"on {e.device}")
     if e.seconds is not None:
         load = f", plus {duration(e.load_seconds)} to load the model" if (e.load_seconds or 0) >= 0.5 else ""
         speed = f" at {e.tokens_per_s:.1f} tokens/s" if e.tokens_per_s else ""
-        lines.append(f"  ~{span(e.seconds, duration)} {where}{speed}{load}")
+        lines.append(f"  ~{duration(e.seconds)} {where}{speed}{load}")
     lines.append(f"  ({e.basis}; an upper bound: earlier stages are not run)")
     return lines
 

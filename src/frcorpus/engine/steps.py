@@ -16,6 +16,7 @@ import os
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -227,14 +228,8 @@ class RunStage(PipelineStep):
         gc.freeze()
         for doc in data:
             batch = doc.metadata["batch"]
-            if progress is None:
+            with progress.batch(len(batch)) if progress is not None else nullcontext():
                 self.stage.run(batch)
-            else:
-                progress.batch_started(len(batch))
-                try:
-                    self.stage.run(batch)
-                finally:
-                    progress.batch_done()
             yield doc
         if progress is not None:
             progress.finish()
@@ -330,16 +325,13 @@ class PhaseWriters:
         for g, stage in enumerate(self.globals):
             start = time.perf_counter()
             progress = getattr(stage, "progress", None)
-            if progress is not None:
-                progress.batch_started(rows)
-            if records is not None:
-                sigs.append(stage.signature_records(records))
-            else:
-                sigs.append(
-                    stage.signature_table(table) if columnar_enabled() else stage.signature_records(table.to_pylist())
-                )
-            if progress is not None:
-                progress.batch_done()
+            with progress.batch(rows) if progress is not None else nullcontext():
+                if records is not None:
+                    sigs.append(stage.signature_records(records))
+                elif columnar_enabled():
+                    sigs.append(stage.signature_table(table))
+                else:
+                    sigs.append(stage.signature_records(table.to_pylist()))
             self.sig_seconds[g] += time.perf_counter() - start
         # id, source, global order and one column per global stage: Decide sorts and reads them as columns
         columns = {

@@ -24,6 +24,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -192,15 +193,19 @@ class Filter(Stage):
         verdict (datatrove's `filter_batch` is the same idea)."""
         return [self.keep(r) for r in records]
 
+    @cached_property
+    def _prefixed_reasons(self) -> dict[str, str]:
+        """Each reason code with the stage's name before it, made once: a filter may reject most of a batch
+        (language id on a corpus in many languages)."""
+        return {}
+
     def run_batch(self, records: list[dict[str, Any]]) -> None:
         annotate_only = getattr(self.config, "annotate_only", False)
         start = time.perf_counter()
         live = [r for r in records if r["_reject"] is None]
         verdicts = self.keep_batch(live)
         self.stats.n_in += len(live)
-        stage_id = self.id
-        # "<stage>.<reason>" made once per reason: a filter may reject most of a batch (language id)
-        prefixed = self.__dict__.setdefault("_prefixed_reasons", {})
+        stage_id, prefixed = self.id, self._prefixed_reasons
         reasons = []
         for r, verdict in zip(live, verdicts, strict=True):
             if verdict is True or annotate_only:

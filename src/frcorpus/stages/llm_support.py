@@ -167,8 +167,7 @@ class GenerationEstimate:
     requests generated in full through the generator, so the run finds them in the cache (not in the
     history of calls: it has no retries). The probe's outputs give the speed, the share that runs to the token limit,
     their length against the expected one, and, through the stage's gates, the share that would be asked
-    again (`retried`); each later attempt is taken to fail as often. `tokens` and `seconds` are one
-    figure each (a pair of equal values); `probed`: the requests the probe generated."""
+    again (`retried`); each later attempt is taken to fail as often."""
 
     records: int
     chosen: int
@@ -176,15 +175,25 @@ class GenerationEstimate:
     work: str
     requests: int  # first attempts
     cached: int  # of them, answered by the generation cache
-    tokens: tuple[int, int]  # to generate, low and high (equal when the history gives one figure)
-    seconds: tuple[float, float] | None  # generating them, model loading excluded
-    retries_per_request: tuple[float, float]
-    at_limit: tuple[float, float]  # share of the outputs that run to their token limit
+    tokens: int  # to generate
+    seconds: float | None  # generating them, model loading excluded
+    retries_per_request: float
+    at_limit: float  # share of the outputs that run to their token limit
     device: str  # cpu, cuda, server
     tokens_per_s: float | None
     load_seconds: float | None  # loading the model, when the dry run did
     basis: str  # where the figures come from, for the user
-    probed: int = 0
+
+
+def expected_attempts(fail_share: float, attempts: int) -> float:
+    """The attempts a request takes on average when each fails with this share and at most `attempts`
+    are made: 1 + f + ... + f^(attempts - 1)."""
+    return sum(fail_share**k for k in range(attempts))
+
+
+def asks_again(failure: Any) -> bool:
+    """Whether a failed output is asked for again: a backend error was retried by the backend already."""
+    return failure is not None and failure.gate != "backend_error"
 
 
 def expected_device(config: LLMConfig) -> str:
@@ -231,7 +240,7 @@ class EstimatingMixin:
         }
         if not missing:
             return GenerationEstimate(
-                **common, tokens=(0, 0), seconds=None, retries_per_request=(0.0, 0.0), at_limit=(0.0, 0.0),
+                **common, tokens=0, seconds=None, retries_per_request=0.0, at_limit=0.0,
                 device=device, tokens_per_s=None, load_seconds=None, basis="every request is in the generation cache",
             )  # fmt: skip
         history = None
@@ -239,16 +248,13 @@ class EstimatingMixin:
             model, revision = generator.identity
             history = generator.cache.history(model, revision, device, template)
         load_seconds = None
-        seconds: tuple[float, float] | None = None
+        seconds: float | None = None
         batch = self.config.llm.batch_size
         if history is not None and history.seconds > 0 and history.requests > history.retries:
             speed = history.completion_tokens / history.seconds
             retries = history.retries / (history.requests - history.retries)  # per first attempt
             tokens = sum(limits) * history.completion_tokens / max(1, history.token_limit) * (1 + retries)
-            low = high = round(tokens)
-            retries_range = (retries, retries)
             at_limit = history.length_stops / history.requests
-            at_limit_range = (at_limit, at_limit)
             basis = f"from the generation cache's history of this model on {device}: {history.requests:,} requests"
         else:
             if not generator.loaded:
@@ -264,11 +270,10 @@ class EstimatingMixin:
             rest = [k for k, i in enumerate(missing) if i not in probe.indices]
             # attempts of a request not probed (1 + f + ... + f^max_retries), and those still to come
             # for a probed request that failed (its first attempt is in the cache)
-            attempts = sum(probe.fail_share**k for k in range(work.max_retries + 1))
+            attempts = expected_attempts(probe.fail_share, work.max_retries + 1)
             again = (attempts - 1) / probe.fail_share if probe.fail_share else 0.0
             failed = [k for k, i in enumerate(missing) if probe.failed.get(i)]
             tokens = sum(tokens_each[k] for k in rest) * attempts + sum(tokens_each[k] for k in failed) * again
-            low = high = round(tokens)
             speed = probe.tokens / probe.seconds if probe.seconds > 0 and probe.tokens else None
             if self.config.llm.backend == "transformers" and probe.steps:
                 # a batch takes as many steps as its longest output, every row waiting for it
@@ -278,10 +283,8 @@ class EstimatingMixin:
                 if failed:
                     prompts = [work.requests[missing[k]] for k in failed]
                     steps += batch_steps(prompts, [tokens_each[k] for k in failed], batch) * again
-                seconds = (steps * step, steps * step)
-            retries = (attempts - 1, attempts - 1)
-            retries_range = retries
-            at_limit_range = (probe.at_limit_share, probe.at_limit_share)
+                seconds = steps * step
+            retries, at_limit = attempts - 1, probe.at_limit_share
             basis = (
                 f"probed on this machine: {probe.describe()}; the other requests taken to behave alike "
                 "(a run records its figures: the next estimate uses them)"
@@ -291,10 +294,10 @@ class EstimatingMixin:
             speed, seconds, basis = configured, None, f"{basis}; speed: throughput_tokens_per_s"
         return GenerationEstimate(
             **common,
-            tokens=(low, high),
-            seconds=seconds if seconds is not None else (low / speed, high / speed) if speed else None,
-            retries_per_request=retries_range,
-            at_limit=at_limit_range,
+            tokens=round(tokens),
+            seconds=seconds if seconds is not None else tokens / speed if speed else None,
+            retries_per_request=retries,
+            at_limit=at_limit,
             device=device,
             tokens_per_s=speed,
             load_seconds=load_seconds,

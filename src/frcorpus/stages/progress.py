@@ -17,6 +17,8 @@ import json
 import os
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -166,6 +168,15 @@ class StageProgress:
             p.batch_records = p.batch_requests_done = p.batch_requests_queued = p.batch_requests_expected = 0
             self._pause()
             self._changed(now=True)
+
+    @contextmanager
+    def batch(self, records: int) -> Iterator[None]:
+        """A batch of this many records, done when the block ends (raised out of or not)."""
+        self.batch_started(records)
+        try:
+            yield
+        finally:
+            self.batch_done()
 
     def requests_queued(self, n: int) -> None:
         with self._lock:

@@ -34,7 +34,14 @@ from frcorpus.llm.prompts import PromptError, load_prompt
 from frcorpus.record import MESSAGE_TYPE, record_language
 from frcorpus.stages.base import StageConfig, Transformer
 from frcorpus.stages.langid import fasttext_model
-from frcorpus.stages.llm_support import EstimateWork, EstimatingMixin, LLMStageConfigMixin, LLMStageMixin
+from frcorpus.stages.llm_support import (
+    EstimateWork,
+    EstimatingMixin,
+    LLMStageConfigMixin,
+    LLMStageMixin,
+    asks_again,
+    expected_attempts,
+)
 from frcorpus.stages.translate.gates import GateFailure, GatesConfig, TranslationGates
 from frcorpus.stages.translate.masking import Masked, mask, restore, short
 from frcorpus.text.languages import iso_code
@@ -236,13 +243,13 @@ class Translate(EstimatingMixin, LLMStageMixin, Transformer):
                     continue
                 job.rejected_text = gen.text
                 self.count(f"gate.{job.failure.gate}")
-                if job.failure.gate != "backend_error":  # the backend retried already
+                if asks_again(job.failure):
                     failed.append(job)
             asked += len(pending)
             if self.progress is not None:
                 # the retries to come, if they fail as often as this attempt did
                 share, left = len(failed) / len(pending), self.config.max_retries - attempt
-                self.progress.requests_expected(round(asked + len(failed) * sum(share**k for k in range(left))))
+                self.progress.requests_expected(round(asked + len(failed) * expected_attempts(share, left)))
             pending = failed
 
     def _check(self, job: TurnJob, gen: Generation) -> GateFailure | None:
@@ -360,8 +367,7 @@ class Translate(EstimatingMixin, LLMStageMixin, Transformer):
                 expected.append(round(len(m["content"]) * FRENCH_EXPANSION / FRENCH_CHARS_PER_TOKEN))
 
         def retried(i: int, gen: Generation) -> bool:
-            failure = self._check(jobs[i], gen)
-            return failure is not None and failure.gate != "backend_error"  # (the backend retried those)
+            return asks_again(self._check(jobs[i], gen))
 
         return EstimateWork(
             records=len(records),
