@@ -30,7 +30,7 @@ PROTECTED = re.compile(FENCED_CODE + r"|`[^`\n]+`|(?:https?://|www\.)\S+", re.S)
 # byte (0x80-0xBF, as cp1252 or latin-1 shows it); C1 controls are cp1252 read as latin-1. ftfy (about
 # 25 us per sentence just to check) runs only on text with one of these pairs: French letters alone
 # (« âge », « naïf », « été ») no longer send a turn to it, as the single letters Ã Â â Å ï Ð Ñ did
-# (measured: 367 of 3,777 French turns before, the stage 4.4x faster than ftfy.fix_text). A no-break
+# (benchmarks/bench_fix_text.py: 2 of 3,777 French turns sent, against 367; every mojibake sent). A no-break
 # space after a lead byte counts only after a two-byte lead (« Ã\xa0 » for « à »), and the plain space
 # it may have become only after Â or Ã (« ÉTÉ 2024 » is no mojibake).
 CP1252_SHOWN = (  # what cp1252 shows for the bytes 0x80-0x9F (the others of 0x80-0xBF are latin-1's)

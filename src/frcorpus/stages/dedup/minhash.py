@@ -238,12 +238,7 @@ class MinhashDedup(NearDuplicateStage):
 
     def __init__(self, config, stage_id):
         super().__init__(config, stage_id)
-        if config.bands is not None:
-            self.bands, self.rows = config.bands, config.rows
-        elif config.threshold is not None:
-            self.bands, self.rows = bands_rows_for(config.threshold, config.num_perm)
-        else:
-            self.bands, self.rows = DEFAULT_BANDS, DEFAULT_ROWS
+        self.bands, self.rows = self.lsh_shape(config)
         band_type = pa.list_(pa.uint64(), self.bands)
         fields = [("bands", band_type), ("check", band_type), ("checked", pa.bool_()), ("rank", RANK_TYPE)]
         if config.verify_jaccard is not None:  # the shingles, to compute a candidate pair's Jaccard
@@ -267,15 +262,18 @@ class MinhashDedup(NearDuplicateStage):
         )
         self.datatrove = None
 
+    @staticmethod
+    def lsh_shape(config: Config) -> tuple[int, int]:
+        """The bands and rows of a configuration: given, resolved from `threshold`, or the defaults."""
+        if config.bands is not None:
+            return config.bands, config.rows
+        if config.threshold is not None:
+            return bands_rows_for(config.threshold, config.num_perm)
+        return DEFAULT_BANDS, DEFAULT_ROWS
+
     @classmethod
     def notes(cls, config: Config) -> list[str]:
-        if config.bands is not None:
-            bands, rows = config.bands, config.rows
-        elif config.threshold is not None:
-            bands, rows = bands_rows_for(config.threshold, config.num_perm)
-        else:
-            bands, rows = DEFAULT_BANDS, DEFAULT_ROWS
-        return [s_curve_note(bands, rows)]
+        return [s_curve_note(*cls.lsh_shape(config))]
 
     def setup(self) -> None:
         # datatrove's signature step, for its normalisation, hash function and permutation parameters;
