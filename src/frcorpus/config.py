@@ -37,10 +37,20 @@ from frcorpus.yamlconf import (
 )
 
 
+def _split_mb():
+    return Field(
+        16,
+        ge=0,
+        description="with fewer input files than tasks, a file of JSON lines or Parquet of at least twice this many "
+        "MB is cut into parts that several tasks read, with the same records (0: one task reads each file)",
+    )
+
+
 class LocalExecutor(Strict):
     type: Literal["local"]
     tasks: int = Field(1, ge=1, description="tasks the work is split into (shards of the data)")
     workers: int = Field(1, ge=1, description="tasks run at the same time")
+    split_mb: int = _split_mb()
 
 
 class SlurmExecutor(Strict):
@@ -65,6 +75,7 @@ class SlurmExecutor(Strict):
     job_name: str = Field(
         "frcorpus", description="prefix of the Slurm job names (frcorpus-phase0, frcorpus-barrier0, ...)"
     )
+    split_mb: int = _split_mb()
 
 
 class RayExecutor(Strict):
@@ -75,6 +86,7 @@ class RayExecutor(Strict):
     cpus_per_task: int = Field(1, ge=1, description="CPUs Ray reserves for each task")
     mem_per_cpu_gb: float = Field(2, gt=0, description="memory Ray reserves per CPU of a task, in GB")
     gpus_per_task: int = Field(0, ge=0, description="GPUs Ray reserves for each task")
+    split_mb: int = _split_mb()
 
 
 ExecutorConfig = Annotated[LocalExecutor | SlurmExecutor | RayExecutor, Field(discriminator="type")]

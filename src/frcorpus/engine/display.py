@@ -130,6 +130,11 @@ class RunProgress:
             for line in self._lines:
                 self._say(line)
 
+    def say(self, line: str) -> None:
+        """A line about the run (not a stage's progress), unless it is quiet."""
+        if self.enabled:
+            self._say(line)
+
     def _say(self, line: str) -> None:
         stamp = "" if self.live else time.strftime("%H:%M:%S ")
         self.progress.console.print(f"{stamp}{line}", markup=False, highlight=False, soft_wrap=not self.live)

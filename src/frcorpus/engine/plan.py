@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,8 +21,10 @@ import pyarrow as pa
 
 from frcorpus import __version__
 from frcorpus.config import LoadedPipeline, PipelineConfig, resolve_sources
+from frcorpus.sources.filestate import FilePart
 from frcorpus.sources.reader import SourceReader
 from frcorpus.sources.resolve import ResolvedSource, SourceError
+from frcorpus.sources.split import split_file
 from frcorpus.stages import REGISTRY
 from frcorpus.stages.base import Stage
 from frcorpus.stages.llm_support import GenerationEstimate
@@ -110,11 +113,18 @@ class Paths:
 
 @dataclass
 class Unit:
-    """A piece of reading work: files of one source, read in order, with an optional record budget."""
+    """A piece of reading work: files of one source, read in order, with an optional record budget; or
+    a part of one file (`split_units`)."""
 
     source: int
     files: list[int]
     budget: int | None
+    part: FilePart | None = None
+
+    @property
+    def hashes_files(self) -> bool:
+        """Whether the task reading it hashes its files for the manifest: one part of a file does."""
+        return self.part is None or self.part.index == 0
 
 
 @dataclass
@@ -214,6 +224,44 @@ def build_plan(loaded: LoadedPipeline, cwd: Path | None = None) -> Plan:
     if not name_dir.is_absolute():
         name_dir = (cwd or Path.cwd()) / name_dir
     return Plan(loaded, sources, phases, units, Paths(name_dir, name_dir / ".work" / run_key), run_key, stage_inputs)
+
+
+def split_units(plan: Plan, say: Callable[[str], None]) -> list[Unit]:
+    """The plan's reading units, with big files cut into parts when there are fewer files than tasks
+    (`executor.split_mb`): each file gets a share of the tasks that follows its share of the bytes, in
+    parts of at least `split_mb` MB. Cutting a file reads it once (`sources.split`); `say` hears what
+    takes time and why a big file stays whole. The parts of a file go to consecutive tasks."""
+    min_bytes = plan.config.executor.split_mb << 20
+    splittable = [u for u in plan.units if u.budget is None and u.part is None]
+    if not min_bytes or len(plan.units) >= plan.tasks or not splittable:
+        return plan.units
+    sizes = {id(u): plan.sources[u.source].files[u.files[0]].stat().st_size for u in splittable}
+    total = sum(sizes.values()) or 1
+    units: list[Unit] = []
+    for unit in plan.units:
+        size = sizes.get(id(unit), 0)
+        parts = min(round(plan.tasks * size / total), size // min_bytes)
+        if parts < 2:
+            units.append(unit)
+            continue
+        src = plan.sources[unit.source]
+        path = src.files[unit.files[0]]
+        start = time.perf_counter()
+        split = split_file(path, src.config, parts)
+        seconds = time.perf_counter() - start
+        if not split.parts:
+            say(
+                f"source '{src.config.name}': {src.rel(path)} ({size / 1e6:,.0f} MB) is read by one task: "
+                + split.why_whole
+            )
+            units.append(unit)
+            continue
+        say(
+            f"source '{src.config.name}': {src.rel(path)} ({size / 1e6:,.0f} MB) cut into {len(split.parts)} parts "
+            f"for {len(split.parts)} tasks (read in {seconds:.1f} s)"
+        )
+        units.extend(Unit(unit.source, unit.files, None, part) for part in split.parts)
+    return units
 
 
 def generation_estimates(plan: Plan, say: Callable[[str], None] | None = None) -> list[tuple[str, GenerationEstimate]]:

@@ -26,7 +26,7 @@ def count_totals(plan: Plan, phase: PhaseSpec, folder: Path) -> dict[int, int]:
     if phase.index == 0:
         for k, unit in enumerate(plan.units):
             src = plan.sources[unit.source]
-            batches = SourceReader(src, unit.source).read_batches(unit.files, unit.budget, work_schema([]))
+            batches = SourceReader(src, unit.source).read_batches(unit.files, unit.budget, work_schema([]), unit.part)
             totals[k % plan.tasks] += sum(len(b) for b in batches)
     else:
         records = plan.paths.phase(phase.index - 1) / "records"

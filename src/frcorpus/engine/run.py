@@ -9,6 +9,7 @@ import copy
 import datetime as dt
 import fcntl
 import json
+import logging
 import os
 import shutil
 import signal
@@ -31,12 +32,14 @@ from loguru import logger as loguru_logger
 from frcorpus.batch import work_schema
 from frcorpus.engine.barrier import Decide
 from frcorpus.engine.finalize import Finalize, RunResult, finish_published, published_version, version_result
-from frcorpus.engine.plan import Paths, PhaseSpec, Plan, RunError, VersionExistsError
+from frcorpus.engine.plan import Paths, PhaseSpec, Plan, RunError, VersionExistsError, split_units
 from frcorpus.engine.progress import count_totals_in_background
 from frcorpus.engine.steps import ApplyDecisions, ReadShard, ReadSources, RunStage, WritePhase
 from frcorpus.settings import datatrove_log_level
 from frcorpus.stages import REGISTRY
 from frcorpus.version.layout import MANIFEST, VersionDir, VersionDirError
+
+log = logging.getLogger(__name__)
 
 # ----------------------------------------------------------------------------------- datatrove's logging
 
@@ -409,6 +412,7 @@ def run_plan(plan: Plan, resume: bool = False, progress=None) -> RunResult | lis
         if (done := finish_published(plan.paths, plan.run_key)) is not None:
             return done
         _console_logger()
+        plan.units = split_units(plan, progress.say if progress is not None else log.info)
         jobs = build_jobs(plan)
         ex_type = plan.config.executor.type
         if ex_type == "slurm":

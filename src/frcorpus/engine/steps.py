@@ -70,7 +70,7 @@ class ReadSources(PipelineStep):
                 continue
             src = self.sources[unit.source]
             reader = SourceReader(src, unit.source)
-            batches = reader.read_batches(unit.files, unit.budget, self.schema)
+            batches = reader.read_batches(unit.files, unit.budget, self.schema, unit.part)
             while True:
                 start = time.perf_counter()  # time the reading only, not the stages downstream
                 batch = next(batches, None)
@@ -88,7 +88,7 @@ class ReadSources(PipelineStep):
                 self.read_stats.kept += n - sum(rejected.values())
                 yield _batch_doc(batch)
             self.formats[src.config.name].update(reader.formats)
-            for fi in unit.files:
+            for fi in unit.files if unit.hashes_files else ():
                 self.input_hashes[str(src.files[fi])] = sha256_path(src.files[fi])
 
 

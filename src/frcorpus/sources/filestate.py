@@ -29,6 +29,30 @@ class FileState:
     id_prefix: str | None = None  # of the record ids made from the source's own ids
 
 
+@dataclass(frozen=True)
+class FilePart:
+    """A part of a big file that one task reads (`sources.split`): lines `start`..`end` in bytes of
+    JSON lines (cut at line boundaries), or row groups `start`..`end` of a Parquet file; with the
+    state the reader of the whole file would have at its first row, so that the parts together
+    give the records that reading the whole file gives."""
+
+    index: int  # among the file's parts
+    count: int  # the file's parts
+    start: int
+    end: int
+    first_line: int  # the line number of its first line (JSON lines)
+    first_row: int  # rows (non-blank lines, or table rows) before it
+    fmt: str
+    fields: dict[str, Any]
+    detected: bool
+
+    def begin(self, st: FileState) -> FileState:
+        """`st`, the state of the file before its first row, moved to the part's first row."""
+        st.rows = self.first_row
+        st.fmt, st.fields, st.detected = self.fmt, dict(self.fields), self.detected
+        return st
+
+
 class RowReader(Protocol):
     """The per-row reader as the columnar path uses it: the rows it cannot vouch for go to `record`,
     and it makes record ids, detects formats and counts them the same way."""

@@ -32,9 +32,11 @@ class DamagedFile(Exception):
         self.tail = tail
 
 
-def _plain_chunks(f) -> Iterator[bytes]:
+def _plain_chunks(f, end: int | None = None) -> Iterator[bytes]:
+    """Chunks of whole lines from the file's position to `end` (a line boundary) or its end."""
     while True:
-        chunk = f.read(CHUNK_BYTES)
+        size = CHUNK_BYTES if end is None else min(CHUNK_BYTES, end - f.tell())
+        chunk = f.read(size) if size > 0 else b""
         if not chunk:
             return
         if not chunk.endswith(b"\n"):
@@ -102,10 +104,20 @@ def _line_chunks_of(blocks: Iterator[bytes]) -> Iterator[bytes]:
 
 
 @contextmanager
-def json_line_chunks(path: Path) -> Iterator[Iterator[bytes]]:
-    """The chunks of whole lines of a JSON-lines file (`.gz` decompressed); may raise DamagedFile."""
+def json_line_chunks(path: Path, byte_range: tuple[int, int] | None = None) -> Iterator[Iterator[bytes]]:
+    """The chunks of whole lines of a JSON-lines file (`.gz` decompressed), or of the lines between two
+    line boundaries of a plain one (`byte_range`: start, end); may raise DamagedFile."""
     with open(path, "rb") as f:
-        yield _line_chunks_of(gunzip_blocks(f)) if path.name.endswith(".gz") else _plain_chunks(f)
+        if path.name.endswith(".gz"):
+            if byte_range is not None:
+                raise ValueError(f"{path}: a gzip stream cannot be read from the middle")
+            yield _line_chunks_of(gunzip_blocks(f))
+            return
+        if byte_range is None:
+            yield _plain_chunks(f)
+            return
+        f.seek(byte_range[0])
+        yield _plain_chunks(f, byte_range[1])
 
 
 def damaged_row(path: Path, lineno: int, error: DamagedFile) -> Row:

@@ -26,7 +26,7 @@ from frcorpus.batch import Batch, work_schema
 from frcorpus.record import new_record, reject_record
 from frcorpus.settings import columnar_enabled
 from frcorpus.sources import columnar
-from frcorpus.sources.filestate import FileState
+from frcorpus.sources.filestate import FilePart, FileState
 from frcorpus.sources.formats import ReadIssue, detect_format, to_messages
 from frcorpus.sources.lines import (
     RAW_KEEP,
@@ -63,15 +63,17 @@ def _json_rows(path: Path) -> Iterator[Row]:
         yield f"[{i}]", obj, None, None, None
 
 
-def _table_parts(path: Path) -> Iterator[tuple[pa.RecordBatch | None, str, int]]:
-    """The record batches of a Parquet file (row group by row group) or of an Arrow stream, decoded but
-    not converted; for a part that cannot be decoded (a corrupt page), `(None, what is wrong, the
-    rejects that stand for it)`: the rows of the Parquet row group not yet read, or 1 for the rest of a
-    stream (whose length is unknown). The other parts are read."""
+def _table_parts(path: Path, groups: FilePart | None = None) -> Iterator[tuple[pa.RecordBatch | None, str, int]]:
+    """The record batches of a Parquet file (row group by row group; only the row groups of `groups`
+    when given) or of an Arrow stream, decoded but not converted; for a part that cannot be decoded (a
+    corrupt page), `(None, what is wrong, the rejects that stand for it)`: the rows of the Parquet row
+    group not yet read, or 1 for the rest of a stream (whose length is unknown). The other parts are
+    read."""
     if path.suffix == ".parquet":
         parquet = pq.ParquetFile(path)
-        start = 0
-        for group in range(parquet.num_row_groups):
+        start = 0 if groups is None else groups.first_row
+        span = range(parquet.num_row_groups) if groups is None else range(groups.start, groups.end)
+        for group in span:
             rows = parquet.metadata.row_group(group).num_rows
             read = 0
             try:
@@ -96,11 +98,11 @@ def _table_parts(path: Path) -> Iterator[tuple[pa.RecordBatch | None, str, int]]
         )
 
 
-def _table_rows(path: Path) -> Iterator[Row]:
-    """Rows of a Parquet file or an Arrow stream; a part that cannot be decoded gives its rejects, each
-    `read.corrupt_file` with the error."""
-    i = 0
-    for batch, detail, lost in _table_parts(path):
+def _table_rows(path: Path, groups: FilePart | None = None) -> Iterator[Row]:
+    """Rows of a Parquet file (of the row groups of `groups`, when given) or an Arrow stream; a part
+    that cannot be decoded gives its rejects, each `read.corrupt_file` with the error."""
+    i = 0 if groups is None else groups.first_row
+    for batch, detail, lost in _table_parts(path, groups):
         for obj in batch.to_pylist() if batch is not None else ():
             yield f"[{i}]", obj, None, None, None
             i += 1
@@ -147,13 +149,18 @@ class SourceReader:
         for batch in self.read_batches(file_indices, budget, work_schema([])):
             yield from batch.records()
 
-    def read_batches(self, file_indices: list[int], budget: int | None, schema: pa.Schema) -> Iterator[Batch]:
-        """Batches of these files' records in order; at most `budget` rows in all (the source's `limit`).
-        Clean stretches of JSON lines come as Arrow tables (`columnar.read_chunk`), the rest as dicts."""
+    def read_batches(
+        self, file_indices: list[int], budget: int | None, schema: pa.Schema, part: FilePart | None = None
+    ) -> Iterator[Batch]:
+        """Batches of these files' records in order; at most `budget` rows in all (the source's `limit`);
+        only `part` of the one file when given (`sources.split`). Clean stretches of JSON lines come as
+        Arrow tables (`columnar.read_chunk`), the rest as dicts."""
+        if part is not None and (len(file_indices) != 1 or budget is not None):
+            raise ValueError("a part of a file is read alone, without a limit")
         for fi in file_indices:
             if budget is not None and budget <= 0:
                 return
-            for batch in self._file_batches(fi, budget, schema):
+            for batch in self._file_batches(fi, budget, schema, part):
                 if budget is not None:
                     budget -= len(batch)
                 yield batch
@@ -173,14 +180,19 @@ class SourceReader:
         rows = list(islice(head_rows(path, max_bytes) if is_json_lines(path) else file_rows(path), max_rows))
         return st, [row[1] for row in rows], [self.record(st, *row) for row in rows]
 
-    def _file_batches(self, file_index: int, budget: int | None, schema: pa.Schema) -> Iterator[Batch]:
+    def _file_batches(
+        self, file_index: int, budget: int | None, schema: pa.Schema, part: FilePart | None
+    ) -> Iterator[Batch]:
         path = self.src.files[file_index]
         st = self.file_state(file_index)
+        if part is not None:
+            part.begin(st)
         if not is_json_lines(path):
-            yield from self._record_batches(st, file_rows(path), budget, schema)
+            rows = file_rows(path) if part is None else _table_rows(path, part)
+            yield from self._record_batches(st, rows, budget, schema)
             return
-        lineno = 1
-        with json_line_chunks(path) as chunks:
+        lineno = 1 if part is None else part.first_line
+        with json_line_chunks(path, None if part is None else (part.start, part.end)) as chunks:
             try:
                 for chunk in chunks:
                     left = None if budget is None else budget - st.rows
