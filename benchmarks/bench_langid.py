@@ -11,14 +11,23 @@ lid.176.ftz, in one process on the same sentences:
             `predict` on the same sentences one by one, and of datatrove's filter, taking turns on
             blocks of 4,096 sentences (the best of the repeats per block, summed); the ratio
             stage / raw fastText (goal >= 0.8). Goal for accuracy: French F1 >= 0.99.
+  --conversations
+            the stage's speed on whole conversations instead: the 1,439 OASST conversations of
+            ../shared/data/instruct_fr/vigogne (oasst_20230412_fr_1k and _top1, 4,628 turns) in the
+            engine's batches of 1,024 records, against raw fastText `predict` on each turn's text (its
+            line breaks made spaces), and on each distinct turn of a batch (the 1k file holds branches
+            of OASST trees, which share their first turns: the stage judges a text once per batch).
+            Both take turns on each batch; the best of the repeats per batch, summed.
 
     python benchmarks/bench_langid.py [--data ../shared/data/langid/lingua_sentences] [--repeats 3]
+    python benchmarks/bench_langid.py --conversations [--repeats 5]
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import time
 from collections import Counter
@@ -26,6 +35,9 @@ from pathlib import Path
 
 NEIGHBOURS = ("en", "es", "it", "pt", "ca", "ro", "de")
 BLOCK = 4096  # sentences timed together (4 of the stage's batches)
+ENGINE_BATCH = 1024  # records a batch, as the engine reads them (sources/reader.py)
+OASST = ("oasst_20230412_fr_1k.jsonl", "oasst_20230412_fr_top1.jsonl")
+ROLES = {"UTILISATEUR": "user", "ASSISTANT": "assistant"}  # the 1k file's role names
 
 
 def load(folder: Path) -> list[tuple[str, str]]:
@@ -80,22 +92,95 @@ def run_stage(stage, sentences: list[str]) -> tuple[list[str], float]:
     return decisions, seconds
 
 
+def load_conversations(folder: Path) -> list[list[dict[str, str]]]:
+    """The messages of the OASST conversations of vigogne, in file order (as the engine reads them)."""
+    conversations = []
+    for name in OASST:
+        for line in (folder / name).read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            turns = row.get("messages") or row["conversation"]
+            conversations.append([{"role": ROLES.get(t["role"], t["role"]), "content": t["content"]} for t in turns])
+    return conversations
+
+
+def conversation_speed(stage, conversations: list[list[dict[str, str]]], repeats: int) -> None:
+    """The stage's time on whole conversations against raw fastText per turn, batch by batch, interleaved."""
+    predict = stage.model.predict
+    batches = [conversations[i : i + ENGINE_BATCH] for i in range(0, len(conversations), ENGINE_BATCH)]
+
+    def stage_batch(batch: list[list[dict[str, str]]]) -> float:
+        records = [{"id": str(i), "messages": m, "_reject": None} for i, m in enumerate(batch)]
+        start = time.perf_counter()
+        stage.run_batch(records)
+        return time.perf_counter() - start
+
+    def raw_batch(texts: list[str]) -> float:
+        start = time.perf_counter()
+        for text in texts:
+            predict(" ".join(text.split()), k=1)
+        return time.perf_counter() - start
+
+    turns = [[t["content"] for m in batch for t in m] for batch in batches]
+    methods = {
+        "langid stage": lambda b: stage_batch(batches[b]),
+        "raw fastText per turn": lambda b: raw_batch(turns[b]),
+        "raw fastText per distinct turn": lambda b: raw_batch(list(dict.fromkeys(turns[b]))),
+    }
+    best = {name: [float("inf")] * len(batches) for name in methods}
+    for repeat in range(repeats):
+        for b in range(len(batches)):
+            order = list(methods) if (repeat + b) % 2 == 0 else list(reversed(methods))
+            for name in order:
+                best[name][b] = min(best[name][b], methods[name](b))
+    times = {name: sum(best[name]) for name in methods}
+    n = sum(map(len, turns))
+    print(
+        f"{len(conversations):,} conversations, {n:,} turns ({sum(len(set(t)) for t in turns):,} distinct per batch), "
+        f"{sum(len(t) for ts in turns for t in ts) // n} characters a turn; best of {repeats} per batch of "
+        f"{ENGINE_BATCH:,}, interleaved"
+    )
+    for name, seconds in times.items():
+        print(f"{name:>31}: {n / seconds:9.0f} turns/s  ({seconds:.3f} s)")
+    stage_time = times["langid stage"]
+    per_turn, per_distinct = times["raw fastText per turn"], times["raw fastText per distinct turn"]
+    print(f"ratio langid stage / raw fastText per turn: {per_turn / stage_time:.2f} (goal >= 0.8)")
+    print(f"ratio langid stage / raw fastText per distinct turn: {per_distinct / stage_time:.2f}")
+
+
 def main() -> None:
     default = Path(os.environ.get("FRCORPUS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=default / "langid" / "lingua_sentences")
+    parser.add_argument(
+        "--conversations",
+        nargs="?",
+        type=Path,
+        const=default / "instruct_fr" / "vigogne",
+        help="time the stage on the OASST conversations of this folder instead (default: vigogne's)",
+    )
     parser.add_argument("--repeats", type=int, default=3, help="best of N timings of each block")
     parser.add_argument("--min-score", type=float, default=None, help="the stage's min_score (default: its own)")
     parser.add_argument("--model", default=None, help="a fastText LID model file (default: the bundled lid.176.ftz)")
     parser.add_argument("--no-freeze", action="store_true", help="skip gc.freeze() after set-up (the engine calls it)")
     args = parser.parse_args()
 
+    from frcorpus.stages.langid import LangId
+
+    if args.conversations:
+        options = {} if args.model is None else {"model": args.model}
+        stage = LangId(LangId.Config(type="langid", keep=["fr"], **options), "langid")  # the quickstart's settings
+        stage.setup()
+        conversations = load_conversations(args.conversations)
+        if not args.no_freeze:
+            gc.freeze()
+        conversation_speed(stage, conversations, args.repeats)
+        return
+
     import fasttext
     from datatrove.data import Document
     from datatrove.pipeline.filters import LanguageFilter
 
     from frcorpus.resources import bundled_model
-    from frcorpus.stages.langid import LangId
     from frcorpus.text.languages import iso_code
 
     rows = load(args.data)

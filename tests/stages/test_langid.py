@@ -515,3 +515,123 @@ def test_mostly_capitals_are_read_lower_cased(shared_data):
     )
     rec = run(chat(("user", "Comment entretenir vos géraniums ? Réponds en majuscules."), ("assistant", english)))
     assert reason(rec) == "langid.wrong_language(en)"
+
+
+# Issue 22: the conversation's language comes from its judged turns, not from fastText on the turns joined.
+def asked_texts(stage: LangId) -> list[str]:
+    """What the stage asks fastText about from now on (its `predict`, recorded)."""
+    asked: list[str] = []
+    predict = stage.predict
+
+    def recording(texts: list[str]) -> dict:
+        asked.extend(texts)
+        return predict(texts)
+
+    stage.predict = recording
+    return asked
+
+
+def test_the_conversation_language_comes_from_its_judged_turns(shared_data):
+    # a French request to translate an English text: the prompt is en 0.64, the answer fr 0.99; the
+    # conversation is French, with its French units' score, and no text but the two turns is asked
+    record = vigogne(shared_data, "oasst-20230412-fr-00000652")
+    stage = LangId(LangId.Config(type="langid"), "langid")
+    stage.setup()
+    asked = asked_texts(stage)
+    stage.run_batch([record])
+    assert reason(record) is None
+    assert [(t["lang"], round(t["score"], 2)) for t in record["lang"]] == [("en", 0.64), ("fr", 0.99)]
+    assert record["langid"]["lang"] == "fr" and record["langid"]["score"] == record["lang"][1]["score"]
+    assert len(asked) == 2
+    # require: conversation judges the conversation's text whole (fastText: fr 1.00 on both turns joined)
+    record = vigogne(shared_data, "oasst-20230412-fr-00000652")
+    stage = LangId(LangId.Config(type="langid", require="conversation"), "langid")
+    stage.setup()
+    asked = asked_texts(stage)
+    stage.run_batch([record])
+    assert reason(record) is None and record["langid"]["lang"] == "fr" and record["langid"]["score"] > 0.999
+    assert len(asked) == 3 and asked[-1].startswith("Traduis ce texte") and asked[-1].endswith("associés dépendants.")
+
+
+def test_an_unsure_turn_does_not_give_the_conversation_its_language(shared_data):
+    # Qwen2.5-0.5B's « [Émotions] [Émotions]... » (en 0.41) to a French prompt: the conversation is the
+    # prompt's French, in which the words of the answer are weighed and found French (the repetition
+    # is for `heuristics` to reject)
+    record = mifeval(shared_data, "Qwen__Qwen2.5-0.5B-Instruct-GPTQ-Int4", 32)
+    assert record["messages"][1]["content"].startswith("[Émotions] [Émotions]")
+    run(record)
+    assert reason(record) is None and record["langid"]["lang"] == "fr" and record["lang"][1]["lang"] == "fr"
+    # a conversation whose only judged turn is short and unsure is judged on its text joined (alpaca_demo)
+    record = run(
+        chat(
+            ("user", 'Concatenate the two strings together\n\nString1: "Hello"\nString2: "World!"'),
+            ("assistant", '"HelloWorld!"'),
+        )
+    )
+    assert [(t["lang"], t["inherited"]) for t in record["lang"]] == [("en", True), ("en", True)]
+    assert record["langid"]["lang"] == "en" and reason(record) == "langid.low_score"
+
+
+def test_branches_of_a_conversation_tree_are_judged_as_each_alone(shared_data):
+    # OASST branches share their first turns (here a prompt and an answer of several paragraphs),
+    # whose prose a batch sets aside once
+    ids = [
+        "oasst-20230412-fr-00000260",
+        "oasst-20230412-fr-00000261",
+        *(f"oasst-20230412-fr-0000078{i}" for i in range(5)),
+    ]
+    stage = LangId(LangId.Config(type="langid"), "langid")
+    stage.setup()
+    together = [vigogne(shared_data, i) for i in ids]
+    stage.run_batch(together)
+    for conversation_id, record in zip(ids, together, strict=True):
+        alone = vigogne(shared_data, conversation_id)
+        stage.run_batch([alone])
+        assert [alone[key] for key in ("_reject", "lang", "langid")] == [
+            record[key] for key in ("_reject", "lang", "langid")
+        ]
+
+
+def test_wordy_counts_letters_as_str_isalpha_does():
+    from frcorpus.text.prose import wordy
+
+    def by_definition(text: str) -> bool:
+        return 2 * sum(map(str.isalpha, text)) >= len(text) - text.count(" ")
+
+    texts = [
+        "Voici une rose en art ASCII :",
+        "   @@@   ",
+        "½ ² Ⅻ 〇 ① ٣",  # numerals that are no letters (and `[^\W\d_]` takes for some)
+        "a½b²",
+        "𝐁𝐨𝐧𝐣𝐨𝐮𝐫 !!",  # letters beyond the BMP
+        "😀😀😀 ok",
+        "l'été\u00a0: oui",
+        "ǅ ǈ ʰ ـ",  # titlecase, modifier letters
+        "",
+    ]
+    assert [wordy(t) for t in texts] == [by_definition(t) for t in texts]
+    assert [wordy(t) for t in texts] == [True, False, False, True, True, False, True, True, True]
+
+
+def test_a_line_that_may_be_code_is_matched_against_the_code_patterns():
+    from frcorpus.text.code import CODE_LINE, _may_be_code
+
+    lines = [
+        "sudo apt install git",
+        "SELECT * FROM users WHERE id = 1;",
+        "import numpy as np",
+        "x = 3",
+        "print(x)",
+        "Print(x)",
+        "C:\\Users\\me> dir",
+        "PS C:\\> Get-Process",
+        "user@host:~$ ls -la",
+        "<div class='a'>",
+        '"nom": "Dupont",',
+        "drwxr-xr-x 2 root root 4096 janv. 1 12:00 dossier",
+        "Voici le code :",
+    ]
+    assert all(_may_be_code(line) for line in lines if CODE_LINE.match(line))
+    # prose that starts with a capital and ends with a letter or a full stop is not matched
+    assert not _may_be_code("La photosynthèse se déroule dans les chloroplastes.")
+    assert not _may_be_code("3 Ajoutez le sel")

@@ -4,7 +4,8 @@ What is judged is the prose: code (fenced, or written without a fence: shell com
 keys, program lines, `text.code.without_code`), inline code, LaTeX, URLs, e-mail addresses and
 numbers are set aside first (fastText reads `print(x)` or `$x^2$` as some language), and so are lines
 of ASCII art. A turn with less prose than `min_chars` ("Merci !", "OK") takes the conversation's
-language instead of a guess; a conversation of short turns only is judged by its words. Assistant
+language instead of a guess; the conversation's language is that of most of its judged turns, and a
+conversation of short turns only is judged by its words. Assistant
 turns are also split into sentences, so that an English paragraph inside a French answer shows up
 as a foreign share of the assistant text (`langid.mixed(<lang>)`). An answer in a language a user
 turn before it asked for ("réponds en anglais", `text.language_requests`) is what was asked, and is
@@ -13,6 +14,10 @@ kept (`allow_requested`); a language merely named is not asked for.
 Labels of any fastText LID model (`__label__fr` for lid.176, `__label__fra_Latn` for GlotLID and
 OpenLID) become ISO 639-1 codes where one exists, else ISO 639-3 (langcodes, macrolanguages
 folded: `arb` -> `ar`, `cmn` -> `zh`).
+
+Over 600 lines: one algorithm over a batch, whose rounds (turns and paragraphs, the conversations from
+them, the words of unsure texts, sentences) share the batch's plans and fastText's answers; the text
+helpers are in `text.prose`, `text.code` and `text.language_requests`.
 """
 
 from __future__ import annotations
@@ -32,14 +37,18 @@ from frcorpus.resources import bundled_model
 from frcorpus.stages.base import Filter, FilterConfig, Reject
 from frcorpus.stages.langid_lexicon import MIN_CANDIDATE, MIN_KEPT, TOP_K, Lexicon
 from frcorpus.text.code import without_code
-from frcorpus.text.language_requests import language_request
+from frcorpus.text.language_requests import requests_per_turn
 from frcorpus.text.languages import iso_code
 from frcorpus.text.prose import (
     MAY_SPLIT,
     SENTENCE_END,
+    capitals,
     head,
+    is_prose,
     one_line,
     set_aside,
+    without_symbols,
+    wordy,
 )
 
 PARAGRAPH = re.compile(r"\n\s*\n")
@@ -60,31 +69,6 @@ def majority(texts: list[str], found: dict[str, tuple[str, float]]) -> tuple[str
         weighted[code] = weighted.get(code, 0.0) + score * len(text)
     code = max(chars, key=chars.__getitem__)
     return code, weighted[code] / chars[code]
-
-
-def wordy(text: str) -> bool:
-    """Whether letters make at least half of a text's visible characters: ASCII art, a table of
-    symbols or a row of emoji are no prose, and have no language to judge."""
-    return 2 * sum(map(str.isalpha, text)) >= len(text) - text.count(" ")
-
-
-def prose(text: str) -> bool:
-    """Whether a (non-empty) text is prose to judge: it starts with a letter (most do), or is wordy."""
-    return text[0].isalpha() or wordy(text)
-
-
-def without_symbols(text: str) -> str:
-    """A text without its lines that are not wordy: the lines of ASCII art beside the prose that
-    presents it (« Voici une rose en art ASCII : »)."""
-    return "\n".join(line if wordy(line) else "" for line in text.split("\n"))
-
-
-def capitals(text: str) -> bool:
-    """Whether most of a text's words are in capitals (« ENTRETIEN DES GÉRANIUMS : - CHOISISsez UN LIEU
-    ENSOLEILLÉ... »), which fastText reads as no language in particular; `one_line` lower-cases only
-    texts all in capitals. (Words, not letters, are counted: one test a word instead of two a letter.)"""
-    words = text.split()
-    return 2 * sum(map(str.isupper, words)) > len(words)
 
 
 @contextmanager
@@ -123,10 +107,13 @@ class LangId(Filter):
 
     fastText language identification (the bundled `lid.176.ftz`, or with `model:` a local fastText LID
     model such as lid.176.bin, GlotLID or OpenLID, whose labels are normalised to ISO 639-1, else 639-3)
-    runs per turn, per conversation, and per paragraph then sentence of the assistant turns (a paragraph
-    surely in one language is not split). Code (fenced, indented or written without a fence: shell
-    commands, SQL, program lines, JSON keys, terminal output), inline code, LaTeX, URLs, e-mail
-    addresses, numbers and lines of ASCII art are set aside first. Turns shorter than `min_chars` (or
+    runs per turn, and per paragraph then sentence of the assistant turns (a paragraph surely in one
+    language is not split). Code (fenced, indented or written without a fence: shell commands, SQL,
+    program lines, JSON keys, terminal output), inline code, LaTeX, URLs, e-mail addresses, numbers and
+    lines of ASCII art are set aside first. The conversation's language is the one with the most of its
+    judged prose (characters times score, of the turns and paragraphs at least `min_score` sure), with
+    their mean score; fastText judges the conversation's text whole (its first 1,000 characters) under
+    `require: conversation`, or when no turn is long and sure enough. Turns shorter than `min_chars` (or
     short and unsure) take the conversation's language; text in capitals is lower-cased first.
 
     The stage annotates `lang` (per turn: language, score, inherited) and `langid` (the conversation's
@@ -318,31 +305,71 @@ class LangId(Filter):
                 found[text] = judged
         return found
 
-    def _weigh_in_context(self, plans, found: dict[str, tuple[str, float]]) -> None:
+    def _conversation_languages(self, plans, indexes: list[int], languages: list, found) -> None:
+        """The language of each conversation of `indexes` (into `plans` and `languages`), from the units
+        of its turns that fastText is at least `min_score` sure of (a turn, or the paragraphs of a turn
+        of several): the language with the most characters times score, and the mean score of its
+        units. A translation asked in French of an English text is French (en 0.64 for the prompt, fr
+        0.99 for the answer). A conversation with no such unit is judged on its text joined (its first
+        HEAD_CHARS), as those of short turns only are. Asking fastText about the joined text of every
+        conversation cost as much as all its turns (a call on 1,000 characters, for turns of 300 on
+        average in OASST)."""
+        min_score = self.config.min_score
+        joined: dict[int, str] = {}
+        for index in indexes:
+            mass: dict[str, float] = {}
+            chars: dict[str, int] = {}
+            for line, units, judged, role in plans[index][0]:
+                if not judged or role == "system":
+                    continue
+                for unit in (line,) if units is None else units:
+                    code, score = found[unit]
+                    if score >= min_score:
+                        n = len(unit)
+                        mass[code] = mass.get(code, 0.0) + score * n
+                        chars[code] = chars.get(code, 0) + n
+            if mass:
+                code = max(mass, key=mass.__getitem__) if len(mass) > 1 else next(iter(mass))
+                languages[index] = (code, mass[code] / chars[code])
+            else:
+                turns = plans[index][0]
+                joined[index] = head(" ".join(line for line, _, _, role in turns if line and role != "system"))
+        if joined:
+            missing = [text for text in dict.fromkeys(joined.values()) if text not in found]
+            if missing:
+                found.update(self.predict(missing))
+            for index, text in joined.items():
+                languages[index] = found[text]
+
+    def _weigh_in_context(self, plans, indexes: list[int], languages: list, found) -> list[int]:
         """The lexicon's judgement on the turns fastText is unsure of in a foreign language, in a
         conversation in a kept language: the kept languages are among the candidates with at least
         MIN_KEPT, as the conversation around makes them likely, whatever fastText gave them. A French
         tongue-twister is English 0.43 to lid.176, French below 1% ("si six scies scient six
         cigares..."), and "Mille neuf cent seize" Dutch 0.61. Conversations of one turn (and so the
-        benchmark's sentences) have none."""
+        benchmark's sentences) have none. The conversations of which a turn was brought back to a kept
+        language."""
         keep, min_score = self.keep, self.config.min_score
-        texts: dict[str, None] = {}
-        for turns, chat, _ in plans:
-            code, score = found.get(chat, NO_LANGUAGE)
+        texts: dict[str, list[int]] = {}  # the turns to weigh, and the conversations they are in
+        for index in indexes:
+            code, score = languages[index]
             if code not in keep or score < min_score:
                 continue
-            for line, _, judged, _ in turns:
+            for line, _, judged, _ in plans[index][0]:
                 if judged and line in found:  # (a turn of several paragraphs is judged by them)
                     code, score = found[line]
                     if code not in keep and score < SURE:
-                        texts[line] = None
+                        texts.setdefault(line, []).append(index)
         predict = self.model.f.predict
-        for text in texts:
+        changed: list[int] = []
+        for text, owners in texts.items():
             # the words may only bring the turn back to a kept language: another language's verdict
             # stays fastText's (onomatopoeia, "Miauuu ! Wooofffff woof", are no Estonian)
             judged = self._second_opinion(text, predict(text + "\n", TOP_K, MIN_CANDIDATE, "replace"), MIN_KEPT)
             if judged is not None and judged[0] in keep:
                 found[text] = judged
+                changed.extend(owners)
+        return list(dict.fromkeys(changed))
 
     def _second_opinion(self, text: str, top: list[tuple[float, str]], floor: float) -> tuple[str, float] | None:
         """The lexicon's judgement on a text fastText is unsure of, when a kept language is among its
@@ -371,21 +398,31 @@ class LangId(Filter):
         split_min = 2 * sentence_min  # a shorter turn cannot hold two sentences to judge apart
         plans = []  # (turns, the conversation's text, whether a user turn may ask for a language)
         conversations = []  # the plans of records with more than one turn of prose
+        derived = []  # those whose language comes from their judged turns
         wanted: dict[str, None] = {}  # distinct texts of the batch, in a stable order
         pending = []  # (turn entry, the masked text) of judged assistant turns
         from_paragraphs = []  # (turn, its paragraphs): turns whose language comes from their paragraphs
+        # content -> [its prose, the line judged, its paragraphs once asked]: the branches of a
+        # conversation tree (OASST) repeat their first turns, which are set aside once
+        prose_of: dict[str, list] = {}
         for record in records:
             turns = []
             parts = []
-            has_user = False
+            has_user = has_judged = False
             for m in record["messages"]:
                 role = m["role"]
-                masked = set_aside(without_code(m["content"]))
-                if "\n" in masked:
-                    masked = without_symbols(masked)
-                line = head(one_line(masked))
-                if line and not line[0].isalpha() and not wordy(line):
-                    line = ""  # ASCII art, a table of symbols: nothing to judge, nothing to count
+                content = m["content"]
+                seen = prose_of.get(content)
+                if seen is None:
+                    masked = set_aside(without_code(content))
+                    if "\n" in masked:
+                        masked = without_symbols(masked)
+                    line = head(one_line(masked))
+                    if line and not line[0].isalpha() and not wordy(line):
+                        line = ""  # ASCII art, a table of symbols: nothing to judge, nothing to count
+                    seen = prose_of[content] = [masked, line, None]
+                else:
+                    masked, line = seen[0], seen[1]
                 judged = len(line) >= min_chars
                 entry = [line, None, judged, role]  # the units of the foreign share come in the second round
                 turns.append(entry)
@@ -395,14 +432,22 @@ class LangId(Filter):
                     parts.append(line)
                 if not judged:
                     continue
+                if role != "system":
+                    has_judged = True
                 if role == "assistant" and len(masked) > split_min:
                     # its sentences are looked at if fastText is unsure of it (or of one of its paragraphs)
                     pending.append((entry, masked))
-                    paragraphs = (
-                        [t for t in map(one_line, PARAGRAPH.split(masked)) if len(t) >= sentence_min and prose(t)]
-                        if "\n" in masked
-                        else ()
-                    )
+                    paragraphs = seen[2]
+                    if paragraphs is None:
+                        paragraphs = seen[2] = (
+                            [
+                                t
+                                for t in map(one_line, PARAGRAPH.split(masked))
+                                if len(t) >= sentence_min and is_prose(t)
+                            ]
+                            if "\n" in masked
+                            else ()
+                        )
                     if len(paragraphs) > 1:
                         # the turn's language is the one most of its paragraphs' text is in
                         entry[1] = paragraphs
@@ -410,16 +455,31 @@ class LangId(Filter):
                         from_paragraphs.append((line, paragraphs))
                         continue
                 wanted[line] = None
-            # the parts are cut at HEAD_CHARS already: one part is its own head
-            chat = parts[0] if len(parts) == 1 else head(" ".join(parts))
-            if chat:
-                wanted[chat] = None
+            if len(parts) > 1 and has_judged and not self._judge_conversation:
+                # the conversation's language comes from its turns' (`_conversation_languages`); a turn of
+                # a one-turn conversation is its conversation, and `require: conversation` judges the
+                # conversation's text whole
+                chat = None
+                derived.append(len(plans))
+            else:
+                # turns too short to judge alone are judged together: "Salut" / "Salut !" (the parts are
+                # cut at HEAD_CHARS already: one part is its own head)
+                chat = parts[0] if len(parts) == 1 else head(" ".join(parts))
+                if chat:
+                    wanted[chat] = None
+            if len(parts) > 1:
+                conversations.append(len(plans))
             plans.append((turns, chat, has_user and allow_requested))
-            if len(parts) > 1:  # a turn of a one-turn conversation is its conversation
-                conversations.append(plans[-1])
         found = self.predict(list(wanted)) if wanted else {}
+        languages = [found.get(chat, NO_LANGUAGE) if chat is not None else None for _, chat, _ in plans]
+        if derived:
+            self._conversation_languages(plans, derived, languages, found)
         if self.lexicon is not None and conversations:
-            self._weigh_in_context(conversations, found)
+            changed = self._weigh_in_context(plans, conversations, languages, found)
+            # a turn brought back to a kept language counts so in its conversation's language
+            changed = [index for index in changed if plans[index][1] is None]
+            if changed:
+                self._conversation_languages(plans, changed, languages, found)
         more: dict[str, None] = {}
         for line, paragraphs in from_paragraphs:
             if line not in found:
@@ -455,8 +515,8 @@ class LangId(Filter):
         if more:
             found.update(self.predict(list(more)))
         return [
-            self._decide(record, turns, found.get(chat, NO_LANGUAGE), found, can_ask)
-            for record, (turns, chat, can_ask) in zip(records, plans, strict=True)
+            self._decide(record, turns, conversation, found, can_ask)
+            for record, (turns, _, can_ask), conversation in zip(records, plans, languages, strict=True)
         ]
 
     def _sentences(self, unit: str, masked: str, units: int) -> list[str]:
@@ -465,17 +525,17 @@ class LangId(Filter):
         if MAY_SPLIT.search(source) is None:  # one sentence (the search costs half the split)
             return []
         sentence_min = self.config.sentence_min_chars
-        return [t for t in map(one_line, SENTENCE_END.split(source)) if len(t) >= sentence_min and prose(t)]
+        return [t for t in map(one_line, SENTENCE_END.split(source)) if len(t) >= sentence_min and is_prose(t)]
 
     def _decide(self, record, turns, conversation, found, can_ask: bool) -> bool | Reject:
         """Annotate one record and judge it: wrong_language for the first confidently foreign unit the
         config requires, else mixed for too much foreign text, else low_score for the first unsure unit.
-        A language a user turn asked for (`_requests`) is let through in the turns after the request.
+        A language a user turn asked for (`requests_per_turn`) is let through in the turns after the request.
         Runs once per record, so it allocates only what it returns (no closure, no generator) and reads
         its settings from one tuple (measured on lingua_sentences: about 2.7 us a record against 3.5 us)."""
         keep, required = self.keep, self.required
         min_score, sentence_min_score, unsure_short = self._limits
-        # per turn, the languages asked for before it (`_requests`), worked out when a foreign language
+        # per turn, the languages asked for before it (`requests_per_turn`), worked out when a foreign language
         # first needs them; `excused`: the foreign text in a language asked for, by language
         requests = excused = None
         foreign_units = [] if can_ask else None  # (turn, language, characters) of the foreign text
@@ -496,7 +556,7 @@ class LangId(Filter):
                         low = (i, code, score)
                 elif code not in keep:
                     if can_ask and requests is None:
-                        requests = self._requests(record)
+                        requests = requests_per_turn(record["messages"])
                     if not can_ask or code not in requests[i][0]:
                         wrong = (i, code, score)
                     elif excused is None:
@@ -528,7 +588,7 @@ class LangId(Filter):
                         foreign_units.append((i, unit_code, len(text)))
         if can_ask and foreign_units:
             if requests is None:
-                requests = self._requests(record)
+                requests = requests_per_turn(record["messages"])
             for i, code, n in foreign_units:
                 if code in requests[i][0] or code in requests[i][1]:
                     # asked for, or quoted from the text a translation starts from
@@ -540,7 +600,7 @@ class LangId(Filter):
                 low = (-1, code, score)
             elif code not in keep:
                 if can_ask and requests is None:
-                    requests = self._requests(record)
+                    requests = requests_per_turn(record["messages"])
                 if not can_ask or code not in requests[-1][0]:
                     wrong = (-1, code, score)
                 else:
@@ -582,21 +642,3 @@ class LangId(Filter):
         else:
             return True
         return Reject(reason, detail)
-
-    @staticmethod
-    def _requests(record) -> list[tuple[frozenset[str], frozenset[str]]]:
-        """Per turn, and once more after the last: the languages the user and system turns before it
-        asked the answer to be in (« réponds en anglais », "translate it into Spanish"), and those a
-        translation they asked for starts from (text/language_requests). A language named without a
-        request ("I am learning Spanish") is not asked for, nor is the language a user writes in."""
-        asked: set[str] = set()
-        translated_from: set[str] = set()
-        requests = []
-        for m in record["messages"]:
-            requests.append((frozenset(asked), frozenset(translated_from)))
-            if m["role"] in ("user", "system"):
-                request = language_request(m["content"])
-                asked.update(request.targets)
-                translated_from.update(request.sources)
-        requests.append((frozenset(asked), frozenset(translated_from)))
-        return requests

@@ -120,15 +120,7 @@ def without_code(text: str) -> str:
     if ("`" in text or "~" in text) and ("```" in text or "~~~" in text):
         text = FENCED.sub(lambda m: "\n" * m.group(0).count("\n"), text)
     if "\n" not in text:
-        first = text[:1]
-        if (
-            "=" in text
-            or first in CODE_FIRST
-            or text[-1:] in CODE_LAST
-            or (first.isupper() and ((second := text[1:2]).isupper() or second == ":") and CAPITAL_START.match(text))
-        ):
-            return _without_code_line(text.strip())
-        return text
+        return _without_code_line(text.strip()) if _may_be_code(text) else text
     lines = text.split("\n")
     kept: list[str] = []
     after_blank = True
@@ -145,10 +137,28 @@ def without_code(text: str) -> str:
                 kept.extend([""] * (end - i))
                 i, after_blank = end, True
                 continue
-        kept.append(_without_code_line(line.strip()))
-        after_blank = not line.strip()
+        stripped = line.strip()
+        kept.append(_without_code_line(stripped) if _may_be_code(stripped) else stripped)
+        after_blank = not stripped
         i += 1
     return "\n".join(kept)
+
+
+def _may_be_code(line: str) -> bool:
+    """Whether a line may match CODE_LINE, from its first and last characters: a line that starts
+    with a capital or a digit and ends with a letter or a full stop (most lines of prose) is not
+    matched against it (OASST turns: 5 us a line matched, 0.3 us a line looked at)."""
+    first = line[:1]
+    return (
+        "=" in line
+        or first in CODE_FIRST
+        or line[-1:] in CODE_LAST
+        or (
+            first.isupper()
+            and ((second := line[1:2]).isupper() or second == ":")
+            and CAPITAL_START.match(line) is not None
+        )
+    )
 
 
 def _without_code_line(line: str) -> str:

@@ -249,5 +249,23 @@ def requested_language(text: str) -> str | None:
     return targets[0] if targets else None
 
 
+def requests_per_turn(messages: list[dict[str, str]]) -> list[tuple[frozenset[str], frozenset[str]]]:
+    """Per turn of a conversation, and once more after the last: the languages the user and system
+    turns before it asked the answer to be in (« réponds en anglais », "translate it into Spanish"),
+    and those a translation they asked for starts from. A language named without a request ("I am
+    learning Spanish") is not asked for, nor is the language a user writes in."""
+    asked: set[str] = set()
+    translated_from: set[str] = set()
+    requests = []
+    for m in messages:
+        requests.append((frozenset(asked), frozenset(translated_from)))
+        if m["role"] in ("user", "system"):
+            request = language_request(m["content"])
+            asked.update(request.targets)
+            translated_from.update(request.sources)
+    requests.append((frozenset(asked), frozenset(translated_from)))
+    return requests
+
+
 def _name(matched: str) -> str:
     return " ".join(matched.lower().replace("’", "'").split())
