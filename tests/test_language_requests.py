@@ -140,3 +140,11 @@ def test_every_mifeval_language_instruction_is_found_and_no_other(shared_data):
         (["de"], 'Can you provide a translation for "今天天气很好" in German? Do not'),
         (["de"], "Translate the following sentence into German and then critic"),
     ]
+
+
+def test_the_shipped_language_names_are_what_langcodes_gives():
+    from frcorpus.text.language_requests import NAMES_FILE, langcodes_names
+
+    # regenerate after a langcodes upgrade: NAMES_FILE.write_text(json.dumps(langcodes_names(), ensure_ascii=False,
+    # indent=0, sort_keys=True) + "\n", encoding="utf-8")
+    assert json.loads(NAMES_FILE.read_text(encoding="utf-8")) == langcodes_names()

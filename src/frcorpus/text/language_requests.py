@@ -16,9 +16,11 @@ and 31 English ones is found with its language, and none of the 736 other prompt
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 
 from frcorpus.text.languages import iso_code
 
@@ -58,10 +60,23 @@ class LanguageRequest:
         return bool(self.targets or self.sources)
 
 
+NAMES_FILE = Path(__file__).with_name("language_names.json")
+
+
 @cache
 def language_names() -> dict[str, str]:
     """Every language name (lower case) in French and English -> its ISO code: the ISO 639-1
-    languages as langcodes names them, their French feminine forms and the ALIASES."""
+    languages as langcodes names them (`NAMES_FILE`), their French feminine forms and the ALIASES."""
+    names = json.loads(NAMES_FILE.read_text(encoding="utf-8"))
+    for name, code in ALIASES.items():
+        names.setdefault(name, code)
+    return names
+
+
+def langcodes_names() -> dict[str, str]:
+    """The names of `NAMES_FILE`, from langcodes. Kept in a file because langcodes' names cost 18 MB
+    of memory and a third of a second in every process that reads them (each task of a run with
+    langid); tests/test_language_requests.py checks that the file is current."""
     import itertools
     import string
 
@@ -81,8 +96,6 @@ def language_names() -> dict[str, str]:
             names.setdefault(name, code)
             for feminine in _feminine(name):
                 names.setdefault(feminine, code)
-    for name, code in ALIASES.items():
-        names.setdefault(name, code)
     return names
 
 
