@@ -155,13 +155,15 @@ def measured(tool: str, job: str, data: Path, out: Path, tasks: int, workers: in
     """(seconds, peak PSS in bytes) of one run in a fresh subprocess."""
     shutil.rmtree(out, ignore_errors=True)
     argv = [sys.executable, __file__, "--one", tool, job, str(data), str(out), str(tasks), str(workers)]
+    log = out.with_name(f"{out.name}.log")
     start = time.perf_counter()
-    proc = subprocess.Popen(argv)
-    with PeakPSS(proc.pid) as peak:
-        code = proc.wait()
+    with open(log, "wb") as sink:  # datatrove prints its stats; kept for a failure
+        proc = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT)
+        with PeakPSS(proc.pid) as peak:
+            code = proc.wait()
     seconds = time.perf_counter() - start
     if code:
-        raise SystemExit(f"{tool} {job} failed with exit code {code}")
+        raise SystemExit(f"{tool} {job} failed with exit code {code}:\n{log.read_text()[-3000:]}")
     shutil.rmtree(out, ignore_errors=True)
     return seconds, peak.peak
 
