@@ -51,3 +51,20 @@ def hub_offline() -> bool:
     except ImportError:
         return False
     return bool(constants.HF_HUB_OFFLINE)
+
+
+def barrier_memory() -> int:
+    """`FRCORPUS_BARRIER_MEMORY` (default `256M`): how much sort data a global stage holds at once at the
+    barrier, in bytes or with a K, M or G suffix (powers of 1024). Past it, `exact_dedup` and
+    `minhash_dedup` partition their signatures into files under the run's work folder and sort one part at
+    a time; the barrier's peak is a few times this. Their decisions do not depend on it."""
+    given = os.environ.get("FRCORPUS_BARRIER_MEMORY", "256M")
+    text = given.strip().upper().removesuffix("B").removesuffix("I")
+    scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
+    try:
+        value = int(float(text[:-1] if scale > 1 else text) * scale)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise ValueError(f"FRCORPUS_BARRIER_MEMORY={given!r}: a size above 0, in bytes or with K, M or G (256M)")
+    return value

@@ -9,7 +9,6 @@ task of phase k reads the shard its rank wrote in phase k-1, so no record change
 
 from __future__ import annotations
 
-import bisect
 import gc
 import json
 import os
@@ -21,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 from datatrove.data import Document
@@ -30,6 +28,7 @@ from datatrove.pipeline.base import PipelineStep
 from frcorpus.batch import Batch, conform, live_mask, reject_counts, with_rejects, work_schema
 from frcorpus.counts import StageStats
 from frcorpus.engine.plan import Paths, PhaseSpec, Plan, RunError, StageSpec, Unit
+from frcorpus.engine.shard_scan import signature_columns
 from frcorpus.record import SPLITS, data_schema, intermediate_schema, rejects_schema
 from frcorpus.settings import columnar_enabled
 from frcorpus.sources.reader import SourceReader
@@ -100,10 +99,43 @@ def read_intermediate(path: Path) -> pa.Table:
         return pa.ipc.open_file(source).read_all()
 
 
-def sorted_decisions(decisions: dict[str, list[str]]) -> tuple[list[int], list[list[str]]]:
-    """The barrier's decisions for one shard as (rows, verdicts), in row order."""
+def intermediate_slices(path: Path, size: int) -> Iterator[tuple[int, pa.Table]]:
+    """(first row, rows) of an intermediate file, `size` rows at a time (the last fewer): one record batch
+    decompressed at a time, read rather than mapped, so that a task holds a slice, not its shard."""
+    reader = pa.ipc.open_file(pa.OSFile(str(path)))
+    pending: list[pa.RecordBatch] = []
+    held = first = 0
+    for i in range(reader.num_record_batches):
+        batch = reader.get_batch(i)
+        pending.append(batch)
+        held += batch.num_rows
+        while held >= size:
+            table = pa.Table.from_batches(pending, reader.schema)
+            yield first, table.slice(0, size)
+            rest = table.slice(size)
+            pending, held, first = rest.to_batches(), held - size, first + size
+    if held:
+        yield first, pa.Table.from_batches(pending, reader.schema)
+
+
+#: the barrier's rejections for one shard (`decisions/<shard>.arrow`), sorted by row
+DECISIONS_SCHEMA = pa.schema(
+    [("row", pa.int64()), ("stage", pa.string()), ("reason", pa.string()), ("detail", pa.string())]
+)
+
+
+def read_decisions(path: Path) -> pa.Table:
+    return read_intermediate(path).combine_chunks()
+
+
+def sorted_decisions(decisions: dict[str, list[str]]) -> pa.Table:
+    """Decisions given as {row: [stage, reason, detail]}, as the barrier writes them: a table in row order."""
     rows = sorted(int(k) for k in decisions)
-    return rows, [decisions[str(r)] for r in rows]
+    verdicts = [decisions[str(r)] for r in rows]
+    columns = [rows, *([v[i] for v in verdicts] for i in range(3))]
+    return pa.Table.from_arrays(
+        [pa.array(c, f.type) for c, f in zip(columns, DECISIONS_SCHEMA, strict=True)], schema=DECISIONS_SCHEMA
+    )
 
 
 def _read_values(barrier_dir: Path, rank: int, rows: int) -> pa.Table | None:
@@ -119,12 +151,13 @@ def _read_values(barrier_dir: Path, rank: int, rows: int) -> pa.Table | None:
 
 def decided_table(
     table: pa.Table,
-    decided: tuple[list[int], list[list[str]]],
+    decided: pa.Table,
     first_row: int,
     schema,
     values: pa.Table | None = None,
 ) -> pa.Table:
-    """Intermediate rows `first_row`... with the barrier's rejections in `_reject` and its annotations."""
+    """Intermediate rows `first_row`... with the barrier's rejections (`decided`, a table of
+    DECISIONS_SCHEMA in row order) in `_reject` and its annotations."""
     table = conform(table, schema)
     if values is not None:
         part = values.slice(first_row, table.num_rows)
@@ -132,11 +165,15 @@ def decided_table(
             new, old = part[name].combine_chunks(), table[name].combine_chunks()
             merged = pc.if_else(new.is_valid(), new.cast(old.type), old)
             table = table.set_column(table.schema.get_field_index(name), name, merged)
-    rows, verdicts = decided
-    lo, hi = bisect.bisect_left(rows, first_row), bisect.bisect_left(rows, first_row + table.num_rows)
-    here = verdicts[lo:hi]
-    rows_np = np.array(rows[lo:hi], dtype=np.int64) - first_row
-    return with_rejects(table, rows_np, [v[0] for v in here], [v[1] for v in here], [v[2] for v in here])
+    rows = decided["row"].to_numpy()
+    lo, hi = np.searchsorted(rows, [first_row, first_row + table.num_rows])
+    here = decided.slice(lo, hi - lo)
+    stages, reasons, details = (here[c].to_pylist() for c in ("stage", "reason", "detail"))
+    return with_rejects(table, rows[lo:hi] - first_row, stages, reasons, details)
+
+
+def _meta_rows(records: Path) -> int:
+    return json.loads(records.with_suffix(".meta.json").read_text())["rows"]
 
 
 class ReadShard(PipelineStep):
@@ -153,20 +190,20 @@ class ReadShard(PipelineStep):
         self.batch_size = batch_size
 
     def run(self, data, rank: int = 0, world_size: int = 1) -> Iterator[Document]:
-        decided = sorted_decisions(orjson.loads((self.decisions_dir / f"{rank:05d}.json").read_bytes()))
-        table = read_intermediate(self.records_dir / f"{rank:05d}.arrow")
-        values = _read_values(self.decisions_dir.parent, rank, table.num_rows)
-        for first in range(0, table.num_rows, self.batch_size):
-            part = table.slice(first, self.batch_size)
+        decided = read_decisions(self.decisions_dir / f"{rank:05d}.arrow")
+        records = self.records_dir / f"{rank:05d}.arrow"
+        values = _read_values(self.decisions_dir.parent, rank, _meta_rows(records))
+        for first, part in intermediate_slices(records, self.batch_size):
             yield _batch_doc(Batch(self.schema, table=decided_table(part, decided, first, self.schema, values)))
 
 
 class ApplyDecisions(PipelineStep):
     """The last phase when no per-record stage follows the barrier: split each intermediate shard into
-    data/ and rejects/ with Arrow compute, with no Python work per record."""
+    data/ and rejects/ with Arrow compute, with no Python work per record, a slice at a time."""
 
     name = "apply decisions"
     type = "frcorpus"
+    SLICE_ROWS = 65_536
 
     def __init__(self, plan: Plan, phase: PhaseSpec):
         super().__init__()
@@ -179,17 +216,18 @@ class ApplyDecisions(PipelineStep):
     def run(self, data, rank: int = 0, world_size: int = 1) -> Iterator[Document]:
         prev = self.phase_index - 1
         records = self.paths.phase(prev) / "records" / f"{rank:05d}.arrow"
-        meta = json.loads(records.with_suffix(".meta.json").read_text())
-        table = read_intermediate(records)
-        if table.num_rows != meta["rows"]:
-            raise RunError(f"{records}: {table.num_rows} rows read back, {meta['rows']} written")
-        decisions = orjson.loads((self.paths.barrier(prev) / "decisions" / f"{rank:05d}.json").read_bytes())
-        values = _read_values(self.paths.barrier(prev), rank, table.num_rows)
-        table = decided_table(table, sorted_decisions(decisions), 0, work_schema(self.fields), values)
+        expected = _meta_rows(records)
+        decided = read_decisions(self.paths.barrier(prev) / "decisions" / f"{rank:05d}.arrow")
+        values = _read_values(self.paths.barrier(prev), rank, expected)
         writers = PhaseWriters(
             self.paths, self.phase_index, rank, self.fields, self.output, final=True, split_by=self.split_by
         )
-        writers.write(table)
+        schema, read = work_schema(self.fields), 0
+        for first, part in intermediate_slices(records, self.SLICE_ROWS):
+            writers.write(decided_table(part, decided, first, schema, values))
+            read += part.num_rows
+        if read != expected:
+            raise RunError(f"{records}: {read} rows read back, {expected} written")
         writers.close()
         stats = {"sources": writers.source_counts(), "stages": {}, "formats": {}}
         atomic_write_text(self.paths.phase(self.phase_index) / "stats" / f"{rank:05d}.json", json.dumps(stats))
@@ -285,9 +323,14 @@ class PhaseWriters:
             self.records_tmp = self.phase_dir / "records" / f".{rank:05d}.arrow.tmp"
             self.records_out = pa.ipc.new_file(str(self.records_tmp), intermediate_schema(fields), options=IPC_OPTIONS)
             self.sigs_tmp = self.phase_dir / "sigs" / f".{rank:05d}.arrow.tmp"
+            # one column per field of a struct signature, so that the barrier reads only the fields it needs
+            sig_fields = []
+            for g, stage in enumerate(self.globals):
+                types = stage.signature_type if pa.types.is_struct(stage.signature_type) else [stage.signature_type]
+                names = signature_columns(g, stage.signature_type).values()
+                sig_fields += [(name, getattr(t, "type", t)) for name, t in zip(names, types, strict=True)]
             self.sigs_schema = pa.schema(
-                [("id", pa.string()), ("source", pa.string()), ("_order", pa.list_(pa.int64()))]
-                + [(f"sig{g}", stage.signature_type) for g, stage in enumerate(self.globals)]
+                [("id", pa.string()), ("source", pa.string()), ("_order", pa.list_(pa.int64()))] + sig_fields
             )
             self.sigs_out = pa.ipc.new_file(str(self.sigs_tmp), self.sigs_schema)
 
@@ -333,15 +376,12 @@ class PhaseWriters:
                 else:
                     sigs.append(stage.signature_records(table.to_pylist()))
             self.sig_seconds[g] += time.perf_counter() - start
-        # id, source, global order and one column per global stage: Decide sorts and reads them as columns
-        columns = {
-            "id": table["id"],
-            "source": pc.struct_field(table["source"], "name"),
-            "_order": table["_order"],
-        }
-        for g, (stage, values) in enumerate(zip(self.globals, sigs, strict=True)):
-            columns[f"sig{g}"] = values if isinstance(values, pa.Array) else pa.array(values, stage.signature_type)
-        self.sigs_out.write_table(pa.table(columns).cast(self.sigs_schema))
+        # id, source, global order and the fields of each global stage's signatures: Decide reads them as columns
+        columns = [table["id"], pc.struct_field(table["source"], "name"), table["_order"]]
+        for stage, values in zip(self.globals, sigs, strict=True):
+            values = values if isinstance(values, pa.Array) else pa.array(values, stage.signature_type)
+            columns += values.flatten() if pa.types.is_struct(values.type) else [values]
+        self.sigs_out.write_table(pa.Table.from_arrays(columns, names=self.sigs_schema.names).cast(self.sigs_schema))
         self.records_out.write_table(table.select(intermediate_schema(self.fields).names))
         self.rows += table.num_rows
 

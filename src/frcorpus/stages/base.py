@@ -7,7 +7,9 @@ models and clients, and one method to write:
 - `Filter.keep(record) -> True | Reject`: decide about one record;
 - `GlobalStage.signature(record)` + `GlobalStage.decide(items)`: stages that need every record
   (dedup, sampling). The engine computes signatures in parallel, runs `decide` once over all of
-  them in the global record order, and applies the rejections in the next parallel pass.
+  them in the global record order, and applies the rejections in the next parallel pass. A global
+  stage whose decision can work from sorted or partitioned runs overrides `decide_scan` instead
+  (see `frcorpus.stages.signatures`): its memory at the barrier then does not grow with the corpus.
 
 A stage may also implement the columnar twin of its method, `Transformer.process_table(table)`
 or `GlobalStage.signature_table(table)`, over an Arrow table of the same records (see
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -35,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from frcorpus.batch import Batch, live_mask, reject_counts
 from frcorpus.counts import StageStats
 from frcorpus.settings import columnar_enabled
+from frcorpus.stages.signatures import Rejections, SignatureScan, TableScan
 
 
 @dataclass(slots=True, unsafe_hash=True)
@@ -254,10 +258,40 @@ class GlobalStage(Stage):
     def decide(self, items: list[SignatureItem]) -> dict[int, Reject]:
         """Given every live record's signature in global order, return rejections by index."""
 
+    def decide_scan(self, scan: SignatureScan) -> Iterator[Rejections]:
+        """What the engine calls at the barrier: the rejections, in chunks, from the scan of this stage's
+        signatures. By default every live record's signature is loaded at once (`scan.table()`, memory
+        linear in the corpus) and `decide_table` decides, then `assign_table` annotates what it kept.
+        Override it to decide from partitioned or sorted runs (`Partitions`) in bounded memory, and let
+        `decide_table` return `self.scan_table(table)`, so that both are one code."""
+        keys, table = scan.table()
+        verdicts = self.decide_table(table)
+        if verdicts:
+            rows = np.fromiter(verdicts, dtype=np.int64, count=len(verdicts))
+            chosen = list(verdicts.values())
+            yield Rejections(keys[rows], [v.reason for v in chosen], [v.detail for v in chosen])
+        if self.annotations:
+            kept = np.ones(len(keys), dtype=bool)
+            kept[list(verdicts)] = False
+            scan.annotate(keys[kept], self.assign_table(table.filter(pa.array(kept))))
+
+    def scan_table(self, table: pa.Table, memory: int | None = None) -> dict[int, Reject]:
+        """`decide_scan` over a table in memory (`TableScan`), as `decide_table` returns rejections."""
+        scan = TableScan(table, memory)
+        out = {}
+        try:
+            for chunk in self.decide_scan(scan):
+                reasons = [chunk.reasons] * len(chunk.keys) if isinstance(chunk.reasons, str) else chunk.reasons
+                for key, reason, detail in zip(chunk.keys.tolist(), reasons, chunk.details, strict=True):
+                    out[key] = Reject(reason, detail)
+        finally:
+            scan.close()
+        return out
+
     def decide_table(self, table: pa.Table) -> dict[int, Reject]:
         """`decide` over a table of columns `id`, `source` and `sig` (this stage's signatures) in the
-        global order: what the engine calls. Override to work on the columns directly (numpy) where
-        building one Python object per record would cost more than the decision."""
+        global order. Override to work on the columns directly (numpy) where building one Python object
+        per record would cost more than the decision."""
         items = [
             SignatureItem(i, s, sig)
             for i, s, sig in zip(

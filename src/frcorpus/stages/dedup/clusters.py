@@ -22,7 +22,7 @@ the id of its first-seen member.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
 import numpy as np
@@ -31,6 +31,7 @@ from pydantic import Field, model_validator
 
 from frcorpus.record import record_scores
 from frcorpus.stages.base import GlobalStage, Reject, SignatureItem, StageConfig
+from frcorpus.stages.signatures import Rejections, SignatureScan
 
 SIZE_BUCKETS = ((2, "2"), (3, "3"), (4, "4"), (5, "5"), (10, "6-10"), (100, "11-100"))
 DEFAULT_SCORE = "scores.quality_classifier"  # where quality_classifier writes at its default id
@@ -276,12 +277,102 @@ def cluster_rejects(
     for j in np.flatnonzero((sizes[labels] > 1) & (np.arange(n) != kept[labels])).tolist():
         label = labels[j]
         k = int(kept[label])
-        text = f"dup_of={ids[rows[k]]} cluster={ids[rows[first[label]]]} size={sizes[label]}"
+        text = cluster_detail(ids[rows[k]], ids[rows[first[label]]], sizes[label])
         if detail:
             text = f"{text} {detail(j, k)}"
         rejects[int(rows[j])] = Reject(reason if isinstance(reason, str) else reason(j, k), text + choice.why(k, j))
     count_clusters(sizes, count)
     return rejects
+
+
+def cluster_detail(kept_id: str, first_id: str, size: int) -> str:
+    return f"dup_of={kept_id} cluster={first_id} size={size}"
+
+
+class UnionFind:
+    """The connected components of a graph whose edges come in batches (numpy arrays of keys), as
+    datatrove's MinHash clusters its duplicate pairs, with numpy over each batch: one int64 parent per key
+    (8 bytes a record: what stays in memory for MinHash at the barrier, growing with the corpus)."""
+
+    def __init__(self, size: int):
+        self.parent = np.arange(size, dtype=np.int64)
+
+    def find(self, nodes: np.ndarray) -> np.ndarray:
+        """The root of each node; the nodes then point at it (path compression)."""
+        roots = self.parent[nodes]
+        while True:
+            up = self.parent[roots]
+            if np.array_equal(up, roots):
+                break
+            roots = up
+        self.parent[nodes] = roots
+        return roots
+
+    def union(self, a: np.ndarray, b: np.ndarray) -> None:
+        """Join a[i] and b[i] for every i: the roots a batch joins are joined by scipy's connected
+        components, each group under its smallest root."""
+        from scipy.sparse import coo_matrix
+        from scipy.sparse.csgraph import connected_components
+
+        if len(a) == 0:
+            return
+        ra, rb = self.find(a), self.find(b)
+        apart = ra != rb
+        if not apart.any():
+            return
+        ra, rb = ra[apart], rb[apart]
+        nodes, inverse = np.unique(np.concatenate([ra, rb]), return_inverse=True)
+        edges = (inverse[: len(ra)], inverse[len(ra) :])
+        graph = coo_matrix((np.ones(len(ra), dtype=np.int8), edges), shape=(len(nodes), len(nodes)))
+        _, labels = connected_components(graph, directed=False)
+        _, first = np.unique(labels, return_index=True)  # `nodes` is sorted: the first of a label is its least
+        self.parent[nodes] = nodes[first][labels]
+
+    def clusters(self) -> tuple[np.ndarray, np.ndarray]:
+        """(keys, roots) of the members of every component of two keys or more."""
+        moved = np.flatnonzero(self.parent != np.arange(len(self.parent)))
+        roots = self.find(moved)
+        heads = np.unique(roots)
+        return np.concatenate([moved, heads]), np.concatenate([roots, heads])
+
+
+CLUSTER_CHUNK = 262_144  # members of clusters decided together: their ranks and ids are looked up at once
+
+
+def cluster_rejections(
+    scan: SignatureScan, components: UnionFind, config: KeepConfig, reason: str, count: Callable[[str, int], None]
+) -> Iterator[Rejections]:
+    """What `cluster_rejects` gives, from the components of a `UnionFind` over scan keys: every member of
+    a cluster but its kept one, rejected with `dup_of=<kept id> cluster=<first id> size=<n>` and why the
+    kept one was kept (ranks: the signature's `rank` field), chunks of whole clusters at a time; cluster
+    sizes go to `count`. Memory: the members of clusters, 16 bytes each, and one chunk's ranks and ids."""
+    members, roots = components.clusters()
+    order = np.lexsort((scan.order(members), roots))  # each cluster's members in the global order
+    members, roots = members[order], roots[order]
+    starts = np.flatnonzero(np.r_[True, roots[1:] != roots[:-1]]) if len(members) else np.zeros(0, np.int64)
+    sizes = np.diff(np.r_[starts, len(members)])
+    count_clusters(sizes, count)
+    criteria = len(config.criteria())
+    a = 0
+    while a < len(starts):
+        b = max(a + 1, int(np.searchsorted(starts, starts[a] + CLUSTER_CHUNK, side="right")))
+        lo, hi = starts[a], starts[b] if b < len(starts) else len(members)
+        keys = members[lo:hi]
+        labels = np.repeat(np.arange(b - a), sizes[a:b])
+        ranks = ranks_of(scan.lookup("rank", keys), criteria) if criteria else np.zeros((len(keys), 0))
+        choice = KeepChoice(config, ranks)
+        kept = choice.kept(labels, b - a)
+        first = starts[a:b] - lo
+        named = np.unique(np.concatenate([kept, first]))
+        ids = dict(zip(named.tolist(), scan.ids(keys[named]), strict=True))
+        rejected = np.flatnonzero(kept[labels] != np.arange(len(keys)))
+        details = []
+        for j in rejected.tolist():
+            label = labels[j]
+            k = int(kept[label])
+            details.append(cluster_detail(ids[k], ids[int(first[label])], sizes[a + label]) + choice.why(k, j))
+        yield Rejections(keys[rejected], reason, details)
+        a = b
 
 
 def count_clusters(sizes: np.ndarray, count) -> None:

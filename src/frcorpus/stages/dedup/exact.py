@@ -6,6 +6,7 @@ a difference is configurable (`ignore`): whitespace (by default), case, punctuat
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Iterator
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -29,6 +30,7 @@ from frcorpus.stages.dedup.clusters import (
     rank_columns,
     ranks_of,
 )
+from frcorpus.stages.signatures import Partitions, Rejections, SignatureScan
 from frcorpus.text.views import View, view_turns
 
 Ignore = Literal["whitespace", "case", "punctuation", "accents"]
@@ -96,7 +98,8 @@ class ExactDedup(NearDuplicateStage):
             "and trailing), case, punctuation, accents; [] compares the NFC text exactly",
         )
 
-    signature_type: ClassVar[pa.DataType] = pa.struct([("hash", pa.string()), ("rank", RANK_TYPE)])
+    # the 128-bit hash as 16 bytes: the barrier reads it as two 64-bit words
+    signature_type: ClassVar[pa.DataType] = pa.struct([("hash", pa.binary(16)), ("rank", RANK_TYPE)])
 
     def __init__(self, config, stage_id):
         super().__init__(config, stage_id)
@@ -109,12 +112,12 @@ class ExactDedup(NearDuplicateStage):
         lengths = [answer_length(t) for t in turns] if ANSWER_LENGTH in self.config.criteria() else None
         return self._signatures([self._hash(t) for t in turns], keep_ranks(records, self.config, self.id, lengths))
 
-    def _signatures(self, hashes: list[str], ranks: np.ndarray) -> pa.Array:
+    def _signatures(self, hashes: list[bytes], ranks: np.ndarray) -> pa.Array:
         return pa.StructArray.from_arrays(
-            [pa.array(hashes, pa.string()), rank_array(ranks)], fields=list(self.signature_type)
+            [pa.array(hashes, pa.binary(16)), rank_array(ranks)], fields=list(self.signature_type)
         )
 
-    def _hash(self, turns: list[tuple[str, str]], plain: bool = False) -> str:
+    def _hash(self, turns: list[tuple[str, str]], plain: bool = False) -> bytes:
         """`plain`: the turns are known to be stable under NFC and to hold only ASCII whitespace."""
         # One string per record, then one normalisation pass and one hash: per-turn calls cost twice as
         # much. The separators are whitespace-delimited tokens, so that splitting on whitespace keeps them
@@ -125,7 +128,7 @@ class ExactDedup(NearDuplicateStage):
             view = view.lower() if "case" in self.ignore else view
         else:
             view = normalise_for_hash(view, self.ignore)
-        return xxhash.xxh3_128_hexdigest(view.encode("utf-8", "surrogatepass"))
+        return xxhash.xxh3_128_digest(view.encode("utf-8", "surrogatepass"))
 
     def signature_table(self, table: pa.Table) -> pa.Array:
         # Arrow's whitespace regex runs at a fifth of the speed of str.split (measured), so the
@@ -148,16 +151,52 @@ class ExactDedup(NearDuplicateStage):
         return self._signatures(hashes, ranks)
 
     def decide_table(self, table: pa.Table) -> dict[int, Reject]:
-        sig = table["sig"].combine_chunks()
-        hashes = sig.field("hash").dictionary_encode()
-        labels = hashes.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-        n_groups = len(hashes.dictionary)
-        self.count("distinct", n_groups)
-        choice = KeepChoice(self.config, ranks_of(sig.field("rank"), len(self.config.criteria())))
-        kept = choice.kept(labels, n_groups)
-        ids = table["id"].to_pylist()
-        return {
-            j: Reject("duplicate", f"dup_of={ids[kept[label]]}{choice.why(int(kept[label]), j)}")
-            for j, label in enumerate(labels.tolist())
-            if kept[label] != j
-        }
+        return self.scan_table(table)
+
+    def decide_scan(self, scan: SignatureScan) -> Iterator[Rejections]:
+        """Copies are found by sorting (hash, global position) one part at a time: the records are split
+        into parts by hash (`Partitions`), so a group of copies is never cut, and each part holds 24 bytes
+        a record plus the keep rule's values (8 bytes a criterion)."""
+        criteria = len(self.config.criteria())
+        fields = [("hi", np.uint64), ("lo", np.uint64), ("key", np.int64)]
+        dtype = np.dtype(fields + ([("rank", np.float64, (criteria,))] if criteria else []))
+        parts = Partitions(scan, dtype)
+        for keys, columns in scan.batches(["hash", "rank"] if criteria else ["hash"]):
+            rows = np.empty(len(keys), dtype)
+            words = hash_words(columns["hash"])
+            rows["hi"], rows["lo"], rows["key"] = words[:, 0], words[:, 1], keys
+            if criteria:
+                rows["rank"] = ranks_of(columns["rank"], criteria)
+            parts.add(0, rows["hi"], rows)
+        distinct = 0
+        try:
+            for part in parts.parts(0):
+                part = part[np.lexsort((scan.order(part["key"]), part["lo"], part["hi"]))]
+                change = (part["hi"][1:] != part["hi"][:-1]) | (part["lo"][1:] != part["lo"][:-1])
+                labels = np.concatenate([[0], np.cumsum(change)]) if len(part) else np.zeros(0, np.int64)
+                n_groups = int(labels[-1]) + 1 if len(part) else 0
+                distinct += n_groups
+                # within a group the rows are in the global order: KeepChoice breaks ties by row
+                choice = KeepChoice(self.config, part["rank"] if criteria else np.zeros((len(part), 0)))
+                kept = choice.kept(labels, n_groups)
+                rejected = np.flatnonzero(kept[labels] != np.arange(len(part)))
+                if len(rejected) == 0:
+                    continue
+                keepers = kept[labels[rejected]]
+                named = np.unique(keepers)
+                ids = dict(zip(named.tolist(), scan.ids(part["key"][named]), strict=True))
+                pairs = zip(rejected.tolist(), keepers.tolist(), strict=True)
+                details = [f"dup_of={ids[k]}{choice.why(k, j)}" for j, k in pairs]
+                yield Rejections(part["key"][rejected], "duplicate", details)
+        finally:
+            parts.close()
+        self.count("distinct", distinct)
+
+
+def hash_words(column: pa.Array) -> np.ndarray:
+    """(n, 2) uint64: the two 64-bit words of each 16-byte hash of a fixed-size binary column."""
+    if len(column) == 0:
+        return np.zeros((0, 2), dtype=np.uint64)
+    data = np.frombuffer(column.buffers()[1], dtype=np.uint8)
+    start = column.offset * 16
+    return data[start : start + 16 * len(column)].view(np.uint64).reshape(-1, 2)

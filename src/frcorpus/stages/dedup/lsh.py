@@ -13,11 +13,178 @@ exactly: among their members, records that share conversation band b and answer 
 for every (b, c) (and unchecked records by conversation band alone). Every pair that shares a band
 of both (or a conversation band, for two unchecked records) is then connected, and no other pair is
 made; groups whose links all pass (copies, which share their answers) cost one comparison a link.
+
+At the barrier this runs band by band, as datatrove's MinHash buckets do: each band's (digest, key) rows
+are partitioned by digest (`band_partitions`, 16 bytes a record and band, on disk past the memory
+bound) and sorted one part at a time, and the pairs go to a sink as they come (a `UnionFind` at the
+barrier, a list of pairs for `band_pairs` and `verified_pairs`, which run the same code in memory).
 """
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import numpy as np
+import pyarrow as pa
+
+from frcorpus.stages.signatures import Partitions, SignatureScan, TableScan
+
+BAND_ROW = np.dtype([("digest", np.uint64), ("key", np.int64)])
+
+
+class PairSink(Protocol):
+    def union(self, a: np.ndarray, b: np.ndarray) -> None: ...
+
+
+class Pairs:
+    """A sink that keeps the pairs, in the order they come."""
+
+    def __init__(self):
+        self.src: list[np.ndarray] = []
+        self.dst: list[np.ndarray] = []
+
+    def union(self, a: np.ndarray, b: np.ndarray) -> None:
+        self.src.append(a)
+        self.dst.append(b)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        empty = np.zeros(0, dtype=np.int64)
+        return np.concatenate([empty, *self.src]), np.concatenate([empty, *self.dst])
+
+
+def band_partitions(scan: SignatureScan, width: int, check: bool) -> tuple[Partitions, np.ndarray | None, int]:
+    """Each band's (digest, key) rows of the records that have a signature (`bands` not null), partitioned
+    by digest; whether each key is `checked` (1 byte a record; None without the check); how many had one."""
+    bands = Partitions(scan, BAND_ROW, ways=width)
+    checked = np.zeros(scan.size, dtype=bool) if check else None
+    hashed = 0
+    for keys, columns in scan.batches(["bands", "checked"] if check else ["bands"]):
+        valid = columns["bands"].is_valid().to_numpy(zero_copy_only=False)
+        keys = keys[valid]
+        digests = columns["bands"].filter(pa.array(valid)).flatten().to_numpy().reshape(-1, width)
+        for band in range(width):
+            rows = np.empty(len(keys), BAND_ROW)
+            rows["digest"], rows["key"] = digests[:, band], keys
+            bands.add(band, rows["digest"], rows)
+        if checked is not None:
+            checked[keys] = columns["checked"].filter(pa.array(valid)).to_numpy(zero_copy_only=False)
+        hashed += len(keys)
+    return bands, checked, hashed
+
+
+class KeyedRows:
+    """A fixed-size list field of the signature (`width` values a record) at a set of keys, looked up once."""
+
+    def __init__(self, scan: SignatureScan, keys: np.ndarray, field: str, width: int):
+        self.keys = np.unique(keys)
+        self.values = scan.lookup(field, self.keys).flatten().to_numpy().reshape(-1, width)
+
+    def at(self, keys: np.ndarray) -> np.ndarray:
+        return self.values[np.searchsorted(self.keys, keys)]
+
+
+def _sorted(scan: SignatureScan, part: np.ndarray) -> np.ndarray:
+    """A part of a band's rows by digest, then in the global order."""
+    return part[np.lexsort((scan.order(part["key"]), part["digest"]))]
+
+
+def chain_pairs(
+    scan: SignatureScan, bands: Partitions, width: int, sink: PairSink, checked: np.ndarray | None = None
+) -> int:
+    """The pairs of the chains, band by band, to `sink`: each record with the one before it of equal digest
+    in the global order. With `checked`, the links that need the answer check wait until every band is done
+    (memory: those links); those whose answers (`check`) share no band are cut, and the members of their
+    groups are paired again exactly (`pairs_among`). Returns how many links the check cut."""
+    waiting = []  # (later, earlier, band, digest) of the links the answer check decides
+    for band in range(width):
+        for part in bands.parts(band):
+            part = _sorted(scan, part)
+            same = part["digest"][1:] == part["digest"][:-1]
+            later, earlier, digest = part["key"][1:][same], part["key"][:-1][same], part["digest"][1:][same]
+            if checked is None:
+                sink.union(later, earlier)
+                continue
+            needs = checked[later] | checked[earlier]
+            sink.union(later[~needs], earlier[~needs])
+            if needs.any():
+                waiting.append((later[needs], earlier[needs], np.full(int(needs.sum()), band), digest[needs]))
+    if not waiting:
+        return 0
+    later, earlier, band_of, digest = (np.concatenate(column) for column in zip(*waiting, strict=True))
+    answers = KeyedRows(scan, np.concatenate([later, earlier]), "check", width)
+    passed = (answers.at(later) == answers.at(earlier)).any(axis=1)
+    sink.union(later[passed], earlier[passed])
+    if passed.all():
+        return 0
+    # the members of every band's group with a failed link, in the global order, paired again exactly
+    members = []
+    for band in np.unique(band_of[~passed]).tolist():
+        cut = np.unique(digest[~passed & (band_of == band)])
+        for part in bands.parts(band):
+            members.append(part["key"][np.isin(part["digest"], cut)])
+    redo = np.unique(np.concatenate(members))
+    redo = redo[np.argsort(scan.order(redo))]
+    digests = KeyedRows(scan, redo, "bands", width).at(redo)
+    redo_answers = KeyedRows(scan, redo, "check", width).at(redo)
+    src, dst = pairs_among(np.arange(len(redo)), digests, redo_answers, checked[redo])
+    sink.union(redo[src], redo[dst])
+    return int((~passed).sum())
+
+
+def checked_pairs(
+    scan: SignatureScan,
+    bands: Partitions,
+    width: int,
+    sink: PairSink,
+    min_jaccard: float,
+    checked: np.ndarray | None = None,
+) -> tuple[int, int]:
+    """The pairs of `verified_pairs`, band by band, to `sink`: every pair of a band's group (a chain past
+    EXHAUSTIVE_GROUP), once each, cut by the answer check where `checked` asks, then kept when the Jaccard
+    similarity of their shingles (`shingles`) reaches `min_jaccard`. Memory: the candidate pairs and their
+    records' shingles. Returns how many pairs the answer check cut and how many the Jaccard cut."""
+    src, dst = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
+    for band in range(width):
+        for part in bands.parts(band):
+            part = _sorted(scan, part)
+            later, earlier = group_pairs(part["digest"])
+            src.append(part["key"][later])
+            dst.append(part["key"][earlier])
+    src, dst = np.concatenate(src), np.concatenate(dst)
+    if len(src):  # each pair once, however many bands it shares
+        unique = np.unique(np.maximum(src, dst) * scan.size + np.minimum(src, dst))
+        src, dst = unique // scan.size, unique % scan.size
+    cut_by_answers = 0
+    if checked is not None and len(src):
+        answers = KeyedRows(scan, np.concatenate([src, dst]), "check", width)
+        passed = ~(checked[src] | checked[dst]) | (answers.at(src) == answers.at(dst)).any(axis=1)
+        cut_by_answers = int((~passed).sum())
+        src, dst = src[passed], dst[passed]
+    if len(src) == 0:
+        return cut_by_answers, 0
+    members = np.unique(np.concatenate([src, dst]))
+    shingles = scan.lookup("shingles", members)
+    offsets, flat = shingles.offsets.to_numpy(), shingles.values.to_numpy()
+    sets = [flat[offsets[k] : offsets[k + 1]] for k in range(len(members))]
+    similar = jaccard(sets, np.searchsorted(members, src), np.searchsorted(members, dst)) >= min_jaccard
+    sink.union(src[similar], dst[similar])
+    return cut_by_answers, int((~similar).sum())
+
+
+def _in_memory(digests: np.ndarray, answers: np.ndarray | None, checked: np.ndarray | None, **more) -> TableScan:
+    """A scan of positions 0..n-1 with these band digests (and answers, checked, shingles)."""
+    n, width = digests.shape
+
+    def bands(values: np.ndarray) -> pa.Array:
+        return pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1), pa.uint64()), width)
+
+    fields = {"bands": bands(digests)}
+    if answers is not None:
+        fields["check"], fields["checked"] = bands(answers), pa.array(checked, pa.bool_())
+    fields.update(more)
+    sig = pa.StructArray.from_arrays(list(fields.values()), names=list(fields))
+    ids = pa.array([str(i) for i in range(n)])
+    return TableScan(pa.table({"id": ids, "source": pa.nulls(n, pa.string()), "sig": sig}))
 
 
 def _chains(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -35,29 +202,17 @@ def _chains(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def band_pairs(
     digests: np.ndarray, answers: np.ndarray | None = None, checked: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, int]:
-    """(src, dst) positions of the pairs, and how many chain links the answer check cut.
-    `digests` and `answers`: (records, bands) band digests of the compared text and of the last answer;
-    `checked`: the records whose pairs need their answers to share a band."""
-    chains = [_chains(digests[:, band]) for band in range(digests.shape[1])]
-    src = np.concatenate([c[0] for c in chains])
-    dst = np.concatenate([c[1] for c in chains])
-    if answers is None:
-        return src, dst, 0
-    passed = ~(checked[src] | checked[dst]) | (answers[src] == answers[dst]).any(axis=1)
-    if passed.all():
-        return src, dst, 0
-    # the members of every group (of any band) with a failed link are paired again, exactly
-    redo = np.zeros(len(digests), dtype=bool)
-    start = 0
-    for later, _, group in chains:
-        failed = ~passed[start : start + len(later)]
-        redo |= np.isin(group, group[later[failed]])
-        start += len(later)
-    more_src, more_dst = _pairs_among(np.flatnonzero(redo), digests, answers, checked)
-    return np.concatenate([src[passed], more_src]), np.concatenate([dst[passed], more_dst]), int((~passed).sum())
+    """`chain_pairs` in memory: (src, dst) positions of the pairs, and how many chain links the answer
+    check cut. `digests` and `answers`: (records, bands) band digests of the compared text and of the last
+    answer; `checked`: the records whose pairs need their answers to share a band."""
+    scan = _in_memory(digests, answers, checked)
+    bands, checked_keys, _ = band_partitions(scan, digests.shape[1], answers is not None)
+    sink = Pairs()
+    cut = chain_pairs(scan, bands, digests.shape[1], sink, checked_keys)
+    return (*sink.arrays(), cut)
 
 
-def _pairs_among(
+def pairs_among(
     members: np.ndarray, digests: np.ndarray, answers: np.ndarray, checked: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Chains among `members` (positions): of those that share conversation band b and answer band c,
@@ -82,7 +237,7 @@ def _pairs_among(
 EXHAUSTIVE_GROUP = 64  # a band's group up to this size is paired in full; a larger one, in a chain
 
 
-def _group_pairs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def group_pairs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Every pair (later, earlier) of positions with equal keys, in groups of up to EXHAUSTIVE_GROUP; the
     adjacent pairs of a larger group (copies by the thousand, which share every band anyway)."""
     order = np.argsort(keys, kind="stable")
@@ -123,20 +278,16 @@ def verified_pairs(
     answers: np.ndarray | None = None,
     checked: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, int, int]:
-    """(src, dst) of the pairs that share a band (and, where `checked` asks, an answer band) and whose
-    shingle sets (`sets`, one per record) have a Jaccard similarity of `min_jaccard` or more; how many
-    pairs the answer check cut and how many the Jaccard cut. Every pair of a band's group is looked
-    at, not a chain: an unrelated member between two near copies would otherwise cut their link."""
-    pairs = [_group_pairs(digests[:, band]) for band in range(digests.shape[1])]
-    src = np.concatenate([p[0] for p in pairs])
-    dst = np.concatenate([p[1] for p in pairs])
-    if len(src):  # each pair once, however many bands it shares
-        unique = np.unique(np.maximum(src, dst) * len(digests) + np.minimum(src, dst))
-        src, dst = unique // len(digests), unique % len(digests)
-    cut_by_answers = 0
-    if answers is not None and len(src):
-        passed = ~(checked[src] | checked[dst]) | (answers[src] == answers[dst]).any(axis=1)
-        cut_by_answers = int((~passed).sum())
-        src, dst = src[passed], dst[passed]
-    similar = jaccard(sets, src, dst) >= min_jaccard
-    return src[similar], dst[similar], cut_by_answers, int((~similar).sum())
+    """`checked_pairs` in memory: (src, dst) of the pairs that share a band (and, where `checked` asks, an
+    answer band) and whose shingle sets (`sets`, one per record) have a Jaccard similarity of `min_jaccard`
+    or more; how many pairs the answer check cut and how many the Jaccard cut. Every pair of a band's
+    group is looked at, not a chain: an unrelated member between two near copies would otherwise cut
+    their link."""
+    offsets = np.concatenate([[0], np.cumsum([len(x) for x in sets])]).astype(np.int32)
+    flat = np.concatenate([np.zeros(0, dtype=np.uint32), *sets]).astype(np.uint32)
+    shingles = pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, pa.uint32()))
+    scan = _in_memory(digests, answers, checked, shingles=shingles)
+    bands, checked_keys, _ = band_partitions(scan, digests.shape[1], answers is not None)
+    sink = Pairs()
+    cut_by_answers, dissimilar = checked_pairs(scan, bands, digests.shape[1], sink, min_jaccard, checked_keys)
+    return (*sink.arrays(), cut_by_answers, dissimilar)

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
 from itertools import accumulate, chain
 from typing import Any, ClassVar, Literal
 
@@ -58,18 +59,17 @@ from pydantic import Field, model_validator
 from frcorpus.stages.base import Reject
 from frcorpus.stages.dedup.clusters import (
     RANK_TYPE,
-    KeepChoice,
     KeepConfig,
     NearDuplicateStage,
+    UnionFind,
     checked_turns,
-    cluster_rejects,
+    cluster_rejections,
     keep_ranks,
-    present_rows,
     rank_array,
     rank_columns,
-    ranks_of,
 )
-from frcorpus.stages.dedup.lsh import band_pairs, verified_pairs
+from frcorpus.stages.dedup.lsh import band_partitions, chain_pairs, checked_pairs
+from frcorpus.stages.signatures import Rejections, SignatureScan
 from frcorpus.text.views import View, view_text
 
 logger = logging.getLogger(__name__)
@@ -447,32 +447,35 @@ class MinhashDedup(NearDuplicateStage):
     # ------------------------------------------------------------------ the barrier
 
     def decide_table(self, table: pa.Table) -> dict[int, Reject]:
+        return self.scan_table(table)
+
+    def decide_scan(self, scan: SignatureScan) -> Iterator[Rejections]:
+        """One band at a time, as datatrove's buckets: each band's (digest, key) rows are partitioned by
+        digest (16 bytes a record and band, on disk past `scan.memory`) and sorted part by part (`lsh.py`);
+        the pairs join a `UnionFind` (8 bytes a record, with the answer check 1 more), and the clusters are
+        decided a chunk at a time. What else stays in memory grows with the duplicates, not the corpus: the
+        links that wait for the answer check, the candidate pairs and their shingles with `verify_jaccard`,
+        the members of clusters."""
         # the LSH the run used, bands and rows resolved from a threshold included: stats.json, and the card, say it
         self.count("lsh_bands", self.bands)
         self.count("lsh_rows", self.rows)
-        sig = table["sig"].combine_chunks()
-        bands_col = sig.field("bands")
-        hashed = present_rows(bands_col, self.count, "not_hashed")
-        if len(hashed) < 2:
-            return {}
-        take = pa.array(hashed)
-        digests = bands_col.take(take).flatten().to_numpy().reshape(-1, self.bands)
-        check, checked = None, None
-        if self.check:
-            check = sig.field("check").take(take).flatten().to_numpy().reshape(-1, self.bands)
-            checked = sig.field("checked").take(take).to_numpy(zero_copy_only=False)
-        if self.config.verify_jaccard is None:
-            src, dst, split = band_pairs(digests, check, checked)
-        else:
-            shingles = sig.field("shingles").take(take)
-            offsets = shingles.offsets.to_numpy()
-            flat = shingles.values.to_numpy()
-            sets = [flat[offsets[k] : offsets[k + 1]] for k in range(len(shingles))]
-            src, dst, split, dissimilar = verified_pairs(digests, sets, self.config.verify_jaccard, check, checked)
-            if dissimilar:
-                self.count("pairs_below_verify_jaccard", dissimilar)
-        if split:
-            self.count("pairs_with_different_answers", split)
-        rank_col = sig.field("rank").take(take)
-        choice = KeepChoice(self.config, ranks_of(rank_col, len(self.config.criteria())))
-        return cluster_rejects(src, dst, hashed, choice, table["id"].to_pylist(), "near_duplicate", self.count)
+        bands, checked, hashed = band_partitions(scan, self.bands, self.check)
+        try:
+            if hashed < scan.live:
+                self.count("not_hashed", scan.live - hashed)
+            if hashed < 2:
+                return
+            components = UnionFind(scan.size)
+            if self.config.verify_jaccard is None:
+                split = chain_pairs(scan, bands, self.bands, components, checked)
+            else:
+                split, dissimilar = checked_pairs(
+                    scan, bands, self.bands, components, self.config.verify_jaccard, checked
+                )
+                if dissimilar:
+                    self.count("pairs_below_verify_jaccard", dissimilar)
+            if split:
+                self.count("pairs_with_different_answers", split)
+        finally:
+            bands.close()
+        yield from cluster_rejections(scan, components, self.config, "near_duplicate", self.count)
