@@ -234,7 +234,7 @@ def run(
         if cfg.executor.type == "slurm":
             with tempfile.TemporaryDirectory() as tmp:
                 for label, script in slurm_scripts(plan, Path(tmp)):
-                    out.print(f"\n# ---- {label}\n{script}", highlight=False, markup=False)
+                    out.print(f"\n# ---- {label}\n{script}", highlight=False, markup=False, soft_wrap=True)
         return
     start = time.perf_counter()
     try:
@@ -254,10 +254,26 @@ def run(
         )
         raise typer.Exit(1) from None
     if isinstance(result, list):
-        out.print("submitted Slurm jobs:\n  " + "\n  ".join(result))
+        _submitted(plan, result)
         return
     report(result, out)
     out.print(f"finished in {time.perf_counter() - start:.1f} s")
+
+
+def _submitted(plan, jobs: list[tuple[str, str | None]]) -> None:
+    """What a Slurm submission started, and how to follow it: the last job publishes the version."""
+    ids = [job_id for _, job_id in jobs if job_id is not None]
+    out.print("submitted Slurm jobs, each after the one before:", highlight=False)
+    for label, job_id in jobs:
+        out.print(f"  {job_id or 'done':>8}  {label}", highlight=False, markup=False, soft_wrap=True)
+    out.print(
+        f"the last one publishes the version in {plan.paths.name_dir}; they are done when "
+        f"`squeue --jobs {','.join(ids)}` lists none; their logs: {plan.paths.run_logs}/<job>/slurm_logs and "
+        f"{plan.paths.finalize_logs}/slurm_logs; after a failure, `frcorpus run --resume` submits the unfinished tasks",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 @app.command("train-scorer")

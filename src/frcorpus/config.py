@@ -63,7 +63,9 @@ class SlurmExecutor(Strict):
     time: str = Field("04:00:00", description="time limit per job (HH:MM:SS)")
     cpus_per_task: int = Field(1, ge=1, description="CPUs for each task (sbatch --cpus-per-task)")
     mem_per_cpu_gb: int = Field(2, ge=1, description="memory per CPU, in GB (sbatch --mem-per-cpu)")
-    gpus_per_task: int = Field(0, ge=0, description="GPUs for each task (sbatch --gpus; 0: none)")
+    gpus_per_task: int = Field(
+        0, ge=0, description="GPUs for each task of the jobs that run a model stage (sbatch --gpus; 0: none)"
+    )
     qos: str | None = Field(None, description="Slurm quality of service (sbatch --qos); default: the cluster's")
     venv_path: str | None = Field(None, description="activate script sourced by each job")
     env_command: str | None = Field(
@@ -85,7 +87,9 @@ class RayExecutor(Strict):
     address: str | None = Field(None, description="Ray cluster address; none starts a local instance")
     cpus_per_task: int = Field(1, ge=1, description="CPUs Ray reserves for each task")
     mem_per_cpu_gb: float = Field(2, gt=0, description="memory Ray reserves per CPU of a task, in GB")
-    gpus_per_task: int = Field(0, ge=0, description="GPUs Ray reserves for each task")
+    gpus_per_task: int = Field(
+        0, ge=0, description="GPUs Ray reserves for each task of the jobs that run a model stage"
+    )
     split_mb: int = _split_mb()
 
 

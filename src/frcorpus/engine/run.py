@@ -11,9 +11,11 @@ import fcntl
 import json
 import logging
 import os
+import shlex
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -204,7 +206,20 @@ class PooledLocalExecutor(QuietTasks, LocalPipelineExecutor):
 
 
 class SlurmExecutor(QuietTasks, SlurmPipelineExecutor):
-    """datatrove's Slurm executor, whose tasks log as a local run's do."""
+    """datatrove's Slurm executor, whose tasks log as a local run's do, and run the submitter's Python."""
+
+    def get_launch_file_contents(self, sbatch_args: dict, run_script: str) -> str:
+        if not (self.venv_path or self.env_command):
+            # datatrove's console script, looked up on the job's PATH, belongs to another Python, or to none
+            # when the submitter's virtualenv was not activated (`.venv/bin/frcorpus run`)
+            run_script = run_script.replace(
+                "launch_pickled_pipeline", f"{shlex.quote(sys.executable)} -m datatrove.tools.launch_pickled_pipeline"
+            )
+        return super().get_launch_file_contents(sbatch_args, run_script)
+
+    def launch_merge_stats(self) -> None:
+        """Nothing: the finalize job merges the tasks' stats. datatrove's extra job per phase would run beside
+        the next phase, and could write into the work folder after the finalize job has deleted it."""
 
 
 class RayExecutor(QuietTasks, RayPipelineExecutor):
@@ -222,6 +237,9 @@ def make_executor(plan: Plan, job: Job, depends=None, slurm_logs: Path | None = 
             logging_dir=str(job.logging_dir),
             pool=pool,
         )
+    # GPUs only for the jobs that run a model (their stages report progress: they generate or embed), not for
+    # the barrier and finalize jobs nor for a phase of rules, which would hold them idle
+    gpus_per_task = ex.gpus_per_task if job.progress_dir is not None else 0
     if ex.type == "ray":
         return RayExecutor(
             job.steps,
@@ -230,7 +248,7 @@ def make_executor(plan: Plan, job: Job, depends=None, slurm_logs: Path | None = 
             logging_dir=str(job.logging_dir),
             cpus_per_task=ex.cpus_per_task,
             mem_per_cpu_gb=ex.mem_per_cpu_gb,
-            gpus_per_task=ex.gpus_per_task,
+            gpus_per_task=gpus_per_task,
             depends=depends,
         )
     return SlurmExecutor(
@@ -240,33 +258,38 @@ def make_executor(plan: Plan, job: Job, depends=None, slurm_logs: Path | None = 
         partition=ex.partition,
         cpus_per_task=ex.cpus_per_task,
         mem_per_cpu_gb=ex.mem_per_cpu_gb,
-        gpus_per_task=ex.gpus_per_task,
+        gpus_per_task=gpus_per_task,
         workers=workers,
         job_name=f"{ex.job_name}-{job.logging_dir.name}",
         qos=ex.qos,
         venv_path=ex.venv_path,
         env_command=ex.env_command,
-        sbatch_args=dict(ex.sbatch_args),
+        # a job whose dependency failed is cancelled, not left pending forever (DependencyNeverSatisfied)
+        sbatch_args={"kill-on-invalid-dep": "yes", **ex.sbatch_args},
         logging_dir=str(job.logging_dir),
         depends=depends,
-        slurm_logs_folder=str(slurm_logs or job.logging_dir / "slurm_logs"),
+        slurm_logs_folder=str(slurm_logs or slurm_logs_folder(job)),
     )
+
+
+def slurm_logs_folder(job: Job) -> Path:
+    """Where Slurm writes the output of the job's tasks (`<job id>_<array index>.out`)."""
+    return job.logging_dir / "slurm_logs"
+
+
+SLURM_JOBS = "slurm_jobs"  # in the work folder: the job ids of the run's last submission
 
 
 def slurm_scripts(plan: Plan, tmp: Path) -> list[tuple[str, str]]:
     """The sbatch scripts a Slurm run would submit, without submitting anything."""
     scripts = []
     for job in build_jobs(plan):
-        ex = make_executor(plan, job, slurm_logs=tmp / job.logging_dir.name)
-        array = min(job.tasks, ex.max_array_size)
+        ex = make_executor(plan, job, slurm_logs=tmp / job.logging_dir.name)  # datatrove creates this folder
+        args = ex.get_sbatch_args(min(job.tasks, ex.max_array_size))
+        args["output"] = args["error"] = str(slurm_logs_folder(job) / "%A_%a.out")  # where the run's will go
         pickled = job.logging_dir / "executor.pik"
         scripts.append(
-            (
-                job.label,
-                ex.get_launch_file_contents(
-                    ex.get_sbatch_args(array), f"srun -l -n 1 launch_pickled_pipeline {pickled}"
-                ),
-            )
+            (job.label, ex.get_launch_file_contents(args, f"srun -l -n 1 launch_pickled_pipeline {pickled}"))
         )
     return scripts
 
@@ -405,9 +428,10 @@ def prepare_run(plan: Plan, resume: bool) -> RunLock:
     return lock
 
 
-def run_plan(plan: Plan, resume: bool = False, progress=None) -> RunResult | list[str]:
+def run_plan(plan: Plan, resume: bool = False, progress=None) -> RunResult | list[tuple[str, str | None]]:
     """Run every job in order, holding the run's lock. Local and Ray block until done; Slurm submits a
-    dependent chain of jobs and returns their labels (the lock covers the submission only)."""
+    dependent chain of jobs and returns their labels and Slurm job ids, None for a job whose tasks were all
+    done before (a resume); the lock covers the submission only."""
     with prepare_run(plan, resume) as lock, datatrove_logging:
         if (done := finish_published(plan.paths, plan.run_key)) is not None:
             return done
@@ -416,11 +440,7 @@ def run_plan(plan: Plan, resume: bool = False, progress=None) -> RunResult | lis
         jobs = build_jobs(plan)
         ex_type = plan.config.executor.type
         if ex_type == "slurm":
-            previous = None
-            for job in jobs:
-                previous = make_executor(plan, job, depends=previous)
-            previous.run()  # launches the whole chain through `depends`
-            return [job.label for job in jobs]
+            return submit_to_slurm(plan, jobs)
         if ex_type == "ray":
             import ray
 
@@ -433,6 +453,36 @@ def run_plan(plan: Plan, resume: bool = False, progress=None) -> RunResult | lis
             for job in jobs:
                 _run_job(plan, job, pool, progress)
         return load_result(plan)
+
+
+def submit_to_slurm(plan: Plan, jobs: list[Job]) -> list[tuple[str, str | None]]:
+    """Submit the jobs as a chain, each after the one before, and note their ids in the work folder; refuse
+    while jobs of the last submission are in the queue, whose tasks would write the same files."""
+    noted = plan.paths.work / SLURM_JOBS
+    if noted.exists() and (queued := _queued_slurm_jobs(noted.read_text().split())):
+        ids = ",".join(queued)
+        raise RunError(
+            f"Slurm jobs {ids} of this run are still queued or running; wait until `squeue --jobs {ids}` lists "
+            f"none (or cancel them: `scancel {' '.join(queued)}`), then run `frcorpus run --resume` again"
+        )
+    executors: list[SlurmExecutor] = []
+    for job in jobs:
+        executors.append(make_executor(plan, job, depends=executors[-1] if executors else None))
+    executors[-1].run()  # launches the whole chain through `depends`
+    submitted = [(job.label, None if ex.job_id == -1 else ex.job_id) for job, ex in zip(jobs, executors, strict=True)]
+    noted.write_text(" ".join(job_id for _, job_id in submitted if job_id is not None))
+    return submitted
+
+
+def _queued_slurm_jobs(ids: list[str]) -> list[str]:
+    """Those of `ids` still pending or running (an id Slurm has forgotten makes squeue fail, with no output)."""
+    if not ids:
+        return []
+    done = subprocess.run(
+        ["squeue", "--noheader", "--format=%F", f"--jobs={','.join(ids)}"], capture_output=True, text=True
+    )
+    queued = set(done.stdout.split())
+    return [job_id for job_id in ids if job_id in queued]
 
 
 @contextlib.contextmanager
