@@ -386,9 +386,10 @@ class LangId(Filter):
         return self.lexicon.judge(text, candidates) if self.lexicon.checks(candidates) else None
 
     def keep_batch(self, records: list[dict[str, Any]]) -> list[bool | Reject]:
-        """Two rounds of prediction per batch: turns, conversations and the paragraphs of assistant
-        turns; then the sentences of the paragraphs (or one-paragraph turns) that are not surely
-        in a kept language. A long French answer costs a few predictions, not one per sentence."""
+        """Two rounds of prediction per batch: turns and the paragraphs of assistant turns (and the
+        conversations that cannot take their language from them); then the sentences of the paragraphs
+        (or one-paragraph turns) that are not surely in a kept language. A long French answer costs a
+        few predictions, not one per sentence."""
         with gc_paused():
             return self._judge(records)
 
@@ -396,7 +397,9 @@ class LangId(Filter):
         cfg = self.config
         min_chars, sentence_min, allow_requested = cfg.min_chars, cfg.sentence_min_chars, cfg.allow_requested
         split_min = 2 * sentence_min  # a shorter turn cannot hold two sentences to judge apart
-        plans = []  # (turns, the conversation's text, whether a user turn may ask for a language)
+        # (turns, the conversation's text to judge or None when its turns give its language, whether a
+        # user turn may ask for a language)
+        plans = []
         conversations = []  # the plans of records with more than one turn of prose
         derived = []  # those whose language comes from their judged turns
         wanted: dict[str, None] = {}  # distinct texts of the batch, in a stable order
