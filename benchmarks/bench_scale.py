@@ -2,11 +2,11 @@
 exact dedup + MinHash on the same files; wall time and peak memory of each run's whole process tree.
 
 The corpus (written once to `--data-dir`, reused when its marker says it holds the same records): one
-user turn (a real sentence: lingua, STS-B, GSM8K under ../shared/data) and an answer of 6-12 of them; 5%
-of the records are exact copies of a recent original and 10% near copies (1-3 words replaced, case,
-punctuation and whitespace noise), as benchmarks/bench_dedup.py plants them, drawn from the last
-50,000 originals so that the generator's memory stays flat. `--files` JSONL files (default 8), or one
-big file with `--big-file`.
+user turn (a real sentence: lingua, STS-B, GSM8K under ../shared/data) and an answer of 1-3 of them
+(`--answer`); 5% of the records are exact copies of a recent original and 10% near copies (1-3 words
+replaced, case, punctuation and whitespace noise), as benchmarks/bench_dedup.py plants them, drawn from
+the last 50,000 originals so that the generator's memory stays flat. `--files` JSONL files (default 8;
+`--files 1`: one big file).
 
 Each arm runs in a subprocess, sampled every 0.2 s for the RSS and every second for the PSS (proportional
 set size, from /proc/<pid>/smaps_rollup: pages shared by forked workers counted once) of the process and
@@ -21,7 +21,7 @@ all its descendants:
 Prints a table: time, records/s, peak PSS and RSS of the tree, records removed.
 
     python benchmarks/bench_scale.py --records 1000000 [--data-dir /work/scale_data] [--arms frcorpus,datatrove]
-    python benchmarks/bench_scale.py --records 1000000 --frcorpus-src /tmp/before/src   # another checkout's code
+    python benchmarks/bench_scale.py --records 1000000 --arms before,frcorpus,datatrove --before-src OTHER/src
 """
 
 from __future__ import annotations
@@ -44,9 +44,9 @@ N_GRAMS, BANDS, ROWS, SEED = 5, 14, 8, 1
 RECENT = 50_000  # originals the copies are drawn from
 
 
-def generate(folder: Path, records: int, files: int, data: Path, seed: int = 0) -> None:
-    """`records` conversations in `files` JSONL files (record i in file i % files), written to a temporary
-    folder first: a folder with its marker is complete."""
+def generate(folder: Path, records: int, files: int, data: Path, answer: tuple[int, int], seed: int = 0) -> None:
+    """`records` conversations in `files` JSONL files (record i in file i % files), answers of `answer`
+    sentences, written to a temporary folder first: a folder with its marker is complete."""
     from bench_dedup import edit, sentence_pool
 
     rng = random.Random(seed)
@@ -68,8 +68,8 @@ def generate(folder: Path, records: int, files: int, data: Path, seed: int = 0) 
             messages = [base[0], {"role": "assistant", "content": edit(rng, base[1]["content"], words)}]
             copies += 1
         else:
-            answer = " ".join(rng.sample(pool, rng.randint(6, 12)))
-            messages = [{"role": "user", "content": rng.choice(pool)}, {"role": "assistant", "content": answer}]
+            text = " ".join(rng.sample(pool, rng.randint(*answer)))
+            messages = [{"role": "user", "content": rng.choice(pool)}, {"role": "assistant", "content": text}]
             if len(recent) < RECENT:
                 recent.append(messages)
             else:
@@ -82,12 +82,12 @@ def generate(folder: Path, records: int, files: int, data: Path, seed: int = 0) 
     tmp.rename(folder)
 
 
-def corpus(root: Path, records: int, files: int, data: Path) -> Path:
-    folder = root / f"{records}x{files}"
+def corpus(root: Path, records: int, files: int, data: Path, answer: tuple[int, int]) -> Path:
+    folder = root / f"{records}x{files}-answer{answer[0]}-{answer[1]}"
     marker = folder / "marker.json"
     if not marker.exists() or json.loads(marker.read_text())["records"] != records:
         start = time.perf_counter()
-        generate(folder, records, files, data)
+        generate(folder, records, files, data, answer)
         print(f"generated {records} conversations in {files} files in {time.perf_counter() - start:.0f} s")
     return folder
 
@@ -97,11 +97,16 @@ class TreeMemory:
     `pss_every` samples (reading smaps_rollup costs about 25 ms for a run's processes: every 0.2 s it
     would take a tenth of a core from the run it measures); keeps the peaks."""
 
-    def __init__(self, pid: int, interval: float = 0.2, pss_every: int = 5):
+    def __init__(self, pid: int, interval: float = 0.2, pss_every: int = 5, min_available: int = 0):
         self.root = psutil.Process(pid)
         self.interval = interval
         self.pss_every = pss_every
+        self.min_available = min_available  # the tree is killed when the machine has less memory left
+        self.killed = False
         self.peak_rss = self.peak_pss = 0
+        self.at_peak: list[tuple[int, int]] = []  # (pid, RSS) of each process when the tree's RSS peaked
+        self.timeline: list[tuple[float, int]] = []  # (seconds, RSS of the tree) every second
+        self._start = time.perf_counter()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -118,13 +123,26 @@ class TreeMemory:
             except psutil.Error:
                 continue
             rss = pss = 0
+            each = []
             for proc in procs:
                 try:
-                    rss += proc.memory_info().rss
+                    each.append((proc.pid, proc.memory_info().rss))
                     pss += _pss(proc.pid) if tick % self.pss_every == 0 else 0
                 except (psutil.Error, OSError):
                     pass
-            self.peak_rss, self.peak_pss = max(self.peak_rss, rss), max(self.peak_pss, pss)
+            rss = sum(r for _, r in each)
+            if rss > self.peak_rss:
+                self.peak_rss, self.at_peak = rss, each
+            self.peak_pss = max(self.peak_pss, pss)
+            if tick % self.pss_every == 0:
+                self.timeline.append((time.perf_counter() - self._start, rss))
+            if psutil.virtual_memory().available < self.min_available:
+                self.killed = True
+                for proc in reversed(procs):
+                    try:
+                        proc.kill()
+                    except psutil.Error:
+                        pass
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
@@ -139,17 +157,26 @@ def _pss(pid: int) -> int:
     return 0
 
 
-def measured(cmd: list[str], env: dict[str, str], log: Path) -> tuple[float, int, int]:
-    """(seconds, peak RSS, peak PSS) of a command's process tree; its output goes to `log`."""
+def measured(cmd: list[str], env: dict[str, str], log: Path, min_available: int) -> tuple[float, int, int, bool]:
+    """(seconds, peak RSS, peak PSS, killed) of a command's process tree, killed when the machine has
+    less than `min_available` bytes of memory left; its output goes to `log`."""
     with open(log, "w") as out:
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
-        with TreeMemory(proc.pid) as memory:
+        with TreeMemory(proc.pid, min_available=min_available) as memory:
             code = proc.wait()
         seconds = time.perf_counter() - start
+    with open(log, "a") as out:  # where the memory went: each process at the peak, the tree over time
+        out.write(
+            f"\nat the peak RSS of the tree: {', '.join(f'{pid}: {rss >> 20} MiB' for pid, rss in memory.at_peak)}\n"
+        )
+        out.write("RSS of the tree over time (s, MiB): ")
+        out.write(" ".join(f"{t:.0f}:{rss >> 20}" for t, rss in memory.timeline) + "\n")
+    if memory.killed:
+        return seconds, memory.peak_rss, memory.peak_pss, True
     if code:
         raise SystemExit(f"{' '.join(cmd)} failed ({code}); see {log}")
-    return seconds, memory.peak_rss, memory.peak_pss
+    return seconds, memory.peak_rss, memory.peak_pss, False
 
 
 def frcorpus_arm(data: Path, out: Path, tasks: int, workers: int, src: Path | None) -> tuple[list[str], dict]:
@@ -264,21 +291,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--files", type=int, default=8, help="JSONL files of the corpus")
+    parser.add_argument("--answer", default="1-3", help="sentences of an answer, LOW-HIGH (6-12: ~1.1 KB records)")
     parser.add_argument("--tasks", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--data", type=Path, default=default, help="the shared data (sentences)")
     parser.add_argument("--data-dir", type=Path, default=Path("/work/scale_data"), help="where the corpus is kept")
     parser.add_argument("--work-dir", type=Path, default=None, help="where the runs write (default: a temp folder)")
-    parser.add_argument("--arms", default="frcorpus,datatrove", help="comma-separated: frcorpus, datatrove")
+    parser.add_argument(
+        "--arms", default="frcorpus,datatrove", help="comma-separated: frcorpus, datatrove, before (--before-src)"
+    )
     parser.add_argument("--frcorpus-src", type=Path, default=None, help="run frcorpus from this src/ folder")
+    parser.add_argument("--before-src", type=Path, default=None, help="the `before` arm: frcorpus from this src/")
     parser.add_argument("--keep", action="store_true", help="keep the runs' output")
+    parser.add_argument(
+        "--min-available-gb", type=float, default=2.0, help="kill a run when the machine has less memory left"
+    )
     parser.add_argument("--datatrove-arm", nargs=4, metavar=("DATA", "OUT", "TASKS", "WORKERS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.datatrove_arm:  # the datatrove arm, in its own process
         data, out, tasks, workers = args.datatrove_arm
         run_datatrove(Path(data), Path(out), int(tasks), int(workers))
         return
-    data = corpus(args.data_dir, args.records, args.files, args.data)
+    answer = tuple(map(int, args.answer.split("-")))
+    data = corpus(args.data_dir, args.records, args.files, args.data, answer)
     size = sum(p.stat().st_size for p in data.glob("*.jsonl"))
     copies = json.loads((data / "marker.json").read_text())["copies"]
     print(
@@ -291,17 +326,22 @@ def main() -> None:
     for arm in args.arms.split(","):
         out = work / arm
         shutil.rmtree(out, ignore_errors=True)
-        if arm == "frcorpus":
-            cmd, env = frcorpus_arm(data, out, args.tasks, args.workers, args.frcorpus_src)
+        if arm in ("frcorpus", "before"):
+            src = args.frcorpus_src if arm == "frcorpus" else args.before_src
+            if arm == "before" and src is None:
+                raise SystemExit("the `before` arm runs the src/ folder given by --before-src")
+            cmd, env = frcorpus_arm(data, out, args.tasks, args.workers, src)
             count = frcorpus_removed
         elif arm == "datatrove":
             out.mkdir(parents=True)
             cmd = [sys.executable, __file__, "--datatrove-arm", str(data), str(out), str(args.tasks), str(args.workers)]
             env, count = dict(os.environ), datatrove_removed
         else:
-            raise SystemExit(f"unknown arm {arm!r}: frcorpus or datatrove")
-        seconds, rss, pss = measured(cmd, env, work / f"{arm}.log")
-        removed, detail = count(out)
+            raise SystemExit(f"unknown arm {arm!r}: frcorpus, datatrove or before")
+        seconds, rss, pss, killed = measured(cmd, env, work / f"{arm}.log", int(args.min_available_gb * 2**30))
+        removed, detail = (
+            (0, f"killed after {seconds:.0f} s: under {args.min_available_gb} GB left") if killed else count(out)
+        )
         rows.append((arm, seconds, rss, pss, removed, detail))
         print(
             f"{arm}: {seconds:.1f} s, peak PSS {pss / 2**30:.2f} GiB, RSS {rss / 2**30:.2f} GiB ({detail})", flush=True
@@ -315,9 +355,10 @@ def main() -> None:
             f"| {arm} | {seconds:.1f} s | {args.records / seconds:,.0f} | {pss / 2**30:.2f} GiB "
             f"| {rss / 2**30:.2f} GiB | {removed:,} ({detail}) |"
         )
-    times = dict((r[0], r[1]) for r in rows)
-    if len(times) == 2 and "datatrove" in times:
-        print(f"time ratio frcorpus / datatrove: {times['frcorpus'] / times['datatrove']:.2f}")
+    times = {r[0]: r[1] for r in rows}
+    for arm in ("frcorpus", "before"):
+        if arm in times and "datatrove" in times:
+            print(f"time ratio {arm} / datatrove: {times[arm] / times['datatrove']:.2f}")
     if not args.keep and args.work_dir is None:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -66,3 +66,17 @@ def test_a_barrier_that_spills_makes_the_version_of_one_that_does_not(tmp_path, 
     check_accounting(spilled.version_dir)
     assert stats[0]["stages"]["exact_dedup"]["rejected"]["exact_dedup.duplicate"] > 20
     assert stats[0]["stages"]["minhash_dedup"]["rejected"]["minhash_dedup.near_duplicate"] > 20
+
+
+def test_the_memory_bound_reads_a_size_and_refuses_what_is_not_one(monkeypatch):
+    from frcorpus.settings import barrier_memory
+
+    monkeypatch.delenv("FRCORPUS_BARRIER_MEMORY", raising=False)
+    assert barrier_memory() == 256 << 20
+    for given, value in (("1K", 1024), ("512MiB", 512 << 20), ("1.5G", 3 << 29), ("4096", 4096)):
+        monkeypatch.setenv("FRCORPUS_BARRIER_MEMORY", given)
+        assert barrier_memory() == value
+    for given in ("lots", "0", ""):
+        monkeypatch.setenv("FRCORPUS_BARRIER_MEMORY", given)
+        with pytest.raises(ValueError, match=f"FRCORPUS_BARRIER_MEMORY='{given}': a size above 0, in bytes or"):
+            barrier_memory()
