@@ -22,6 +22,10 @@ from __future__ import annotations
 
 import math
 import re
+from itertools import chain
+
+import numpy as np
+from xxhash import xxh3_64_intdigest as word_key  # xxhash 3 hashes a str as its UTF-8 bytes
 
 WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)*")  # "aujourd'hui", "l'heure" whole; wordfreq splits elisions
 WEIGHT = 0.3  # the words' log-likelihood counts this much against fastText's (0.2-0.5 alike on dev)
@@ -47,10 +51,131 @@ MAX_MATCH_DISTANCE = 9
 NOT_LOADED = object()
 
 
+# A word's entry in a list: bits 10-62 of its hash, then its frequency bucket (wordfreq's lists have at
+# most 800 buckets: 10 ** (-i / 100) for i < 800, down to 1e-8). The top bit is 0, so that an entry xor
+# a key, the bucket where they match, is never taken for a negative index.
+BUCKET_BITS = 10
+BUCKETS = 1 << BUCKET_BITS
+KEY_BITS = np.uint64(((1 << 63) - 1) & ~(BUCKETS - 1))
+
+
+class WordList:
+    """One wordfreq list in compact form, 8 bytes a word (2.5 MB for French's 311k words, where a dict
+    of str -> log10 frequency took some 45 MB, beside wordfreq's own cached dict): a sorted array of
+    entries, each word's 64-bit xxh3 hash (of its UTF-8) with its low bits replaced by the index of its
+    frequency bucket. Two words of one list whose hashes share those 53 bits would mix up their
+    frequencies: building a list refuses them (none in any of wordfreq's 68 lists, 10.3M words). A word
+    a list lacks passes for a listed one only if their 53 bits match: about n / 2**53 a word looked up,
+    3.5e-11 for French's list."""
+
+    __slots__ = ("_entries", "_values", "floor")
+
+    def __init__(self, entries: np.ndarray, values: np.ndarray):
+        """`entries`: sorted (see above); `values`: the buckets' log10 frequencies."""
+        self._entries = entries
+        self.floor = float(values[entries & (BUCKETS - 1)].min()) - 1.0  # a tenth of the rarest word's
+        # indexed by a bucket, and by BUCKETS (or more, clipped) for a word the list lacks: its floor
+        self._values = np.full(BUCKETS + 1, self.floor)
+        self._values[: len(values)] = values
+
+    @classmethod
+    def read(cls, name: str, path: str) -> WordList:
+        """A wordfreq list from its file (as wordfreq's get_frequency_dict reads it, without its caches)."""
+        from wordfreq import read_cBpack
+
+        entries, values = _compact(name, read_cBpack(path))
+        # copied once the list's 30k-311k words are freed: arrays made while they lived would keep
+        # some of the memory they took from going back to the system (6 MB of 23 for 33 lists)
+        return cls(entries.copy(), values)
+
+    @property
+    def nbytes(self) -> int:
+        return self._entries.nbytes + self._values.nbytes
+
+    def known(self, words: Words) -> list[float]:
+        """Each word's log10 frequency, or the list's `floor` where it lacks the word (no word it lists
+        has that value, below its rarest); for an elision it keeps apart (l'heure), the mean of its
+        parts' where it knows each. (A Python list: the caller sums it in Python, word by word, as the
+        sums always were; numpy sums in another order.)"""
+        entries = self._entries
+        # the entry at or after each key: its bucket where the hash bits match, BUCKETS or more elsewhere
+        buckets = entries.take(entries.searchsorted(words.keys), mode="clip") ^ words.keys
+        values = self._values.take(buckets, mode="clip").tolist()
+        if words.elided:
+            floor = self.floor
+            for i, start, end in words.elided:
+                if values[i] == floor:
+                    parts = values[start:end]
+                    if floor not in parts:
+                        values[i] = sum(parts) / len(parts)
+            del values[words.count :]  # the parts
+        return values
+
+    def log10(self, words: list[str]) -> list[float | None]:
+        """Each word's log10 frequency, None where the list lacks it (an elision: see `known`)."""
+        return [None if value == self.floor else value for value in self.known(Words(words))]
+
+
+class Words:
+    """The words of a text as the lists look them up: their keys (bits of their hashes), then those of
+    the parts of each word with an elision (l'heure: l, heure), which count when a list lacks the whole."""
+
+    __slots__ = ("keys", "count", "elided")
+
+    def __init__(self, words: list[str], may_elide: bool = True):
+        self.count = len(words)
+        self.elided: list[tuple[int, int, int]] = []  # (index, its first part's, the end of its parts')
+        parts: list[str] = []
+        if may_elide:
+            for i, word in enumerate(words):
+                if "'" in word:
+                    split = word.split("'")
+                    start = self.count + len(parts)
+                    self.elided.append((i, start, start + len(split)))
+                    parts += split
+        self.keys = _keys(chain(words, parts) if parts else words)
+
+
+def _keys(words) -> np.ndarray:
+    """The words' hashes, their top bit and low BUCKET_BITS cleared."""
+    keys = np.fromiter(map(word_key, words), np.uint64)
+    keys &= KEY_BITS
+    return keys
+
+
+def _compact(name: str, buckets: list[list[str]]) -> tuple[np.ndarray, np.ndarray]:
+    """A wordfreq cBpack (the words of frequency 10 ** (-i / 100) in buckets[i]) as sorted entries (see
+    WordList) and the buckets' log10 frequencies: wordfreq's get_frequency_dict's frequencies, in log10,
+    as a dict of them had them."""
+    from wordfreq import cB_to_freq
+
+    if len(buckets) > BUCKETS:
+        raise ValueError(f"wordfreq list {name!r} has {len(buckets)} frequency buckets, more than {BUCKETS}")
+    log10 = math.log10
+    values = np.array([log10(cB_to_freq(-i)) for i in range(len(buckets))], dtype=np.float64)
+    keys = _keys(chain.from_iterable(buckets))
+    order = np.argsort(keys, kind="stable")  # a word listed twice keeps its last (rarest) bucket, as a dict
+    keys = keys[order]
+    keys |= np.repeat(np.arange(len(buckets), dtype=np.uint64), list(map(len, buckets)))[order]
+    same = np.flatnonzero((keys[1:] ^ keys[:-1]) < BUCKETS)
+    if not same.size:  # (wordfreq's lists hold each word once)
+        return keys, values
+    words = list(chain.from_iterable(buckets))
+    for i in same.tolist():
+        first, second = words[order[i]], words[order[i + 1]]
+        if first != second:
+            raise ValueError(
+                f"wordfreq list {name!r}: the hashes of {first!r} and {second!r} share their key bits; "
+                "the langid lexicon cannot tell them apart"
+            )
+    return np.delete(keys, same), values
+
+
 class Lexicon:
     """Word log10-frequencies per language, loaded as languages come up: the kept languages' `best`
     lists (wordfreq's large ones, ~300k words, where it has one), the others' `small` ones (~30k
-    words, 3 MB each in memory). A word missing from a list counts at a tenth of the list's rarest."""
+    words), each a WordList (2.5 MB and 0.2 MB). A word missing from a list counts at a tenth of the
+    list's rarest. wordfreq's own cached dicts are not used: each process would keep them (150-250 MB)."""
 
     def __init__(self, keep: set[str]):
         import wordfreq
@@ -59,8 +184,8 @@ class Lexicon:
         self._available = sorted(wordfreq.available_languages("small"))
         self.keep = keep
         self._matches: dict[str, str | None] = {}
-        self._lists: dict[str, tuple[dict[str, float], float]] = {}  # wordfreq list -> (table, floor)
-        self._tables: dict[str, tuple[dict[str, float], float] | None] = {}  # language -> its list's
+        self._lists: dict[str, WordList] = {}  # wordfreq list -> its words
+        self._tables: dict[str, WordList | None] = {}  # language -> its list's
 
     def list_for(self, code: str) -> str | None:
         """The wordfreq list that stands for a language, if one is close enough."""
@@ -75,9 +200,9 @@ class Lexicon:
         """Whether a kept language with a word list is among these candidates."""
         return any(code in self.keep and self._table(code) is not None for code in codes)
 
-    def _table(self, code: str) -> tuple[dict[str, float], float] | None:
-        """The word list (word -> log10 frequency) that stands for a language, and its floor; None
-        when no list is close enough. Lists load on first use."""
+    def _table(self, code: str) -> WordList | None:
+        """The word list that stands for a language; None when no list is close enough. Lists load on
+        first use."""
         found = self._tables.get(code, NOT_LOADED)
         if found is NOT_LOADED:
             name = self.list_for(code)
@@ -85,24 +210,12 @@ class Lexicon:
             if name is not None:
                 found = self._lists.get(name)
                 if found is None:
-                    frequencies = self._wordfreq.get_frequency_dict(name, "best" if name in self.keep else "small")
-                    log10 = math.log10
-                    table = {word: log10(f) for word, f in frequencies.items()}
-                    found = self._lists[name] = (table, min(table.values()) - 1.0)
+                    # the file get_frequency_dict(name, wordlist) reads (`name` is one of wordfreq's codes)
+                    wordlist = "best" if name in self.keep else "small"
+                    path = self._wordfreq.available_languages(wordlist)[name]
+                    found = self._lists[name] = WordList.read(name, path)
             self._tables[code] = found
         return found
-
-    @staticmethod
-    def _known(table: dict[str, float], words: list[str], elided: list[int]) -> list[float | None]:
-        """Each word's log10 frequency in a list, None where the list lacks it (an elision the list
-        keeps apart, l'heure, is the mean of its parts; `elided`: the indices of words with one)."""
-        values = list(map(table.get, words))
-        for i in elided:
-            if values[i] is None:
-                parts = [table.get(part) for part in words[i].split("'")]
-                if None not in parts:
-                    values[i] = sum(parts) / len(parts)
-        return values
 
     def kept_words(self, text: str) -> bool:
         """Whether a text is a few words (at most SHORT_WORDS distinct ones, one of two letters or more
@@ -114,16 +227,14 @@ class Lexicon:
         words = set(WORD.findall(text.lower().replace("’", "'")))
         if len(words) > SHORT_WORDS or max(map(len, words), default=0) < 2:  # "c c c c" says nothing
             return False
+        looked_up = None
         for code in self.keep:
             table = self._table(code)
-            if table is not None and all(self._knows(table[0], word) for word in words):
-                return True
+            if table is not None:
+                looked_up = looked_up or Words(list(words))
+                if table.floor not in table.known(looked_up):  # each word, or each part of an elision
+                    return True
         return False
-
-    @staticmethod
-    def _knows(table: dict[str, float], word: str) -> bool:
-        """Whether a list knows a word, or each part of an elision it keeps apart (l'heure)."""
-        return word in table or ("'" in word and all(part in table for part in word.split("'")))
 
     def judge(self, text: str, candidates: dict[str, float]) -> tuple[str, float] | None:
         """The language of `text` among fastText's candidates (code -> probability) and another
@@ -138,30 +249,31 @@ class Lexicon:
             return None
         short = len(distinct) <= SHORT_WORDS and max(candidates.values()) < GUESS
         weight = 1.0 if short else WEIGHT
-        elided = [i for i, word in enumerate(words) if "'" in word] if "'" in text or "’" in text else []
+        looked_up = Words(words, "'" in text or "’" in text)
         # languages without a list are "another language", with what fastText left to unlisted labels
-        listed = {}  # code -> (probability, its list, the list's floor)
+        listed = {}  # code -> (probability, its list)
         kept = None
         for code, p in candidates.items():
             table = self._table(code)
             if table is not None:
-                listed[code] = (p, *table)
+                listed[code] = (p, table)
                 if code in self.keep and (kept is None or p > listed[kept][0]):
                     kept = code
         log10 = math.log10
         even = -log10(len(listed) + 1)  # a short text's prior, for each candidate and another language
         scores = {}
-        for code, (p, table, floor) in listed.items():
-            values = self._known(table, words, elided)
+        for code, (p, table) in listed.items():
+            values = table.known(looked_up)  # the list's floor where it lacks a word
             if code == kept:
-                kept_values = values
-            scores[code] = (even if short else log10(p)) + weight * sum(floor if v is None else v for v in values)
+                kept_values, kept_floor = values, table.floor
+            # summed in Python, word by word, as they always were (numpy sums in another order)
+            scores[code] = (even if short else log10(p)) + weight * sum(values)
         # Another language's words, seen from the likeliest kept language's list: a word the list
         # knows is SHARED rarer there, one it does not know has the BACKGROUND probability. A French
         # text of rare words (a list of verbs, a poem) stays French; Latin, where French knows `est`
         # and `et` but not the rest, does not.
-        rest = max(1.0 - sum(p for p, _, _ in listed.values()), MIN_CANDIDATE)
-        other = sum(BACKGROUND if v is None else v - SHARED for v in kept_values)
+        rest = max(1.0 - sum(p for p, _ in listed.values()), MIN_CANDIDATE)
+        other = sum(BACKGROUND if v == kept_floor else v - SHARED for v in kept_values)
         scores[OTHER] = (even if short else log10(rest)) + weight * other
         best = max(scores, key=scores.__getitem__)
         top = scores[best]
