@@ -245,7 +245,7 @@ class Lexicon:
         if not words:
             return None
         distinct = set(words)
-        if not any(len(word) > 1 for word in distinct):  # letters alone ("c c c c"): no word to weigh
+        if max(map(len, distinct)) < 2:  # letters alone ("c c c c"): no word to weigh
             return None
         short = len(distinct) <= SHORT_WORDS and max(candidates.values()) < GUESS
         weight = 1.0 if short else WEIGHT
