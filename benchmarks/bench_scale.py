@@ -18,7 +18,8 @@ all its descendants:
              ExactDedupFilter -> MinhashDedupFilter -> ParquetWriter (zstd), with the removed records written
              too; LocalPipelineExecutor, the same tasks and workers, 5-grams, 14 bands x 8 rows, the same regex
              tokenizer
-Prints a table: time, records/s, peak PSS and RSS of the tree, records removed.
+Prints a table: wall time, CPU time (user + system of every process of the tree, as last sampled),
+records/s, peak PSS and RSS of the tree, records removed.
 
     python benchmarks/bench_scale.py --records 1000000 [--data-dir /work/scale_data] [--arms frcorpus,datatrove]
     python benchmarks/bench_scale.py --records 1000000 --arms before,frcorpus,datatrove --before-src OTHER/src
@@ -95,7 +96,9 @@ def corpus(root: Path, records: int, files: int, data: Path, answer: tuple[int, 
 class TreeMemory:
     """Samples the RSS of a process and its descendants every `interval` seconds, and their PSS every
     `pss_every` samples (reading smaps_rollup costs about 25 ms for a run's processes: every 0.2 s it
-    would take a tenth of a core from the run it measures); keeps the peaks."""
+    would take a tenth of a core from the run it measures); keeps the peaks, and the CPU time (user +
+    system) each process had when last seen: their sum is the run's CPU time, which other work on the
+    machine disturbs far less than its wall time."""
 
     def __init__(self, pid: int, interval: float = 0.2, pss_every: int = 5, min_available: int = 0):
         self.root = psutil.Process(pid)
@@ -106,6 +109,7 @@ class TreeMemory:
         self.peak_rss = self.peak_pss = 0
         self.at_peak: list[tuple[int, int]] = []  # (pid, RSS) of each process when the tree's RSS peaked
         self.timeline: list[tuple[float, int]] = []  # (seconds, RSS of the tree) every second
+        self.cpu: dict[int, float] = {}  # pid -> CPU seconds when last seen
         self._start = time.perf_counter()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -126,6 +130,8 @@ class TreeMemory:
             each = []
             for proc in procs:
                 try:
+                    times = proc.cpu_times()
+                    self.cpu[proc.pid] = times.user + times.system
                     each.append((proc.pid, proc.memory_info().rss))
                     pss += _pss(proc.pid) if tick % self.pss_every == 0 else 0
                 except (psutil.Error, OSError):
@@ -157,9 +163,9 @@ def _pss(pid: int) -> int:
     return 0
 
 
-def measured(cmd: list[str], env: dict[str, str], log: Path, min_available: int) -> tuple[float, int, int, bool]:
-    """(seconds, peak RSS, peak PSS, killed) of a command's process tree, killed when the machine has
-    less than `min_available` bytes of memory left; its output goes to `log`."""
+def measured(cmd: list[str], env: dict[str, str], log: Path, min_available: int) -> tuple[float, float, int, int, bool]:
+    """(seconds, CPU seconds, peak RSS, peak PSS, killed) of a command's process tree, killed when the
+    machine has less than `min_available` bytes of memory left; its output goes to `log`."""
     with open(log, "w") as out:
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
@@ -172,11 +178,12 @@ def measured(cmd: list[str], env: dict[str, str], log: Path, min_available: int)
         )
         out.write("RSS of the tree over time (s, MiB): ")
         out.write(" ".join(f"{t:.0f}:{rss >> 20}" for t, rss in memory.timeline) + "\n")
+    cpu = sum(memory.cpu.values())
     if memory.killed:
-        return seconds, memory.peak_rss, memory.peak_pss, True
+        return seconds, cpu, memory.peak_rss, memory.peak_pss, True
     if code:
         raise SystemExit(f"{' '.join(cmd)} failed ({code}); see {log}")
-    return seconds, memory.peak_rss, memory.peak_pss, False
+    return seconds, cpu, memory.peak_rss, memory.peak_pss, False
 
 
 def frcorpus_arm(data: Path, out: Path, tasks: int, workers: int, src: Path | None) -> tuple[list[str], dict]:
@@ -338,27 +345,32 @@ def main() -> None:
             env, count = dict(os.environ), datatrove_removed
         else:
             raise SystemExit(f"unknown arm {arm!r}: frcorpus, datatrove or before")
-        seconds, rss, pss, killed = measured(cmd, env, work / f"{arm}.log", int(args.min_available_gb * 2**30))
+        seconds, cpu, rss, pss, killed = measured(cmd, env, work / f"{arm}.log", int(args.min_available_gb * 2**30))
         removed, detail = (
             (0, f"killed after {seconds:.0f} s: under {args.min_available_gb} GB left") if killed else count(out)
         )
-        rows.append((arm, seconds, rss, pss, removed, detail))
+        rows.append((arm, seconds, cpu, rss, pss, removed, detail))
         print(
-            f"{arm}: {seconds:.1f} s, peak PSS {pss / 2**30:.2f} GiB, RSS {rss / 2**30:.2f} GiB ({detail})", flush=True
+            f"{arm}: {seconds:.1f} s ({cpu:.0f} s of CPU), peak PSS {pss / 2**30:.2f} GiB, RSS {rss / 2**30:.2f} GiB "
+            f"({detail})",
+            flush=True,
         )
         if not args.keep:
             shutil.rmtree(out, ignore_errors=True)
-    print(f"\n| {args.records:,} records | time | records/s | peak PSS (tree) | peak RSS (tree) | removed |")
-    print("|---|--:|--:|--:|--:|--:|")
-    for arm, seconds, rss, pss, removed, detail in rows:
+    print(f"\n| {args.records:,} records | time | CPU time | records/s | peak PSS (tree) | peak RSS (tree) | removed |")
+    print("|---|--:|--:|--:|--:|--:|--:|")
+    for arm, seconds, cpu, rss, pss, removed, detail in rows:
         print(
-            f"| {arm} | {seconds:.1f} s | {args.records / seconds:,.0f} | {pss / 2**30:.2f} GiB "
+            f"| {arm} | {seconds:.1f} s | {cpu:.0f} s | {args.records / seconds:,.0f} | {pss / 2**30:.2f} GiB "
             f"| {rss / 2**30:.2f} GiB | {removed:,} ({detail}) |"
         )
-    times = {r[0]: r[1] for r in rows}
+    times, cpus = {r[0]: r[1] for r in rows}, {r[0]: r[2] for r in rows}
     for arm in ("frcorpus", "before"):
         if arm in times and "datatrove" in times:
-            print(f"time ratio {arm} / datatrove: {times[arm] / times['datatrove']:.2f}")
+            print(
+                f"ratio {arm} / datatrove: time {times[arm] / times['datatrove']:.2f}, "
+                f"CPU time {cpus[arm] / cpus['datatrove']:.2f}"
+            )
     if not args.keep and args.work_dir is None:
         shutil.rmtree(work, ignore_errors=True)
 
