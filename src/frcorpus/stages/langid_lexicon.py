@@ -61,7 +61,7 @@ KEY_BITS = np.uint64(((1 << 63) - 1) & ~(BUCKETS - 1))
 
 class WordList:
     """One wordfreq list in compact form, 8 bytes a word (2.5 MB for French's 311k words, where a dict
-    of str -> log10 frequency took some 45 MB, beside wordfreq's own cached dict): a sorted array of
+    of str -> log10 frequency took 47 MiB, 54 with wordfreq's cached dict and list): a sorted array of
     entries, each word's 64-bit xxh3 hash (of its UTF-8) with its low bits replaced by the index of its
     frequency bucket. Two words of one list whose hashes share those 53 bits would mix up their
     frequencies: building a list refuses them (none in any of wordfreq's 68 lists, 10.3M words). A word
