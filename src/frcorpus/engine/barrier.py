@@ -93,6 +93,7 @@ class Decide(PipelineStep):
         spool.write(out / "decisions", self.tasks)
         atomic_write_text(out / "stats.json", json.dumps(stats))
         shutil.rmtree(scratch, ignore_errors=True)
+        pa.default_memory_pool().release_unused()  # the local executor's next jobs run in this process
         return
         yield
 

@@ -8,16 +8,19 @@ with the next one of equal digest: a chain per group, which the connected compon
 With it, a pair that needs the check (either record is `checked`: its last answer is a small share of
 it) is a pair only if the two answers share a band as well. A chain can no longer stand for its
 group: in a group of seventeen answers to one prompt, "Oui." and "oui." may be non-adjacent with
-"Non." between them. So the chains are checked, and the groups where a link fails are paired again,
-exactly: among their members, records that share conversation band b and answer band c are chained
-for every (b, c) (and unchecked records by conversation band alone). Every pair that shares a band
-of both (or a conversation band, for two unchecked records) is then connected, and no other pair is
-made; groups whose links all pass (copies, which share their answers) cost one comparison a link.
+"Non." between them. So the chains are checked, and a group of band b where a link fails is paired
+again, exactly: among its members, records that share answer band c are chained for every c (and its
+unchecked members together). A pair that shares another band b' is found with its group of band b':
+paired again there if a link of that group fails, joined by the group's chain if none does. Every pair
+that shares a band of both (or a conversation band, for two unchecked records) is then connected, and
+no other pair is made; groups whose links all pass (copies, which share their answers) cost one
+comparison a link.
 
 At the barrier this runs band by band, as datatrove's MinHash buckets do: each band's (digest, key) rows
 are partitioned by digest (`band_partitions`, 16 bytes a record and band, on disk past the memory
 bound) and sorted one part at a time, and the pairs go to a sink as they come (a `UnionFind` at the
-barrier, a list of pairs for `band_pairs` and `verified_pairs`, which run the same code in memory).
+barrier, a list of pairs for `band_pairs` and `verified_pairs`, which run the same code in memory). The
+answers of a group are looked up when its band is sorted, whole groups together up to the memory bound.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import pyarrow as pa
 from frcorpus.stages.signatures import Partitions, SignatureScan, TableScan
 
 BAND_ROW = np.dtype([("digest", np.uint64), ("key", np.int64)])
+CHECK_ROW_BYTES = 512  # a record while its group's answers are checked: 14 digests looked up, and the rest
 
 
 class PairSink(Protocol):
@@ -92,43 +96,62 @@ def chain_pairs(
     scan: SignatureScan, bands: Partitions, width: int, sink: PairSink, checked: np.ndarray | None = None
 ) -> int:
     """The pairs of the chains, band by band, to `sink`: each record with the one before it of equal digest
-    in the global order. With `checked`, the links that need the answer check wait until every band is done
-    (memory: those links); those whose answers (`check`) share no band are cut, and the members of their
-    groups are paired again exactly (`pairs_among`). Returns how many links the check cut."""
-    waiting = []  # (later, earlier, band, digest) of the links the answer check decides
+    in the global order. With `checked`, the groups (records of equal digest) with a link that needs the
+    answer check are checked as their band is sorted (`answer_check`). Returns how many links it cut."""
+    rows_per_check = max(2, scan.memory // CHECK_ROW_BYTES)
+    cut = 0
     for band in range(width):
         for part in bands.parts(band):
             part = _sorted(scan, part)
+            keys = part["key"]
             same = part["digest"][1:] == part["digest"][:-1]
-            later, earlier, digest = part["key"][1:][same], part["key"][:-1][same], part["digest"][1:][same]
             if checked is None:
-                sink.union(later, earlier)
+                sink.union(keys[1:][same], keys[:-1][same])
                 continue
-            needs = checked[later] | checked[earlier]
-            sink.union(later[~needs], earlier[~needs])
+            needs = same & (checked[keys[1:]] | checked[keys[:-1]])
+            sink.union(keys[1:][same & ~needs], keys[:-1][same & ~needs])
             if needs.any():
-                waiting.append((later[needs], earlier[needs], np.full(int(needs.sum()), band), digest[needs]))
-    if not waiting:
-        return 0
-    later, earlier, band_of, digest = (np.concatenate(column) for column in zip(*waiting, strict=True))
-    answers = KeyedRows(scan, np.concatenate([later, earlier]), "check", width)
-    passed = (answers.at(later) == answers.at(earlier)).any(axis=1)
-    sink.union(later[passed], earlier[passed])
-    if passed.all():
-        return 0
-    # the members of every band's group with a failed link, in the global order, paired again exactly
-    members = []
-    for band in np.unique(band_of[~passed]).tolist():
-        cut = np.unique(digest[~passed & (band_of == band)])
-        for part in bands.parts(band):
-            members.append(part["key"][np.isin(part["digest"], cut)])
-    redo = np.unique(np.concatenate(members))
-    redo = redo[np.argsort(scan.order(redo))]
-    digests = KeyedRows(scan, redo, "bands", width).at(redo)
-    redo_answers = KeyedRows(scan, redo, "check", width).at(redo)
-    src, dst = pairs_among(np.arange(len(redo)), digests, redo_answers, checked[redo])
-    sink.union(redo[src], redo[dst])
-    return int((~passed).sum())
+                cut += answer_check(scan, keys, same, needs, width, sink, checked, rows_per_check)
+    return cut
+
+
+def answer_check(
+    scan: SignatureScan,
+    keys: np.ndarray,
+    same: np.ndarray,
+    needs: np.ndarray,
+    width: int,
+    sink: PairSink,
+    checked: np.ndarray,
+    rows_per_check: int,
+) -> int:
+    """The links of a sorted part of a band (`keys`; `same`: a record and the one before it share the digest)
+    that need the answer check (`needs`), checked a chunk of whole groups at a time (up to `rows_per_check`
+    records, or one larger group): the members' answers (`check`) are looked up, a link whose two answers
+    share no band is cut, and the members of a group with a cut link are paired again exactly on this band
+    (`pairs_among`: the pairs a group of another band makes are found with that group). Returns the cut."""
+    group = np.concatenate([[0], np.cumsum(~same)])  # each row's group, in digest order
+    flagged = np.zeros(int(group[-1]) + 1, dtype=bool)
+    flagged[group[1:][needs]] = True
+    rows = np.flatnonzero(flagged[group])
+    starts = np.flatnonzero(np.concatenate([[True], group[rows][1:] != group[rows][:-1]]))
+    cut, a = 0, 0
+    while a < len(starts):
+        b = max(a + 1, int(np.searchsorted(starts, starts[a] + rows_per_check, side="right")) - 1)
+        chunk = rows[starts[a] : starts[b] if b < len(starts) else len(rows)]
+        a = b
+        members, labels, light = keys[chunk], group[chunk].astype(np.uint64), checked[keys[chunk]]
+        answers = scan.lookup("check", members).flatten().to_numpy().reshape(-1, width)
+        link = (labels[1:] == labels[:-1]) & (light[1:] | light[:-1])
+        agree = (answers[1:] == answers[:-1]).any(axis=1)
+        sink.union(members[1:][link & agree], members[:-1][link & agree])
+        failed = link & ~agree
+        if failed.any():
+            cut += int(failed.sum())
+            redo = np.flatnonzero(np.isin(labels, labels[1:][failed]))  # in the global order within a group
+            src, dst = pairs_among(np.arange(len(redo)), labels[redo, None], answers[redo], light[redo])
+            sink.union(members[redo][src], members[redo][dst])
+    return cut
 
 
 def checked_pairs(
