@@ -32,6 +32,7 @@ from datatrove.utils.stats import PipelineStats
 from loguru import logger as loguru_logger
 
 from frcorpus.batch import work_schema
+from frcorpus.engine.allocators import release_freed_memory
 from frcorpus.engine.barrier import Decide
 from frcorpus.engine.finalize import Finalize, RunResult, finish_published, published_version, version_result
 from frcorpus.engine.plan import Paths, PhaseSpec, Plan, RunError, VersionExistsError, split_units
@@ -94,11 +95,13 @@ class DatatroveLogging:
 datatrove_logging = DatatroveLogging()
 
 
-class QuietTasks:
-    """Executor mixin: each task runs under `datatrove_logging`, in the process that runs it (this one,
-    a pool worker, a Slurm job or a Ray worker), where the run's own `with` does not reach."""
+class TaskSetup:
+    """Executor mixin: each task runs under `datatrove_logging`, with allocators that give freed memory back
+    (`release_freed_memory`), in the process that runs it (this one, a pool worker, a Slurm job or a Ray
+    worker), where the run's own set-up does not reach."""
 
     def _run_for_rank(self, *args, **kwargs) -> PipelineStats:
+        release_freed_memory()
         with datatrove_logging:
             return super()._run_for_rank(*args, **kwargs)
 
@@ -166,7 +169,7 @@ def build_jobs(plan: Plan) -> list[Job]:
     return jobs
 
 
-class PooledLocalExecutor(QuietTasks, LocalPipelineExecutor):
+class PooledLocalExecutor(TaskSetup, LocalPipelineExecutor):
     """datatrove's local executor, running its tasks in a worker pool that every job of the run
     shares: datatrove starts a pool (forkserver, imports) and a Manager per job, about a second
     each time (measured), which a four-job plan would pay four times."""
@@ -205,7 +208,7 @@ class PooledLocalExecutor(QuietTasks, LocalPipelineExecutor):
         return stats
 
 
-class SlurmExecutor(QuietTasks, SlurmPipelineExecutor):
+class SlurmExecutor(TaskSetup, SlurmPipelineExecutor):
     """datatrove's Slurm executor, whose tasks log as a local run's do, and run the submitter's Python."""
 
     def get_launch_file_contents(self, sbatch_args: dict, run_script: str) -> str:
@@ -222,7 +225,7 @@ class SlurmExecutor(QuietTasks, SlurmPipelineExecutor):
         the next phase, and could write into the work folder after the finalize job has deleted it."""
 
 
-class RayExecutor(QuietTasks, RayPipelineExecutor):
+class RayExecutor(TaskSetup, RayPipelineExecutor):
     """datatrove's Ray executor, whose tasks log as a local run's do."""
 
 
@@ -449,9 +452,12 @@ def run_plan(plan: Plan, resume: bool = False, progress=None) -> RunResult | lis
                 # a local instance gets as many CPUs as the tasks need, so that small machines can run it too
                 local = {} if ex.address else {"num_cpus": max(os.cpu_count() or 1, ex.cpus_per_task)}
                 ray.init(address=ex.address, include_dashboard=False, log_to_driver=False, **local)
+        *tasks_jobs, finalize = jobs
         with _worker_pool(plan, lock) as pool:
-            for job in jobs:
+            for job in tasks_jobs:
                 _run_job(plan, job, pool, progress)
+        # the workers are gone: the memory they held is free for the card's scan and plots
+        _run_job(plan, finalize, None, progress)
         return load_result(plan)
 
 
