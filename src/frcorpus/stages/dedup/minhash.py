@@ -298,19 +298,21 @@ class MinhashDedup(NearDuplicateStage):
     def words(self, text: str) -> list[str]:
         return WORD.findall(simplify_text(text, self.minhash.norm_config))
 
-    def hashes(self, words: list[str]) -> list[int]:
-        """datatrove's `get_shingles` hashed, plus one shingle for a text shorter than n_grams."""
+    def hashes(self, words: list[str]) -> np.ndarray:
+        """datatrove's `get_shingles` hashed, plus one shingle for a text shorter than n_grams; as uint64 (a
+        batch's hashes as lists of Python ints took 47 MiB of a worker, 8 bytes each as arrays)."""
         n = self.config.n_grams
         h = self.datatrove._hash_func
         # UTF-8 bytes: what xxhash 3 hashes for a str (datatrove passes str), and all that xxhash 4 takes
         if len(words) >= n:
-            return [h(" ".join(words[i : i + n]).encode()) for i in range(len(words) - n + 1)]
-        return [h(" ".join(words).encode())] if words else []
+            count = len(words) - n + 1
+            return np.fromiter((h(" ".join(words[i : i + n]).encode()) for i in range(count)), np.uint64, count)
+        return np.array([h(" ".join(words).encode())] if words else [], dtype=np.uint64)
 
-    def shingles(self, text: str) -> list[int]:
+    def shingles(self, text: str) -> np.ndarray:
         return self.hashes(self.words(text))
 
-    def conversation_shingles(self, messages: list[dict[str, str]]) -> tuple[list[int], list[Part], bool]:
+    def conversation_shingles(self, messages: list[dict[str, str]]) -> tuple[np.ndarray, list[Part], bool]:
         """The conversation's n-gram hashes; the parts its check compares (its last answer, and the user turn
         before it when both are under `answer_share` of its words), each a (start, stop) slice of the
         hashes or one hash of its own (fewer words than n_grams: of its words, or of its stripped text when
@@ -331,10 +333,10 @@ class MinhashDedup(NearDuplicateStage):
                 parts.append(self.datatrove._hash_func(b""))
             elif len(per_turn[turn]) >= n:  # the n-grams that start and end inside the turn
                 parts.append((starts[turn], starts[turn + 1] - n + 1))
+            elif per_turn[turn]:
+                parts.append(int(self.hashes(per_turn[turn])[0]))
             else:
-                parts.append(
-                    (self.hashes(per_turn[turn]) or [self.datatrove._hash_func(contents[turn].strip().encode())])[0]
-                )
+                parts.append(self.datatrove._hash_func(contents[turn].strip().encode()))
         return hashes, parts, checked
 
     def minhashes(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -344,7 +346,7 @@ class MinhashDedup(NearDuplicateStage):
         return sigs, valid
 
     def minhash_lists(
-        self, per_text: list[list[int]], parts: list[list[Part]] | None = None
+        self, per_text: list[np.ndarray], parts: list[list[Part]] | None = None
     ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
         """Minhash signatures of hash lists, (n, bands x rows), zeros where a list is empty; with `parts`,
         also the signature of each text's check, (n, bands x rows x 2): its first part's, then its second's
@@ -363,10 +365,10 @@ class MinhashDedup(NearDuplicateStage):
                 total += counts[rows[stop]]
                 stop += 1
             chunk = rows[start:stop]
-            flat = np.fromiter(
-                (h for i in chunk for h in per_text[i]), dtype=np.uint64, count=int(counts[chunk].sum())
-            ).reshape(-1, 1)
-            phv = (flat * self.a + self.b) % PRIME
+            flat = np.concatenate([np.asarray(per_text[i], dtype=np.uint64) for i in chunk]).reshape(-1, 1)
+            phv = flat * self.a  # in place from here: one (n-grams x bands x rows) array, not three
+            phv += self.b
+            phv %= PRIME
             offsets = np.concatenate([[0], np.cumsum(counts[chunk])[:-1]])
             if parts is None:
                 out[chunk] = np.minimum.reduceat(phv, offsets, axis=0)
