@@ -35,14 +35,11 @@ PROMPTS = 40_000  # as many as the sentences bench_scale.py draws prompts from
 
 def mix(values: np.ndarray, salt: int) -> np.ndarray:
     """splitmix64 of (value, salt): a random-looking 64-bit word per value, the same for the same value."""
+    from frcorpus.stages.dedup.minhash import splitmix64_finish
+
     with np.errstate(over="ignore"):
         h = values.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(salt * 0xBF58476D1CE4E5B9 % 2**64)
-        h ^= h >> np.uint64(30)
-        h *= np.uint64(0xBF58476D1CE4E5B9)
-        h ^= h >> np.uint64(27)
-        h *= np.uint64(0x94D049BB133111EB)
-        h ^= h >> np.uint64(31)
-    return h
+        return splitmix64_finish(h)
 
 
 def make_plan(folder: Path, tasks: int):

@@ -170,8 +170,8 @@ def build_jobs(plan: Plan) -> list[Job]:
 
 
 class PooledLocalExecutor(TaskSetup, LocalPipelineExecutor):
-    """datatrove's local executor, running its tasks in a worker pool that every job of the run
-    shares: datatrove starts a pool (forkserver, imports) and a Manager per job, about a second
+    """datatrove's local executor, running its tasks in a worker pool that every job of the run but
+    the finalize job shares: datatrove starts a pool (forkserver, imports) and a Manager per job, about a second
     each time (measured), which a four-job plan would pay four times."""
 
     def __init__(self, *args, pool=None, **kwargs):

@@ -136,17 +136,23 @@ def s_curve_note(bands: int, rows: int) -> str:
     )
 
 
+def splitmix64_finish(h: np.ndarray) -> np.ndarray:
+    """splitmix64's finalizer on uint64 words, in place (wrapping multiplication)."""
+    h ^= h >> np.uint64(30)
+    h *= np.uint64(0xBF58476D1CE4E5B9)
+    h ^= h >> np.uint64(27)
+    h *= np.uint64(0x94D049BB133111EB)
+    h ^= h >> np.uint64(31)
+    return h
+
+
 def fold_bands(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
     """(n, bands x rows) minhashes -> (n, bands) 64-bit digests (splitmix64 mixing, wrapping uint64)."""
     cube = sigs.reshape(len(sigs), bands, rows)
     h = np.full((len(sigs), bands), 0x9E3779B97F4A7C15, dtype=np.uint64)
     for j in range(rows):
         h ^= cube[:, :, j]
-        h ^= h >> np.uint64(30)
-        h *= np.uint64(0xBF58476D1CE4E5B9)
-        h ^= h >> np.uint64(27)
-        h *= np.uint64(0x94D049BB133111EB)
-        h ^= h >> np.uint64(31)
+        splitmix64_finish(h)
     return h
 
 
